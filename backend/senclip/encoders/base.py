@@ -1,0 +1,57 @@
+"""What the pipeline needs from an encoder, whatever runs it (PyTorch or ONNX Runtime).
+
+Image encoders take raw 8-bit RGB chips at tile size and do resizing and normalisation
+themselves: that keeps the preprocessing recipe inside the model (and inside the exported ONNX
+graph), so both backends see identical input and a GPU encoder can resize on the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..registry import Preprocess
+
+
+class ImageEncoder(Protocol):
+    backend: str  # "torch" | "onnx"
+    device: str  # what actually runs it, e.g. "cpu", "cuda:0"
+    embed_dim: int
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        """uint8 array (N, 3, h, w), RGB → float32 (N, D), rows L2-normalised."""
+
+
+class TextEncoder(Protocol):
+    context_length: int
+    embed_dim: int
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Prompts → float32 (N, D), rows L2-normalised. Over-long prompts are truncated with a
+        :class:`~senclip.errors.SenclipWarning`, never an error; any Unicode is accepted."""
+
+
+@dataclass
+class LoadedModel:
+    """An image and a text encoder from one checkpoint, plus what outputs must record."""
+
+    model_id: str  # registry id, or "checkpoint:<file name>"
+    arch: str  # open_clip architecture name
+    checksum: str  # sha256 of the weight file ("untrained:seed0" for random weights)
+    preprocess: Preprocess
+    untrained: bool
+    backend: str
+    device: str
+    image: ImageEncoder
+    text: TextEncoder
+
+    @property
+    def embed_dim(self) -> int:
+        return self.image.embed_dim
+
+    def record(self) -> dict:
+        """The identity an embedding store is bound to and that output tags carry."""
+        return {"model_id": self.model_id, "arch": self.arch, "checksum": self.checksum,
+                "preprocess": self.preprocess.to_dict(), "untrained": self.untrained,
+                "embed_dim": self.embed_dim}
