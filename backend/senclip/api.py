@@ -1,0 +1,303 @@
+"""The Python API; the CLI and the QGIS worker are thin layers over these three functions.
+
+``embed`` encodes a scene once into an embedding store; ``classify_store`` turns a store and
+prompts into a class map (only the text encoder runs); ``classify`` does both in one go.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .classmap import check_resolution, write_grid, write_pixels
+from .errors import Cancelled, InputError, StoreMismatchError
+from .feedback import Feedback
+from .geotiff import ClassMapWriter
+from .pipeline import encode_scene, load_mask_geometries
+from .prompts import build_prompt_set
+from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
+from .store import EmbeddingStore, StoreWriter, prepare_output
+from .tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
+from .zeroshot import class_embeddings, probabilities
+
+UNTRAINED_NOTE = "RANDOM (untrained) weights: this map only checks the pipeline and means nothing"
+
+
+@dataclass
+class EmbedResult:
+    path: Path
+    chips: int
+    grid: dict
+    model: dict
+    backend: str
+    device: str
+
+
+@dataclass
+class ClassifyResult:
+    path: Path
+    classes: list[str]
+    counts: dict[str, int]
+    area_m2: dict[str, float] | None
+    mean_confidence: dict[str, float]
+    model: dict
+    backend: str
+    device: str
+    unclassified: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["path"] = str(self.path)
+        return d
+
+
+def _versions(backend: str) -> dict:
+    import rasterio
+
+    v = {"senclip": __version__, "python": platform.python_version(), "numpy": np.__version__,
+         "rasterio": rasterio.__version__, "gdal": rasterio.__gdal_version__}
+    try:
+        if backend == "onnx":
+            import onnxruntime
+
+            v["onnxruntime"] = onnxruntime.__version__
+        else:
+            import open_clip
+            import torch
+
+            v["torch"], v["open_clip"] = torch.__version__, open_clip.__version__
+    except ImportError:
+        pass
+    return v
+
+
+def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded):
+    if loaded is not None:
+        return loaded
+    from .models import load_model
+
+    return load_model(model=model, checkpoint=checkpoint, arch=arch, backend=backend, device=device,
+                      offline=offline, feedback=feedback)
+
+
+def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+          tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
+          offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, min_valid: float = DEFAULT_MIN_VALID,
+          bounds=None, mask=None, overwrite: bool = False, offline: bool = False, feedback: Feedback | None = None,
+          loaded_model=None) -> EmbedResult:
+    """Encode ``input`` (raster or band folder) into an embedding store folder ``out``."""
+    feedback = feedback or Feedback()
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    if not 0 < min_valid <= 1:
+        raise InputError(f"--min-valid must be in (0, 1], got {min_valid!r}")
+    prepare_output(out, overwrite)
+    with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
+                    bounds=bounds) as scene:
+        grid = TileGrid.create(scene.width, scene.height, tile, stride)
+        geoms = load_mask_geometries(mask, scene.crs) if mask else None
+        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+        feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}; {grid.rows}×{grid.cols} tiles "
+                      f"of {grid.tile} px, stride {grid.stride}")
+        if lm.untrained:
+            feedback.warning(UNTRAINED_NOTE)
+        meta = {
+            "model": lm.record(), "checkpoint_path": str(Path(checkpoint).resolve()) if checkpoint else None,
+            "tiling": dict(grid.to_dict(), min_valid=min_valid), "radiometry": scene.radiometry.to_dict(),
+            "grid_transform": list(grid.transform(scene.transform))[:6], "crs": scene.crs.to_wkt(),
+            "area_transform": list(scene.transform)[:6], "source": scene.fingerprint(),
+            "mask": str(Path(mask).resolve()) if mask else None, "backend": lm.backend, "device": lm.device,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "versions": _versions(lm.backend),
+        }
+        writer = StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta, overwrite=overwrite)
+        try:
+            n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
+                             geoms=geoms, feedback=feedback)
+            if n == 0:
+                raise InputError(
+                    f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
+                    f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
+            path = writer.commit()
+        except KeyboardInterrupt:
+            writer.abort()
+            raise Cancelled("interrupted; no output was written") from None
+        except BaseException:
+            writer.abort()
+            raise
+    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
+
+
+def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str = "ground",
+                   resolution: str = "grid", calibrate: str = "none", model=None, checkpoint=None, arch=None,
+                   backend: str = "torch", device: str = "auto", input=None, overwrite: bool = False,
+                   offline: bool = False, feedback: Feedback | None = None, loaded_model=None,
+                   extra_tags: dict | None = None) -> ClassifyResult:
+    """Class map from an embedding store: prompts are encoded, images are not."""
+    feedback = feedback or Feedback()
+    check_resolution(resolution)
+    prompt_set = build_prompt_set(classes, prompts=prompts, style=prompt_style)
+    names = list(prompt_set)
+    prepare_output(out, overwrite)
+    st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
+    meta = st.meta
+    if model is None and checkpoint is None and loaded_model is None:
+        model, checkpoint = (None, meta.get("checkpoint_path")) if meta["model"]["model_id"].startswith("checkpoint:") \
+            else (meta["model"]["model_id"], None)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+    st.check_model(lm.record())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cls_emb = class_embeddings(lm.text, prompt_set)
+    for w in caught:
+        feedback.warning(str(w.message))
+
+    rows, cols = st.valid.shape
+    probs = np.zeros((rows, cols, len(names)), dtype=np.float32)
+    idx = np.flatnonzero(st.valid.ravel())
+    flat = st.embeddings.reshape(rows * cols, -1)
+    pflat = probs.reshape(rows * cols, -1)
+    for i0 in range(0, len(idx), 65536):
+        feedback.check()
+        sel = idx[i0:i0 + 65536]
+        pflat[sel] = probabilities(np.asarray(flat[sel], dtype=np.float32), cls_emb)
+    if calibrate != "none":
+        pflat[idx] = probabilities(np.asarray(flat[idx], dtype=np.float32), cls_emb, calibrate=calibrate)
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    crs = CRS.from_wkt(meta["crs"])
+    tl = meta["tiling"]
+    grid = TileGrid(tl["width"], tl["height"], tl["tile"], tl["stride"])
+    area_t = Affine(*meta["area_transform"])
+    tags = {
+        "SENCLIP_VERSION": __version__, "SENCLIP_CLASSES": names, "SENCLIP_PROMPTS": prompt_set,
+        "SENCLIP_PROMPT_STYLE": prompt_style if prompts is None else "file",
+        "SENCLIP_MODEL": lm.model_id, "SENCLIP_ARCH": lm.arch, "SENCLIP_CHECKSUM_SHA256": lm.checksum,
+        "SENCLIP_TILING": dict(tl, resolution=resolution), "SENCLIP_CALIBRATE": calibrate,
+        "SENCLIP_BACKEND": meta.get("backend", lm.backend), "SENCLIP_DEVICE": meta.get("device", lm.device),
+        "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
+        "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": f"{lm.backend}/{lm.device}",
+    }
+    if lm.untrained or meta["model"].get("untrained"):
+        tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
+    tags.update(extra_tags or {})
+
+    if resolution == "grid":
+        transform, width, height = Affine(*meta["grid_transform"]), cols, rows
+    else:
+        transform, width, height = area_t, grid.width, grid.height
+    writer = ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs, classes=names,
+                            tags=tags, overwrite=overwrite)
+    try:
+        if resolution == "grid":
+            write_grid(writer, probs, st.valid, feedback)
+        else:
+            pixel_valid = _pixel_validity(meta, input)
+            try:
+                write_pixels(writer, probs, st.valid, grid, pixel_valid=pixel_valid, feedback=feedback)
+            finally:
+                if pixel_valid is not None:
+                    pixel_valid.close()
+        path = writer.commit()
+    except KeyboardInterrupt:
+        writer.abort()
+        raise Cancelled("interrupted; no output was written") from None
+    except BaseException:
+        writer.abort()
+        raise
+
+    px_area = abs(transform.a * transform.e - transform.b * transform.d)
+    metric = crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")
+    counts = {n: int(writer.counts[i + 1]) for i, n in enumerate(names)}
+    conf = {n: (float(writer.conf_sum[i + 1] / writer.counts[i + 1] / 100) if writer.counts[i + 1] else 0.0)
+            for i, n in enumerate(names)}
+    return ClassifyResult(
+        path=path, classes=names, counts=counts,
+        area_m2={n: c * px_area for n, c in counts.items()} if metric else None,
+        mean_confidence=conf, model=lm.record(), backend=lm.backend, device=lm.device,
+        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught])
+
+
+class _PixelValidity:
+    """Re-reads input validity (nodata, mask polygons) row block by row block for pixel output."""
+
+    def __init__(self, scene, geoms) -> None:
+        self.scene, self.geoms = scene, geoms
+
+    def __call__(self, y0: int, h: int) -> np.ndarray:
+        from .pipeline import strip_validity
+
+        _, valid = self.scene.read(y0, 0, h, self.scene.width)
+        return strip_validity(self.scene, valid, y0, 0, self.geoms)
+
+    def close(self) -> None:
+        self.scene.close()
+
+
+def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
+    src = input or meta.get("source", {}).get("path")
+    if not src or not Path(src).exists():
+        return None
+    rad = meta["radiometry"]
+    scene = open_scene(src, bands=",".join(meta["source"]["bands"]),
+                       scale="auto" if rad["passthrough_8bit"] else rad["scale"], offset=rad["offset"],
+                       max_reflectance=rad["max_reflectance"], area=meta["source"]["area"])
+    geoms = load_mask_geometries(meta["mask"], scene.crs) if meta.get("mask") else None
+    return _PixelValidity(scene, geoms)
+
+
+def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
+             embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
+             model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+             tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
+             offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, min_valid: float = DEFAULT_MIN_VALID,
+             bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
+             feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
+    """Scene (or an existing store, ``embeddings=``) + classes/prompts → class-map GeoTIFF ``out``."""
+    feedback = feedback or Feedback()
+    if out is None:
+        raise InputError("no output path given; pass --out map.tif")
+    check_resolution(resolution)
+    build_prompt_set(classes, prompts=prompts, style=prompt_style)  # fail on bad prompts before encoding
+    prepare_output(out, overwrite)
+    common = dict(classes=classes, prompts=prompts, prompt_style=prompt_style, resolution=resolution,
+                  calibrate=calibrate, backend=backend, device=device, input=input, overwrite=overwrite,
+                  offline=offline, feedback=feedback)
+    if embeddings is not None:
+        st = EmbeddingStore(embeddings)
+        if input is not None:
+            with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
+                            bounds=bounds) as scene:
+                fp, mine = scene.fingerprint(), st.meta.get("source", {})
+                if (fp["width"], fp["height"], fp["transform"]) != (mine.get("width"), mine.get("height"), mine.get("transform")):
+                    raise StoreMismatchError(
+                        f"embedding store {Path(embeddings).name} was made from {mine.get('path')}, which is not on the "
+                        f"grid of {input}; leave out INPUT or re-run 'senclip embed' for this input")
+        return classify_store(st, out, model=model, checkpoint=checkpoint, arch=arch, loaded_model=loaded_model, **common)
+    if input is None:
+        raise InputError("no input given; pass a Sentinel-2 raster or band folder (or --embeddings STORE)")
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+    emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
+                    max_reflectance=max_reflectance, min_valid=min_valid, bounds=bounds, mask=mask,
+                    checkpoint=checkpoint, feedback=feedback, loaded_model=lm)
+    if save_embeddings is not None:
+        res = embed(input, save_embeddings, overwrite=overwrite, **emb_opts)
+        return classify_store(res.path, out, loaded_model=lm, **common)
+    with tempfile.TemporaryDirectory(prefix="senclip-") as tmp:
+        res = embed(input, Path(tmp) / "store", **emb_opts)
+        return classify_store(res.path, out, loaded_model=lm, **common)
+
+
+def result_json(result) -> str:
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(result.__dict__, path=str(result.path))
+    return json.dumps(d, default=str)

@@ -1,0 +1,44 @@
+"""``senclip classify``: raster (or embedding store) + classes → class-map GeoTIFF."""
+from __future__ import annotations
+
+import click
+
+from ..feedback import TqdmFeedback
+from .options import model_options, parse_bounds, prompt_options, tiling_options
+
+
+def report(res) -> str:
+    lines = [f"wrote {res.path} ({res.model['model_id']} on {res.backend}/{res.device})"]
+    total = sum(res.counts.values()) or 1
+    for name in res.classes:
+        area = f"{res.area_m2[name] / 1e6:9.3f} km²" if res.area_m2 is not None else ""
+        lines.append(f"  {name:<32} {100 * res.counts[name] / total:5.1f} %  {area}  "
+                     f"mean confidence {100 * res.mean_confidence[name]:5.1f} %")
+    if res.model.get("untrained"):
+        lines.append("  NOTE: random (untrained) weights; this map only checks the pipeline")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("input", type=click.Path(), required=False)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Class-map GeoTIFF to write.")
+@prompt_options
+@click.option("--embeddings", type=click.Path(file_okay=False), default=None,
+              help="Re-classify from this embedding store ('senclip embed') instead of encoding INPUT.")
+@click.option("--save-embeddings", type=click.Path(file_okay=False), default=None,
+              help="Also keep the embeddings as a store for later re-classification.")
+@click.option("--resolution", type=click.Choice(["grid", "pixel"]), default="grid", show_default=True,
+              help="grid: one output pixel per stride step; pixel: input resolution, averaging all chips covering a pixel.")
+@click.option("--calibrate", type=click.Choice(["none", "column-mean"]), default="none", show_default=True,
+              help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
+@model_options
+@tiling_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.pass_context
+def classify(ctx, input, out, bounds, **kw):
+    """Classify INPUT (Sentinel-2 raster or band folder) into the given classes."""
+    from ..api import classify as run
+
+    fb = TqdmFeedback(quiet=ctx.obj["quiet"])
+    res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)
+    click.echo(report(res))

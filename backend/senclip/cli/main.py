@@ -1,0 +1,67 @@
+"""``senclip``: the click group. Subcommands live one per module; errors are handled once here."""
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import click
+
+from .. import __version__
+from ..errors import Cancelled, SenclipError, SenclipWarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"warning: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="senclip")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars, only errors and warnings.")
+@click.pass_context
+def cli(ctx, verbose, quiet):
+    """Zero-shot land-use / land-cover maps of Sentinel-2 imagery from free-text prompts (SenCLIP)."""
+    logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"quiet": quiet}
+
+
+def _register() -> None:
+    from .classify import classify
+    from .demo import demo
+    from .embed import embed
+    from .models import models
+
+    for cmd in (classify, embed, models, demo):
+        cli.add_command(cmd)
+
+
+_register()
+
+
+def main(argv=None) -> None:
+    """Entry point: one line on stderr and exit 2 for bad input, 130 for Ctrl-C, 1 otherwise."""
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("default", SenclipWarning)
+    try:
+        cli.main(args=argv, prog_name="senclip", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: cancelled; no output was written", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(2)
+    except Cancelled as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(130)
+    except SenclipError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: cancelled; no output was written", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Options shared by several subcommands, defined once (rasterio's rio/options.py pattern)."""
+from __future__ import annotations
+
+import click
+
+from ..prompts import STYLES
+from ..scene import DEFAULT_MAX_REFLECTANCE
+from ..tiling import DEFAULT_MIN_VALID, DEFAULT_TILE
+
+
+def _stack(*decorators):
+    def wrap(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+    return wrap
+
+
+model_options = _stack(
+    click.option("--model", "model", default=None, metavar="ID",
+                 help="Registry model id (see 'senclip models list'). Default: senclip-vitb32-avgpool."),
+    click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                 help="A local checkpoint instead of --model: SenCLIP-format state_dict (whole OpenAI-CLIP "
+                      "model, architecture read from the keys) or an open_clip checkpoint."),
+    click.option("--arch", default=None, help="open_clip architecture for --checkpoint when it cannot be inferred."),
+    click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+                 help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                 help="auto uses CUDA when available and says which device ran."),
+    click.option("--offline", is_flag=True, help="Never download; use cached weights only."),
+)
+
+tiling_options = _stack(
+    click.option("--tile", type=int, default=DEFAULT_TILE, show_default=True, help="Chip size in pixels (64 = EuroSAT chip)."),
+    click.option("--stride", type=int, default=None, help="Step between chips in pixels [default: tile/2]."),
+    click.option("--batch-size", type=int, default=32, show_default=True, help="Chips per encoder call."),
+    click.option("--bands", default=None, metavar="R,G,B",
+                 help="Which bands are red, green, blue: 1-based indices ('4,3,2') or names ('B04,B03,B02'). "
+                      "Default by band count: 13 = L1C order, 12 = L2A order, 4 = B2,B3,B4,B8, 3 = RGB."),
+    click.option("--scale", default="auto", show_default=True,
+                 help="Digital numbers per unit reflectance (Sentinel-2: 10000). 8-bit input is used as is."),
+    click.option("--offset", default="auto", show_default=True,
+                 help="Added to DNs before scaling; auto reads BOA/RADIO_ADD_OFFSET (−1000 from baseline 04.00) "
+                      "from the SAFE metadata or the N0400 baseline in the name."),
+    click.option("--max-reflectance", type=float, default=DEFAULT_MAX_REFLECTANCE, show_default=True,
+                 help="Reflectance shown as full brightness when converting to 8-bit RGB."),
+    click.option("--min-valid", type=float, default=DEFAULT_MIN_VALID, show_default=True,
+                 help="Chips with a smaller fraction of valid pixels are left unclassified (0)."),
+    click.option("--bounds", default=None, metavar="MINX,MINY,MAXX,MAXY",
+                 help="Only process this extent (in the raster's CRS)."),
+    click.option("--mask", type=click.Path(dir_okay=False), default=None,
+                 help="GeoJSON polygons: only classify inside them."),
+)
+
+prompt_options = _stack(
+    click.option("--classes", default=None, help='Class names separated by ";", e.g. "Forest;Sea or Lake".'),
+    click.option("--prompts", type=click.Path(dir_okay=False), default=None,
+                 help="JSON file {class: [prompt, ...]} (the SenCLIP release format)."),
+    click.option("--prompt-style", type=click.Choice(list(STYLES)), default="ground", show_default=True,
+                 help="Built-in prompts: ground-level descriptions (SenCLIP), aerial, or generic templates."),
+)
+
+
+def parse_bounds(value):
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4:
+        raise click.BadParameter("must be four numbers MINX,MINY,MAXX,MAXY", param_hint="--bounds")
+    return parts

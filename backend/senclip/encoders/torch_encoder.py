@@ -1,0 +1,126 @@
+"""PyTorch encoders over an open_clip CLIP model.
+
+The chip encoder is an ``nn.Module`` taking raw uint8 chips, so resizing and normalisation run
+on the model's device and are exported into the ONNX graph unchanged: both backends then see
+bit-for-bit the same preprocessing recipe.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, SenclipWarning
+from ..registry import Preprocess
+from .tokenizer import truncation_warning
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ImportError as e:  # pragma: no cover - exercised only without torch
+    raise BackendUnavailableError(
+        "the torch backend needs PyTorch and open_clip: pip install torch torchvision open_clip_torch "
+        "(or use --backend onnx)") from e
+
+
+def pick_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without one is an error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailableError(
+            f"--device {device} but torch {torch.__version__} sees no CUDA device; use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BackendUnavailableError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+class ChipEncoder(nn.Module):
+    """uint8 (N, 3, h, w) RGB chips → L2-normalised image embeddings (N, D), any h and w."""
+
+    def __init__(self, model, preprocess: Preprocess) -> None:
+        super().__init__()
+        self.model = model
+        self.size = int(preprocess.size)
+        self.register_buffer("mean", torch.tensor(preprocess.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(preprocess.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        x = chips.to(torch.float32) / 255.0
+        x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", align_corners=False)
+        x = (x.clamp(0.0, 1.0) - self.mean) / self.std
+        return F.normalize(self.model.encode_image(x), dim=-1)
+
+
+class TextModule(nn.Module):
+    """int64 token ids (N, context) → L2-normalised text embeddings (N, D)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_text(tokens), dim=-1)
+
+
+def embed_dim_of(model) -> int:
+    proj = model.text_projection
+    return int(proj.shape[1] if not isinstance(proj, nn.Linear) else proj.out_features)
+
+
+class TorchImageEncoder:
+    backend = "torch"
+
+    def __init__(self, model, preprocess: Preprocess, device: str = "auto") -> None:
+        self.device = pick_device(device)
+        self.module = ChipEncoder(model, preprocess).to(self.device).eval()
+        self.embed_dim = embed_dim_of(model)
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        chips = np.asarray(chips)
+        if chips.ndim != 4 or chips.shape[1] != 3 or chips.dtype != np.uint8:
+            raise ValueError(f"chips must be uint8 (N, 3, h, w), got {chips.dtype} {chips.shape}")
+        if len(chips) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        with torch.inference_mode():
+            out = self.module(torch.from_numpy(np.ascontiguousarray(chips)).to(self.device))
+        return out.float().cpu().numpy()
+
+
+class TorchTextEncoder:
+    backend = "torch"
+
+    def __init__(self, model, device: str = "auto", batch_size: int = 256) -> None:
+        from open_clip.tokenizer import SimpleTokenizer
+
+        self.device = pick_device(device)
+        self.module = TextModule(model).to(self.device).eval()
+        self.context_length = int(model.context_length)
+        self.embed_dim = embed_dim_of(model)
+        self.batch_size = batch_size
+        self.tokenizer = _open_clip_tokenizer(SimpleTokenizer)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.embed_dim), np.float32)
+        # open_clip truncates silently: count first so the user hears about it
+        truncated = [i for i, t in enumerate(texts) if len(self.tokenizer.encode(t)) + 2 > self.context_length]
+        if truncated:
+            warnings.warn(truncation_warning(texts, truncated, self.context_length), SenclipWarning, stacklevel=2)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                tokens = self.tokenizer(texts[i:i + self.batch_size], context_length=self.context_length)
+                out.append(self.module(tokens.to(self.device)).float().cpu().numpy())
+        return np.concatenate(out)
+
+
+_TOKENIZERS: dict = {}
+
+
+def _open_clip_tokenizer(cls):
+    if cls not in _TOKENIZERS:
+        _TOKENIZERS[cls] = cls()
+    return _TOKENIZERS[cls]

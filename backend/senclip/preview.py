@@ -1,0 +1,78 @@
+"""A PNG a person can look at: the scene in true colour beside its class map, with a legend.
+
+Random-weight runs get a banner saying so, so a smoke-test picture is never mistaken for a
+result.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FONT_CANDIDATES = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf", "Arial.ttf"]
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    for name in FONT_CANDIDATES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default()
+
+
+def render_preview(classmap, png, *, scene=None, max_side: int = 900) -> Path:
+    """Write ``png`` from a class-map GeoTIFF; ``scene`` (an open :class:`~senclip.scene.Scene`
+    of the same area) adds the true-colour panel."""
+    import rasterio
+    from PIL import Image, ImageDraw
+
+    with rasterio.open(classmap) as ds:
+        cls = ds.read(1)
+        cmap = ds.colormap(1)
+        tags = ds.tags()
+        names = json.loads(ds.tags(1)["CLASS_NAMES"])
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    for k, rgba in cmap.items():
+        lut[k] = rgba[:3]
+    lut[0] = (255, 255, 255)
+    panels = []
+    k = max(1, int(np.ceil(max(cls.shape) / max_side)))
+    size = (cls.shape[1] // k or 1, cls.shape[0] // k or 1)
+    if scene is not None:
+        step = max(1, int(np.ceil(max(scene.height, scene.width) / max_side)))
+        dn, _ = scene.read(0, 0, scene.height, scene.width)
+        rgb = scene.radiometry.to_uint8(dn[:, ::step, ::step])
+        panels.append(Image.fromarray(np.moveaxis(rgb, 0, -1)).resize(size, Image.BILINEAR))
+    panels.append(Image.fromarray(lut[cls]).resize(size, Image.NEAREST))
+    font, small = _font(16), _font(13)
+    legend_w = 320
+    banner = 40 if "SENCLIP_WARNING" in tags else 0
+    w = sum(p.width for p in panels) + 10 * len(panels) + legend_w
+    h = max(max(p.height for p in panels), 30 + 22 * len(names)) + banner + 40
+    img = Image.new("RGB", (w, h), "white")
+    draw = ImageDraw.Draw(img)
+    x = 0
+    for p in panels:
+        img.paste(p, (x, banner + 30))
+        x += p.width + 10
+    title = f"SenCLIP class map - model {tags.get('SENCLIP_MODEL', '?')}"
+    draw.text((8, banner + 6), title, fill="black", font=font)
+    if banner:
+        draw.rectangle([0, 0, w, banner - 4], fill=(200, 0, 0))
+        draw.text((8, 10), tags["SENCLIP_WARNING"], fill="white", font=font)
+    y = banner + 34
+    counts = np.bincount(cls.ravel(), minlength=len(names))
+    valid = max(1, counts[1:].sum())
+    for i, name in enumerate(names[1:], start=1):
+        draw.rectangle([x, y, x + 16, y + 16], fill=tuple(int(v) for v in lut[i]), outline="black")
+        draw.text((x + 24, y), f"{name} ({100 * counts[i] / valid:.1f} %)", fill="black", font=small)
+        y += 22
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    img.save(tmp)
+    tmp.replace(png)
+    return png

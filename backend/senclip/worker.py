@@ -1,0 +1,446 @@
+"""JSON-lines worker: the only door between the QGIS plugin and the backend.
+
+QGIS must never import torch, onnxruntime or rasterio (a second GDAL/PROJ/OpenMP in its process
+crashes it), so the plugin runs ``python -m senclip.worker`` in the backend's own environment and
+talks to it over pipes. One request per line on stdin::
+
+    {"id": 1, "op": "classify", "args": {"input": "...", "out": "...", "classes": ["A", "B"]}}
+
+and events, one per line on stdout, each carrying the request id::
+
+    {"id": 1, "event": "progress", "text": "encoding", "done": 3, "total": 10, "percent": 30.0}
+    {"id": 1, "event": "info" | "warning", "message": "..."}
+    {"id": 1, "event": "result", "result": {...}}
+    {"id": 1, "event": "error", "type": "InputError", "message": "...", "exit_code": 2}
+
+Every request ends with exactly one ``result`` or ``error``. Cancel is the plugin killing this
+process: the API writes through temp files and renames, so a kill leaves nothing half-written.
+The worker keeps state between requests (loaded models, an embedding store, the last class
+probabilities) so the dock can re-classify and probe without paying for a model load again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+from .errors import InputError, SenclipError
+from .feedback import Feedback
+
+PROTOCOL = 1
+
+
+def to_jsonable(value):
+    """Results hold dataclasses, paths and numpy values; JSON holds none of them."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "record") and callable(value.record):  # LoadedModel
+        return to_jsonable(value.record())
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+class Channel:
+    """Writes events to the real stdout; everything else printed goes to stderr.
+
+    Libraries print (pip, tqdm, warnings); a stray line on the protocol pipe would be a parse error
+    in QGIS, so ``sys.stdout`` is pointed at stderr and only this object writes to the pipe.
+    """
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def send(self, event: dict) -> None:
+        self.stream.write(json.dumps(event, default=str) + "\n")
+        self.stream.flush()
+
+
+class JsonFeedback(Feedback):
+    """Progress as events, throttled so a fast loop does not flood the pipe."""
+
+    def __init__(self, channel: Channel, request_id) -> None:
+        super().__init__()
+        self.channel = channel
+        self.request_id = request_id
+        self.total = 0
+        self.done = 0
+        self.text = ""
+        self._last = 0.0
+
+    def _emit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < 0.1 and self.done < self.total:
+            return
+        self._last = now
+        percent = 100.0 * self.done / self.total if self.total else 0.0
+        self.channel.send({"id": self.request_id, "event": "progress", "text": self.text,
+                           "done": self.done, "total": self.total, "percent": round(percent, 2)})
+
+    def start(self, total: int, text: str) -> None:
+        self.total, self.done, self.text = int(total), 0, text
+        self._emit(force=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.done += int(n)
+        self._emit()
+
+    def finish(self) -> None:
+        if self.total:
+            self.done = self.total
+            self._emit(force=True)
+
+    def info(self, text: str) -> None:
+        self.channel.send({"id": self.request_id, "event": "info", "message": str(text)})
+
+    def warning(self, text: str) -> None:
+        self.channel.send({"id": self.request_id, "event": "warning", "message": str(text)})
+
+
+# --- state shared between requests of one worker --------------------------------------------
+class State:
+    """What a persistent worker (the dock's) keeps between requests."""
+
+    def __init__(self, persistent: bool = False) -> None:
+        self.persistent = persistent  # keep loaded models for later requests
+        self.models: dict = {}  # (model, checkpoint, ...) -> LoadedModel with a caching text tower
+        self.store = None  # the EmbeddingStore the dock works on
+        self.store_model: dict = {}  # load_model arguments of the store's model
+        self.last = None  # prompts and calibration of the last re-classification (for probe)
+
+
+def _version(module_name: str):
+    try:
+        module = __import__(module_name)
+    except Exception as exc:  # noqa: BLE001 - a broken optional dependency is a diagnostic, not a crash
+        return None if isinstance(exc, ImportError) else f"broken: {exc}"
+    return getattr(module, "__version__", "unknown")
+
+
+def _devices() -> dict:
+    """What can run a model here; imports torch/onnxruntime only if present."""
+    out: dict = {"torch": None, "onnxruntime": None}
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        out["torch"] = {"cpu": True, "cuda": cuda,
+                        "cuda_devices": [torch.cuda.get_device_name(i)
+                                         for i in range(torch.cuda.device_count())] if cuda else [],
+                        "threads": torch.get_num_threads()}
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        out["onnxruntime"] = {"providers": onnxruntime.get_available_providers()}
+    except ImportError:
+        pass
+    return out
+
+
+def op_diagnostics(args: dict, feedback: Feedback, state: State) -> dict:
+    """Everything a bug report needs from the backend side, without loading a model."""
+    import senclip
+
+    versions = {"senclip": senclip.__version__, "python": platform.python_version()}
+    for name in ("numpy", "rasterio", "torch", "torchvision", "open_clip", "onnxruntime", "onnx"):
+        versions[name] = _version(name)
+    gdal = proj = None
+    try:
+        import rasterio
+
+        gdal = rasterio.__gdal_version__
+        proj = rasterio.__proj_version__
+    except Exception:  # noqa: BLE001
+        pass
+    from . import registry
+
+    return {
+        "protocol": PROTOCOL, "versions": versions, "gdal": gdal, "proj": proj,
+        "platform": platform.platform(), "executable": sys.executable, "prefix": sys.prefix,
+        "senclip_path": str(Path(senclip.__file__).parent),
+        "senclip_home": os.environ.get("SENCLIP_HOME"),
+        "devices": _devices(), "models": list(registry.list_models()),
+    }
+
+
+def op_selfcheck(args: dict, feedback: Feedback, state: State) -> dict:
+    """Proves the environment can run a model: imports, a small forward pass per device."""
+    info = op_diagnostics(args, feedback, state)
+    checks = {}
+    try:
+        import torch
+
+        for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+            layer = torch.nn.Linear(16, 8).to(dev).eval()
+            with torch.no_grad():
+                y = layer(torch.ones(4, 16, device=dev))
+            checks[f"torch-{dev}"] = bool(torch.isfinite(y).all().item())
+        import open_clip  # noqa: F401 - the torch backend needs it
+
+        checks["open_clip"] = True
+    except ImportError as exc:
+        checks["torch"] = f"not installed ({exc.name})"
+    try:
+        import onnxruntime  # noqa: F401
+
+        checks["onnxruntime"] = True
+    except ImportError:
+        checks["onnxruntime"] = "not installed"
+    info["checks"] = checks
+    usable = checks.get("open_clip") is True or checks.get("onnxruntime") is True
+    if not usable:
+        from .errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "the backend environment has neither torch+open_clip nor onnxruntime "
+            f"({sys.executable}); reinstall it with the torch or onnx extra (senclip:install_backend)")
+    return info
+
+
+def _api():
+    from . import api
+
+    return api
+
+
+class CachingText:
+    """Text encoder that remembers every prompt it has encoded.
+
+    The dock re-classifies on every prompt edit; usually one prompt changed, so only that one
+    needs the text tower. Wraps any :class:`~senclip.encoders.base.TextEncoder`.
+    """
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.context_length = getattr(inner, "context_length", 77)
+        self.embed_dim = inner.embed_dim
+        self.cache: dict = {}
+
+    def encode_texts(self, texts):
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            for t, e in zip(missing, np.asarray(self.inner.encode_texts(missing), dtype=np.float32)):
+                self.cache[t] = e
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.embed_dim), np.float32)
+
+
+MODEL_KEYS = ("model", "checkpoint", "arch", "backend", "device", "offline")
+
+
+def _loaded(args: dict, feedback: Feedback, state: State):
+    """The model named by ``args``, loaded once per worker (the dock re-uses it for every run)."""
+    key = tuple(str(args.get(k)) for k in MODEL_KEYS)
+    if key not in state.models:
+        from .models import load_model
+
+        lm = load_model(model=args.get("model"), checkpoint=args.get("checkpoint"), arch=args.get("arch"),
+                        backend=args.get("backend", "torch"), device=args.get("device", "auto"),
+                        offline=bool(args.get("offline", False)), feedback=feedback)
+        state.models[key] = dataclasses.replace(lm, text=CachingText(lm.text))
+    return state.models[key]
+
+
+def _call(func, args: dict, feedback: Feedback, state: State | None = None):
+    args = dict(args)
+    for key in ("input", "out", "store", "checkpoint", "prompts", "mask"):
+        if isinstance(args.get(key), str) and key != "prompts" or key == "prompts" and isinstance(args.get(key), str):
+            args[key] = str(args[key])
+    pos = [args.pop(k) for k in ("input", "store") if k in args][:1]
+    out = args.pop("out")
+    if state is not None:  # persistent mode: keep the model between requests
+        args["loaded_model"] = _loaded(args, feedback, state)
+    return func(*pos, out, feedback=feedback, **args)
+
+
+def op_classify(args: dict, feedback: Feedback, state: State) -> dict:
+    return to_jsonable(_call(_api().classify, args, feedback, state if state.persistent else None))
+
+
+def op_embed(args: dict, feedback: Feedback, state: State) -> dict:
+    return to_jsonable(_call(_api().embed, args, feedback, state if state.persistent else None))
+
+
+def op_classify_store(args: dict, feedback: Feedback, state: State) -> dict:
+    return to_jsonable(_call(_api().classify_store, args, feedback))
+
+
+def _store_model_args(meta: dict, args: dict) -> dict:
+    """The model an embedding store was made with, as ``load_model`` arguments."""
+    rec = meta["model"]
+    if str(rec.get("model_id", "")).startswith("checkpoint:"):
+        out = {"model": None, "checkpoint": meta.get("checkpoint_path")}
+    else:
+        out = {"model": rec["model_id"], "checkpoint": None}
+    out.update(arch=None, backend=args.get("backend", meta.get("backend", "torch")),
+               device=args.get("device", "auto"), offline=args.get("offline", False))
+    return out
+
+
+def op_load_store(args: dict, feedback: Feedback, state: State) -> dict:
+    """Keep a store (and its model) in memory so ``reclassify`` runs only the text tower."""
+    from .store import EmbeddingStore
+
+    store = EmbeddingStore(str(args["store"]))
+    state.store = store
+    state.store_model = _store_model_args(store.meta, args)
+    _loaded(state.store_model, feedback, state)
+    return {"store": str(store.path), "rows": int(store.valid.shape[0]), "cols": int(store.valid.shape[1]),
+            "valid": int(store.valid.sum()), "model": store.meta["model"]}
+
+
+def _full_prompt_set(args: dict) -> dict:
+    """Classes without prompts of their own get the shipped/template prompts of the style."""
+    from .prompts import build_prompt_set, parse_classes
+
+    classes = parse_classes(args.get("classes"))
+    given = {k: v for k, v in (args.get("prompts") or {}).items() if v}
+    style = args.get("prompt_style", "ground")
+    if isinstance(args.get("prompts"), str):
+        return build_prompt_set(classes or None, prompts=args["prompts"], style=style)
+    names = classes or list(given)
+    lookup = {k.casefold(): v for k, v in given.items()}
+    missing = [n for n in names if n.casefold() not in lookup]
+    defaults = build_prompt_set(missing, style=style) if missing else {}
+    return {n: lookup.get(n.casefold()) or defaults[n] for n in names}
+
+
+def op_reclassify(args: dict, feedback: Feedback, state: State) -> dict:
+    """Classify the loaded store with new prompts: text encoder (cached) + a matrix product."""
+    if state.store is None:
+        raise InputError("no embedding store loaded; send load_store (or run the dock once) first")
+    started = time.perf_counter()
+    prompt_set = _full_prompt_set(args)
+    calibrate = args.get("calibrate", "none")
+    lm = _loaded(state.store_model, feedback, state)
+    result = _api().classify_store(
+        state.store, str(args["out"]), classes=list(prompt_set), prompts=prompt_set,
+        resolution=args.get("resolution", "grid"), calibrate=calibrate, overwrite=True,
+        feedback=feedback, loaded_model=lm)
+    state.last = {"prompt_set": prompt_set, "calibrate": calibrate, "path": str(result.path)}
+    out = to_jsonable(result)
+    out["prompts"] = prompt_set
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
+def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
+    """Class probabilities at map coordinates (x, y in the store's CRS) for the last prompts."""
+    if state.store is None or state.last is None:
+        raise InputError("nothing classified yet; run a classification before probing the map")
+    import numpy as np
+    from affine import Affine
+
+    from .zeroshot import class_embeddings, probabilities
+
+    meta, st = state.store.meta, state.store
+    col, row = ~Affine(*meta["grid_transform"]) * (float(args["x"]), float(args["y"]))
+    row, col = int(np.floor(row)), int(np.floor(col))
+    rows, cols = st.valid.shape
+    base = {"x": float(args["x"]), "y": float(args["y"]), "row": row, "col": col}
+    if not (0 <= row < rows and 0 <= col < cols) or not st.valid[row, col]:
+        return dict(base, inside=False, top=[])
+    prompt_set = state.last["prompt_set"]
+    cls_emb = class_embeddings(_loaded(state.store_model, feedback, state).text, prompt_set)
+    calibrate = state.last["calibrate"]
+    if calibrate == "none":
+        p = probabilities(np.asarray(st.embeddings[row, col], np.float32)[None], cls_emb)[0]
+    else:  # transductive: the whole scene takes part
+        flat = np.asarray(st.embeddings[st.valid], np.float32)
+        k = int(np.flatnonzero(st.valid.ravel()).searchsorted(row * cols + col))
+        p = probabilities(flat, cls_emb, calibrate=calibrate)[k]
+    names = list(prompt_set)
+    order = np.argsort(-p)[: int(args.get("k", 5))]
+    return dict(base, inside=True, top=[{"class": names[i], "probability": float(p[i])} for i in order])
+
+
+OPS = {
+    "classify": op_classify, "embed": op_embed, "classify_store": op_classify_store,
+    "selfcheck": op_selfcheck, "diagnostics": op_diagnostics, "load_store": op_load_store,
+    "reclassify": op_reclassify, "probe": op_probe,
+}
+
+
+def handle(request: dict, channel: Channel, state: State) -> None:
+    """Run one request; always answer with exactly one result or error event."""
+    rid = request.get("id")
+    op = request.get("op")
+    feedback = JsonFeedback(channel, rid)
+    try:
+        if op not in OPS:
+            raise InputError(f"unknown worker op {op!r}; known: {', '.join(sorted(OPS))}")
+        args = request.get("args") or {}
+        if not isinstance(args, dict):
+            raise InputError(f"worker args must be a JSON object, got {type(args).__name__}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = OPS[op](args, feedback, state)
+        for w in caught:
+            if issubclass(w.category, UserWarning):
+                feedback.warning(str(w.message))
+        channel.send({"id": rid, "event": "result", "result": result})
+    except SenclipError as exc:
+        channel.send({"id": rid, "event": "error", "type": type(exc).__name__,
+                      "message": str(exc), "exit_code": exc.exit_code})
+    except TypeError as exc:  # a wrong keyword from the plugin: a bug, but say which
+        traceback.print_exc()
+        channel.send({"id": rid, "event": "error", "type": "TypeError",
+                      "message": f"{op}: {exc}", "exit_code": 1})
+    except Exception as exc:  # noqa: BLE001 - the plugin must hear about every failure
+        traceback.print_exc()
+        channel.send({"id": rid, "event": "error", "type": type(exc).__name__,
+                      "message": f"{type(exc).__name__}: {exc}", "exit_code": 1})
+
+
+def serve(stdin=None, stdout=None, persistent: bool = False) -> int:
+    """Answer requests until stdin closes or a ``shutdown`` request arrives."""
+    stdin = stdin or sys.stdin
+    channel = Channel(stdout or sys.stdout)
+    state = State(persistent)
+    channel.send({"id": None, "event": "ready", "protocol": PROTOCOL, "pid": os.getpid()})
+    for line in stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request must be a JSON object")
+        except ValueError as exc:
+            channel.send({"id": None, "event": "error", "type": "ProtocolError",
+                          "message": f"bad request line: {exc}", "exit_code": 2})
+            continue
+        if request.get("op") == "shutdown":
+            channel.send({"id": request.get("id"), "event": "result", "result": {}})
+            break
+        handle(request, channel, state)
+    return 0
+
+
+def main() -> int:
+    out = sys.stdout
+    sys.stdout = sys.stderr  # only the Channel writes to the protocol pipe
+    return serve(sys.stdin, out, persistent="--persistent" in sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""Thin base for the SenCLIP algorithms: names, help, parameters declared once, the worker call.
+
+Parameter names are constants on :class:`SenclipAlgorithm`; each algorithm declares only the groups
+it needs through the ``add_*`` helpers. ``request_args`` (in each algorithm) turns parameters into
+the backend's keyword arguments without running anything, so it is tested without a backend.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import (
+    QgsCoordinateTransform, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
+    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
+    QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
+    QgsProviderRegistry, QgsVectorFileWriter, QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
+
+from .. import backend_client, catalog
+
+HELP_DIR = Path(__file__).resolve().parent.parent / "help"
+
+
+class SenclipAlgorithm(QgsProcessingAlgorithm):
+    NAME = ""
+    DISPLAY = ""
+
+    INPUT = "INPUT"
+    CLASSES = "CLASSES"
+    PROMPTS = "PROMPTS"
+    PROMPT_STYLE = "PROMPT_STYLE"
+    MODEL = "MODEL"
+    CHECKPOINT = "CHECKPOINT"
+    BACKEND = "BACKEND"
+    DEVICE = "DEVICE"
+    TILE = "TILE"
+    STRIDE = "STRIDE"
+    BATCH_SIZE = "BATCH_SIZE"
+    BANDS = "BANDS"
+    RESOLUTION = "RESOLUTION"
+    CALIBRATE = "CALIBRATE"
+    EXTENT = "EXTENT"
+    MASK = "MASK"
+    STORE = "STORE"
+    OFFLINE = "OFFLINE"
+    OUTPUT = "OUTPUT"
+    OUTPUT_TABLE = "OUTPUT_TABLE"
+
+    # -- identity ------------------------------------------------------------------------------
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SenclipAlgorithm", text)
+
+    def createInstance(self):  # noqa: N802 - Qt naming
+        return type(self)()
+
+    def name(self) -> str:
+        return self.NAME
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr(self.DISPLAY)
+
+    def group(self) -> str:
+        return self.tr("Land cover (zero-shot)")
+
+    def groupId(self) -> str:  # noqa: N802
+        return "landcover"
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        path = HELP_DIR / f"{self.NAME}.md"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+        # Processing renders a small HTML subset; keep paragraphs, drop markdown markers.
+        blocks = [b.strip().replace("\n", " ") for b in text.split("\n\n") if b.strip()]
+        html = []
+        for b in blocks:
+            if b.startswith("#"):
+                html.append(f"<h3>{b.lstrip('#').strip()}</h3>")
+            else:
+                html.append(f"<p>{b.replace('**', '')}</p>")
+        return "".join(html)
+
+    # -- parameter groups ----------------------------------------------------------------------
+    def _advanced(self, param):
+        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(param)
+
+    def add_prompt_params(self) -> None:
+        self.addParameter(QgsProcessingParameterString(
+            self.CLASSES, self.tr("Class names, separated by ';' (e.g. Forest;Sea or Lake)"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.PROMPTS, self.tr("Prompt file (JSON: class -> list of prompts)"),
+            extension="json", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.PROMPT_STYLE, self.tr("Prompt style for classes without prompts"),
+            options=catalog.PROMPT_STYLES, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.RESOLUTION, self.tr("Output resolution"),
+            options=[self.tr("tile grid (fast)"), self.tr("input pixels (smoother)")],
+            defaultValue=0))
+        self._advanced(QgsProcessingParameterEnum(
+            self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
+            options=catalog.CALIBRATIONS, defaultValue=0))
+
+    def add_model_params(self) -> None:
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODEL, self.tr("Model"), options=catalog.model_ids(), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFile(
+            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; overrides the model)"),
+            optional=True))
+        self.add_runtime_params()
+        self._advanced(QgsProcessingParameterNumber(
+            self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
+            defaultValue=64, minValue=8, maxValue=4096))
+        self._advanced(QgsProcessingParameterNumber(
+            self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
+            QgsProcessingParameterNumber.Integer, optional=True, minValue=1, maxValue=4096))
+        self._advanced(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer,
+            defaultValue=32, minValue=1, maxValue=4096))
+        self.addParameter(QgsProcessingParameterString(
+            self.BANDS, self.tr("Band numbers for red,green,blue (empty = detect Sentinel-2 B04,B03,B02)"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterExtent(
+            self.EXTENT, self.tr("Extent (empty = whole raster)"), optional=True))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.MASK, self.tr("Mask polygons (only inside is classified)"),
+            [QgsProcessing.TypeVectorPolygon], optional=True))
+        self._advanced(QgsProcessingParameterBoolean(
+            self.OFFLINE, self.tr("Offline (use cached weights only)"), defaultValue=False))
+
+    def add_runtime_params(self) -> None:
+        self.addParameter(QgsProcessingParameterEnum(
+            self.BACKEND, self.tr("Inference backend"), options=catalog.BACKENDS, defaultValue=0))
+        self._advanced(QgsProcessingParameterEnum(
+            self.DEVICE, self.tr("Device"), options=catalog.DEVICES, defaultValue=0))
+
+    def add_table_output(self) -> None:
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_TABLE, self.tr("Class areas"), QgsProcessing.TypeVector, optional=True,
+            createByDefault=True))
+
+    # -- parameters -> backend kwargs ----------------------------------------------------------
+    def enum_value(self, parameters, name, context, options):
+        return options[self.parameterAsEnum(parameters, name, context)]
+
+    def prompt_args(self, parameters, context) -> dict:
+        classes_text = self.parameterAsString(parameters, self.CLASSES, context) or ""
+        classes = [c.strip() for c in classes_text.split(";") if c.strip()]
+        prompts = self.parameterAsFile(parameters, self.PROMPTS, context) or None
+        if not classes and not prompts:
+            raise QgsProcessingException(self.tr(
+                "Give the class names (CLASSES, e.g. 'Forest;Sea or Lake') or a prompt file (PROMPTS)"))
+        if not classes:
+            try:
+                classes = list(catalog.read_prompt_file(prompts))
+            except (OSError, ValueError) as exc:
+                raise QgsProcessingException(self.tr("Cannot read prompt file: {}").format(exc))
+        return {
+            "classes": classes, "prompts": prompts,
+            "prompt_style": self.enum_value(parameters, self.PROMPT_STYLE, context, catalog.PROMPT_STYLES),
+            "resolution": self.enum_value(parameters, self.RESOLUTION, context, catalog.RESOLUTIONS),
+            "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS),
+        }
+
+    def runtime_args(self, parameters, context) -> dict:
+        return {"backend": self.enum_value(parameters, self.BACKEND, context, catalog.BACKENDS),
+                "device": self.enum_value(parameters, self.DEVICE, context, catalog.DEVICES)}
+
+    def model_args(self, parameters, context, layer, feedback) -> dict:
+        checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
+        # With a checkpoint the architecture is inferred from its weights; a MODEL set explicitly
+        # still names the recipe (preprocessing) to use with it.
+        model = None
+        if not checkpoint or parameters.get(self.MODEL) is not None:
+            model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
+        bands_text = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
+        bands = None
+        if bands_text:
+            try:
+                bands = [int(b) for b in bands_text.replace(" ", "").split(",")]
+            except ValueError:
+                raise QgsProcessingException(self.tr(
+                    "BANDS must be three band numbers like 4,3,2, got '{}'").format(bands_text))
+        stride = parameters.get(self.STRIDE)
+        args = {
+            "model": model, "checkpoint": checkpoint, "bands": bands,
+            "tile": self.parameterAsInt(parameters, self.TILE, context),
+            "stride": self.parameterAsInt(parameters, self.STRIDE, context) if stride not in (None, "") else None,
+            "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            "offline": self.parameterAsBoolean(parameters, self.OFFLINE, context) or None,
+        }
+        args.update(self.runtime_args(parameters, context))
+        if parameters.get(self.EXTENT) not in (None, ""):
+            rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+            if not rect.isEmpty():
+                args["bounds"] = [rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum()]
+        mask = self.parameterAsVectorLayer(parameters, self.MASK, context)
+        if mask is not None:
+            args["mask"] = self.export_mask(mask, layer.crs(), context, feedback)
+        return args
+
+    @staticmethod
+    def raster_path(layer) -> str:
+        """The file behind a raster layer; the backend reads files, not QGIS providers."""
+        if layer is None:
+            raise QgsProcessingException("INPUT: no raster layer given")
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"INPUT: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
+                "SenCLIP needs a file-based raster (GeoTIFF, JP2, VRT). Export it first.")
+        parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+        return parts.get("path") or layer.source()
+
+    def export_mask(self, mask, crs, context, feedback) -> str:
+        """Masks go to the backend as GeoJSON in the raster's CRS: one format, no reprojection there."""
+        path = QgsProcessingUtils.generateTempFilename("senclip_mask.geojson")
+        options = QgsVectorFileWriter.SaveVectorOptions()
+        options.driverName = "GeoJSON"
+        options.fileEncoding = "UTF-8"
+        options.ct = QgsCoordinateTransform(mask.crs(), crs, context.transformContext())
+        err = QgsVectorFileWriter.writeAsVectorFormatV2(mask, path, context.transformContext(), options)
+        if err[0] != QgsVectorFileWriter.NoError:
+            raise QgsProcessingException(f"MASK: cannot export '{mask.name()}' to {path}: {err[1]}")
+        feedback.pushInfo(f"mask exported to {path}")
+        return path
+
+    # -- running -------------------------------------------------------------------------------
+    def run_backend(self, op: str, args: dict, feedback) -> dict:
+        def on_event(event):
+            kind = event.get("event")
+            if kind == "progress":
+                feedback.setProgress(float(event.get("percent") or 0.0))
+                if event.get("text"):
+                    feedback.setProgressText(f"{event['text']} ({event.get('done')}/{event.get('total')})")
+            elif kind == "info":
+                feedback.pushInfo(event.get("message", ""))
+            elif kind == "warning":
+                feedback.reportError(event.get("message", ""), False)
+
+        feedback.pushDebugInfo(f"senclip worker request: {op} {args}")
+        try:
+            return backend_client.run_request(op, args, on_event=on_event,
+                                               is_canceled=feedback.isCanceled,
+                                               on_stderr=feedback.pushDebugInfo)
+        except backend_client.BackendError as exc:
+            raise QgsProcessingException(str(exc))
+
+    # -- class areas ---------------------------------------------------------------------------
+    def report_areas(self, result: dict, parameters, context, feedback) -> str | None:
+        """Log the class areas and write them to OUTPUT_TABLE; returns the table's id."""
+        classes = result.get("classes") or []
+        counts = result.get("counts") or [0] * len(classes)
+        areas = result.get("area_m2") or [None] * len(classes)
+        conf = result.get("mean_confidence") or [None] * len(classes)
+        total = float(sum(counts)) or 1.0
+        fields = QgsFields()
+        for name, kind in (("value", QVariant.Int), ("class", QVariant.String),
+                           ("pixels", QVariant.LongLong), ("area_km2", QVariant.Double),
+                           ("percent", QVariant.Double), ("mean_confidence", QVariant.Double)):
+            fields.append(QgsField(name, kind))
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
+                                          QgsWkbTypes.NoGeometry)
+        feedback.pushInfo(self.tr("Class areas:"))
+        for i, name in enumerate(classes):
+            km2 = None if areas[i] is None else areas[i] / 1e6
+            pct = 100.0 * counts[i] / total
+            mc = conf[i]
+            feedback.pushInfo("  {:<28} {:>12} km²  {:6.2f} %  mean confidence {}".format(
+                name, "n/a" if km2 is None else f"{km2:.4f}", pct,
+                "n/a" if mc is None else f"{mc:.3f}"))
+            if sink is not None:
+                f = QgsFeature(fields)
+                f.setAttributes([i + 1, name, int(counts[i]), km2, pct, mc])
+                sink.addFeature(f, QgsFeatureSink.FastInsert)
+        if areas and all(a is None for a in areas):
+            feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
+        return dest
