@@ -135,7 +135,7 @@ def error_from_event(event: dict) -> BackendError:
     return BackendError(message, type_, int(event.get("exit_code") or 1))
 
 
-def _missing_from_stderr(stderr: str, python: Path) -> BackendError:
+def error_from_stderr(stderr: str, python: Path) -> BackendError:
     if "No module named senclip" in stderr or "No module named 'senclip" in stderr:
         return BackendMissing(f"{python} has no senclip package installed. {INSTALL_HINT}.",
                               "BackendMissing", 2)
@@ -214,7 +214,7 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
             if event is None:  # stdout closed without a final event
                 proc.wait(timeout=10)
                 threads[1].join(timeout=2)
-                raise _missing_from_stderr("\n".join(stderr_tail), python)
+                raise error_from_stderr("\n".join(stderr_tail), python)
             if event.get("id") != 1:
                 continue  # the 'ready' greeting
             kind = event.get("event")

@@ -286,6 +286,12 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         return classify_store(st, out, model=model, checkpoint=checkpoint, arch=arch, loaded_model=loaded_model, **common)
     if input is None:
         raise InputError("no input given; pass a Sentinel-2 raster or band folder (or --embeddings STORE)")
+    # Check the input before a model loads (seconds, maybe a download) so bad input fails fast.
+    with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
+                    bounds=bounds) as scene:
+        TileGrid.create(scene.width, scene.height, tile, stride)
+        if mask:
+            load_mask_geometries(mask, scene.crs)
     lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, min_valid=min_valid, bounds=bounds, mask=mask,

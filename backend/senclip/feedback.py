@@ -6,6 +6,7 @@ The core never prints: it reports to a :class:`Feedback`, which the front end re
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 
 from .errors import Cancelled
@@ -77,9 +78,9 @@ class TqdmFeedback(Feedback):
         if not self.quiet:
             from tqdm import tqdm
 
-            tqdm.write(text)
+            tqdm.write(text, file=sys.stderr)
 
     def warning(self, text: str) -> None:
         from tqdm import tqdm
 
-        tqdm.write(f"warning: {text}")
+        tqdm.write(f"warning: {text}", file=sys.stderr)

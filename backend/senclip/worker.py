@@ -262,9 +262,6 @@ def _loaded(args: dict, feedback: Feedback, state: State):
 
 def _call(func, args: dict, feedback: Feedback, state: State | None = None):
     args = dict(args)
-    for key in ("input", "out", "store", "checkpoint", "prompts", "mask"):
-        if isinstance(args.get(key), str) and key != "prompts" or key == "prompts" and isinstance(args.get(key), str):
-            args[key] = str(args[key])
     pos = [args.pop(k) for k in ("input", "store") if k in args][:1]
     out = args.pop("out")
     if state is not None:  # persistent mode: keep the model between requests

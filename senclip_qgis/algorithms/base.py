@@ -155,13 +155,8 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         if not classes and not prompts:
             raise QgsProcessingException(self.tr(
                 "Give the class names (CLASSES, e.g. 'Forest;Sea or Lake') or a prompt file (PROMPTS)"))
-        if not classes:
-            try:
-                classes = list(catalog.read_prompt_file(prompts))
-            except (OSError, ValueError) as exc:
-                raise QgsProcessingException(self.tr("Cannot read prompt file: {}").format(exc))
         return {
-            "classes": classes, "prompts": prompts,
+            "classes": classes or None, "prompts": prompts,
             "prompt_style": self.enum_value(parameters, self.PROMPT_STYLE, context, catalog.PROMPT_STYLES),
             "resolution": self.enum_value(parameters, self.RESOLUTION, context, catalog.RESOLUTIONS),
             "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS),
@@ -179,13 +174,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         if not checkpoint or parameters.get(self.MODEL) is not None:
             model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
         bands_text = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
-        bands = None
-        if bands_text:
-            try:
-                bands = [int(b) for b in bands_text.replace(" ", "").split(",")]
-            except ValueError:
-                raise QgsProcessingException(self.tr(
-                    "BANDS must be three band numbers like 4,3,2, got '{}'").format(bands_text))
+        bands = bands_text.replace(" ", "") or None  # "4,3,2" or "B04,B03,B02"; checked by the backend
         stride = parameters.get(self.STRIDE)
         args = {
             "model": model, "checkpoint": checkpoint, "bands": bands,
@@ -254,10 +243,10 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     def report_areas(self, result: dict, parameters, context, feedback) -> str | None:
         """Log the class areas and write them to OUTPUT_TABLE; returns the table's id."""
         classes = result.get("classes") or []
-        counts = result.get("counts") or [0] * len(classes)
-        areas = result.get("area_m2") or [None] * len(classes)
-        conf = result.get("mean_confidence") or [None] * len(classes)
-        total = float(sum(counts)) or 1.0
+        counts = per_class(result.get("counts"), classes, 0)
+        areas = per_class(result.get("area_m2"), classes, None)
+        conf = per_class(result.get("mean_confidence"), classes, None)
+        total = float(sum(counts)) or 1.0  # percent of the classified area
         fields = QgsFields()
         for name, kind in (("value", QVariant.Int), ("class", QVariant.String),
                            ("pixels", QVariant.LongLong), ("area_km2", QVariant.Double),
@@ -277,6 +266,15 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
                 f = QgsFeature(fields)
                 f.setAttributes([i + 1, name, int(counts[i]), km2, pct, mc])
                 sink.addFeature(f, QgsFeatureSink.FastInsert)
-        if areas and all(a is None for a in areas):
+        if classes and all(a is None for a in areas):
             feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
         return dest
+
+
+def per_class(values, classes: list, default) -> list:
+    """The backend reports per-class numbers as {class: value}; order them like ``classes``."""
+    if isinstance(values, dict):
+        return [values.get(c, default) for c in classes]
+    if isinstance(values, list) and len(values) == len(classes):
+        return values
+    return [default] * len(classes)

@@ -228,7 +228,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -
                 history.append((step, lv))
                 if step % cfg.log_every == 0 or step == 1:
                     log.log(step, epoch=epoch, loss=lv, lr=opt.param_groups[0]["lr"],
-                            logit_scale=float(model.logit_scale.exp()), pos_cos=float(pos),
+                            logit_scale=float(model.logit_scale.detach().exp()), pos_cos=float(pos),
                             sec_per_step=time.perf_counter() - t0)
                 if cfg.save_every and step % cfg.save_every == 0:
                     save(f"step_{step:08d}.pt")

@@ -1,0 +1,80 @@
+"""``senclip models list|download|export-onnx``: the weights cache from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..feedback import TqdmFeedback
+
+
+def _feedback(ctx) -> TqdmFeedback:
+    return TqdmFeedback(quiet=bool((ctx.obj or {}).get("quiet")))
+
+
+@click.group()
+def models():
+    """List, download and export the models of the registry."""
+
+
+@models.command("list")
+def list_cmd():
+    """Registry models: id, architecture, whether the weights are cached, description."""
+    from ..registry import get_model_spec, list_models
+    from ..weights import cached_path, weights_dir
+
+    rows = []
+    for model_id in list_models():
+        spec = get_model_spec(model_id)
+        cached = "n/a" if spec.source is None else ("yes" if cached_path(spec).is_file() else "no")
+        rows.append((spec.id, spec.arch, cached, spec.description))
+    head = ("id", "arch", "cached", "description")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+    for r in [head] + rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+    click.echo(f"\ncache: {weights_dir()} (set SENCLIP_HOME to move it)")
+
+
+@models.command()
+@click.argument("model_id")
+@click.option("--offline", is_flag=True, help="Only check the cache; say where to put the file if missing.")
+@click.pass_context
+def download(ctx, model_id, offline):
+    """Download (or verify the cached) weights of MODEL_ID."""
+    from ..registry import get_model_spec
+    from ..weights import fetch_weights
+
+    spec = get_model_spec(model_id)
+    if spec.source is None:
+        click.echo(f"{spec.id} has no weight file (random initialisation); nothing to download")
+        return
+    got = fetch_weights(spec, offline=offline, feedback=_feedback(ctx))
+    state = "verified" if got.verified else "no published checksum; computed"
+    click.echo(f"{got.path}\nsha256 {got.sha256} ({state})")
+
+
+@models.command("export-onnx")
+@click.argument("model_id", required=False)
+@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+              help="Export a local checkpoint instead of a registry model.")
+@click.option("--arch", default=None, help="open_clip architecture of an open_clip-format --checkpoint.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for image.onnx and text.onnx [default: the cache, where --backend onnx finds it].")
+@click.option("--int8", is_flag=True, help="Also quantise the image encoder to int8 (dynamic, ~1.6x faster on CPU).")
+@click.option("--offline", is_flag=True, help="Never download weights.")
+@click.pass_context
+def export_onnx_cmd(ctx, model_id, checkpoint, arch, out, int8, offline):
+    """Export MODEL_ID (or --checkpoint PATH) to ONNX for the torch-free backend."""
+    from ..errors import InputError
+    from ..models import _build_torch, _identify
+    from ..onnx_export import default_export_dir, export_onnx
+
+    if not model_id and not checkpoint:
+        raise InputError("give a MODEL_ID (see `senclip models list`) or --checkpoint PATH")
+    fb = _feedback(ctx)
+    ident = _identify(model_id, checkpoint, arch, False, offline, fb)
+    clip = _build_torch(ident, offline, fb)
+    target = Path(out) if out else default_export_dir(ident.model_id, ident.checksum, int8)
+    export_onnx(clip, target, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=fb)
+    click.echo(str(target))

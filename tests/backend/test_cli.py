@@ -1,0 +1,193 @@
+"""The command line: real checkpoints (tiny, random), every bad input → exit 2, one line, no output."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import write_s2
+
+from senclip.cli.main import main
+
+CLASSES = "Forest;Sea or Lake;Annual Crop Land"
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_classify_with_a_senclip_format_checkpoint(s2_scene, tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "map.tif"
+    code, stdout, err = run(["-q", "classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                             "--out", out, "--save-embeddings", tmp_path / "store"], capsys)
+    assert code == 0, err
+    assert "Forest" in stdout and "km²" in stdout
+    with rasterio.open(out) as ds:
+        cls = ds.read(1)
+        tags = ds.tags()
+    assert set(np.unique(cls)) <= {1, 2, 3} and cls.shape == (3, 5)
+    assert tags["SENCLIP_MODEL"] == f"checkpoint:{Path(tiny_checkpoint).name}"
+    assert len(tags["SENCLIP_CHECKSUM_SHA256"]) == 64
+    assert json.loads(tags["SENCLIP_TILING"])["stride"] == 32
+    # re-classify from the store with other prompts, without INPUT and without --checkpoint
+    code, stdout, err = run(["-q", "classify", "--embeddings", tmp_path / "store", "--classes", "River;Forest",
+                             "--out", tmp_path / "again.tif"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "again.tif") as ds:
+        assert json.loads(ds.tags()["SENCLIP_CLASSES"]) == ["River", "Forest"]
+
+
+def test_long_and_non_ascii_prompts(s2_scene, tmp_path, tiny_checkpoint, capsys):
+    prompts = tmp_path / "p.json"
+    prompts.write_text(json.dumps({"Wald": ["ein Foto eines Waldes mit Bäumen, Moos und Pilzen 🌲"],
+                                   "Mer": ["la mer " * 60]}, ensure_ascii=False), encoding="utf-8")
+    code, _, err = run(["-q", "classify", s2_scene, "--prompts", prompts, "--checkpoint", tiny_checkpoint,
+                        "--out", tmp_path / "m.tif"], capsys)
+    assert code == 0, err
+    assert "truncat" in err.lower()
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert json.loads(ds.tags()["SENCLIP_CLASSES"]) == ["Wald", "Mer"]
+
+
+def _raster(tmp_path, **kw):
+    return write_s2(tmp_path / "in.tif", **kw)
+
+
+def _two_band(tmp_path):
+    p = tmp_path / "two.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=100, height=100, count=2, dtype="uint16", crs="EPSG:32633",
+                       transform=rasterio.transform.from_origin(0, 0, 10, 10)) as ds:
+        ds.write(np.ones((2, 100, 100), dtype="uint16"))
+    return p
+
+
+def _text_file(tmp_path):
+    p = tmp_path / "notes.tif"
+    p.write_text("not a raster")
+    return p
+
+
+BAD = {
+    "missing input": (lambda t: t / "nope.tif", [], "does not exist"),
+    "not a raster": (_text_file, [], "cannot read"),
+    "too few bands": (_two_band, [], "has 2 band(s)"),
+    "band index out of range": (lambda t: _raster(t), ["--bands", "5,4,3"], "only 4 band(s)"),
+    "no crs": (lambda t: _raster(t, crs=None), [], "no coordinate reference system"),
+    "all nodata": (lambda t: _raster(t, nodata_border=48, nodata=0), [], "valid pixels"),
+    "tile too large": (lambda t: _raster(t), ["--tile", "512"], "--tile 512 is larger than the raster (160×96 px)"),
+    "stride too large": (lambda t: _raster(t), ["--stride", "100"], "--stride must be between"),
+    "empty classes": (lambda t: _raster(t), ["--classes", " ; "], "no classes given"),
+    "duplicate classes": (lambda t: _raster(t), ["--classes", "Forest;forest"], "given twice"),
+    "bad resolution": (lambda t: _raster(t), ["--scale", "-3"], "--scale must be > 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_exit_2_one_line_no_output(case, tmp_path, tiny_checkpoint, capsys):
+    make, extra, message = BAD[case]
+    src = make(tmp_path)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    args = ["-q", "classify", src, "--out", out_dir / "m.tif", "--checkpoint", tiny_checkpoint]
+    if "--classes" not in extra:
+        args += ["--classes", CLASSES]
+    code, _, err = run(args + extra, capsys)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+    assert list(out_dir.iterdir()) == []
+
+
+def test_class_without_prompts(tmp_path, tiny_checkpoint, capsys):
+    src = _raster(tmp_path)
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"Forest": ["a forest"], "Sea": []}))
+    code, _, err = run(["classify", src, "--prompts", p, "--out", tmp_path / "m.tif", "--checkpoint", tiny_checkpoint], capsys)
+    assert code == 2 and "'Sea' has no prompts" in err
+    p.write_text(json.dumps({"Forest": ["a forest"]}))
+    code, _, err = run(["classify", src, "--prompts", p, "--classes", "Forest;Sea", "--out", tmp_path / "m.tif",
+                        "--checkpoint", tiny_checkpoint], capsys)
+    assert code == 2 and "'Sea'" in err and "no prompts in the prompt file" in err
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path, tiny_checkpoint, capsys):
+    src = _raster(tmp_path)
+    trunc = tmp_path / "trunc.ckpt"
+    trunc.write_bytes(Path(tiny_checkpoint).read_bytes()[:5000])
+    code, _, err = run(["classify", src, "--classes", CLASSES, "--checkpoint", trunc, "--out", tmp_path / "m.tif"], capsys)
+    assert code == 2 and "trunc.ckpt" in err
+    import torch
+
+    foreign = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3), "fc.bias": torch.zeros(10)}, foreign)
+    code, _, err = run(["classify", src, "--classes", CLASSES, "--checkpoint", foreign, "--out", tmp_path / "m.tif"], capsys)
+    assert code == 2 and "--arch" in err
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_unwritable_output(tmp_path, tiny_checkpoint, capsys):
+    src = _raster(tmp_path)
+    code, _, err = run(["classify", src, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                        "--out", tmp_path / "no" / "such" / "dir" / "m.tif"], capsys)
+    assert code == 2 and "does not exist" in err
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):  # root ignores permissions: use a path under a regular file instead
+            target = tmp_path / "in.tif" / "m.tif"
+        else:
+            target = ro / "m.tif"
+        code, _, err = run(["classify", src, "--classes", CLASSES, "--checkpoint", tiny_checkpoint, "--out", target], capsys)
+        assert code == 2 and "cannot write" in err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_existing_output_needs_overwrite(s2_scene, tmp_path, tiny_checkpoint, capsys):
+    (tmp_path / "m.tif").write_text("keep me")
+    code, _, err = run(["classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                        "--out", tmp_path / "m.tif"], capsys)
+    assert code == 2 and "--overwrite" in err
+    assert (tmp_path / "m.tif").read_text() == "keep me"
+
+
+def test_geographic_crs_is_handled_with_a_warning(tmp_path, tiny_checkpoint, capsys):
+    src = write_s2(tmp_path / "geo.tif", crs="EPSG:4326")
+    code, stdout, err = run(["-q", "classify", src, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                             "--out", tmp_path / "m.tif"], capsys)
+    assert code == 0 and "geographic CRS" in err
+    assert "km²" not in stdout  # no fake areas in degrees
+
+
+def test_ctrl_c_leaves_nothing_behind(tmp_path, tiny_checkpoint):
+    src = write_s2(tmp_path / "big.tif", width=1600, height=1600)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "senclip.cli.main", "classify", str(src), "--classes", CLASSES,
+                             "--checkpoint", str(tiny_checkpoint), "--out", str(out_dir / "m.tif"), "--stride", "8",
+                             "--save-embeddings", str(out_dir / "store")],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    # the info line about the model is printed right before encoding starts
+    for line in proc.stderr:
+        if "tiles of 64 px" in line:
+            break
+    time.sleep(1.0)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "no output was written" in err
+    assert list(out_dir.iterdir()) == []

@@ -1,0 +1,170 @@
+"""End to end through the API with the colour stand-in encoder: geometry, nodata, store, cancel."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from conftest import write_s2
+
+import senclip
+from senclip import classmap
+from senclip.errors import Cancelled, InputError, StoreMismatchError
+from senclip.feedback import Feedback
+
+CLASSES = "green meadow;blue water"
+
+
+def test_grid_output_georeferenced_and_correct(s2_scene, tmp_path, color_model):
+    out = tmp_path / "map.tif"
+    res = senclip.classify(s2_scene, out, classes=CLASSES, loaded_model=color_model)
+    with rasterio.open(s2_scene) as src, rasterio.open(out) as ds:
+        assert ds.crs == src.crs
+        assert ds.transform == src.transform * src.transform.scale(32)
+        assert ds.shape == (3, 5)  # ceil(96/32), ceil(160/32)
+        assert ds.count == 3 and ds.dtypes == ("uint8",) * 3
+        cls = ds.read(1)
+        assert (cls[:, :2] == 1).all() and (cls[:, 3:] == 2).all()
+        conf = ds.read(2)
+        assert conf[0, 0] > 90 and ds.read(3)[0, 0] > 80
+        assert ds.colormap(1)[1][:3] != ds.colormap(1)[2][:3]
+        tags = ds.tags()
+        assert json.loads(tags["SENCLIP_CLASSES"]) == ["green meadow", "blue water"]
+        assert tags["SENCLIP_MODEL"] == "test:color" and tags["SENCLIP_CHECKSUM_SHA256"] == "color-v1"
+        assert json.loads(tags["SENCLIP_TILING"])["tile"] == 64
+        assert json.loads(tags["SENCLIP_VERSIONS"])["gdal"] == rasterio.__gdal_version__
+    assert "green meadow" in (tmp_path / "map.qml").read_text()
+    assert "<Category>blue water</Category>" in (tmp_path / "map.tif.aux.xml").read_text()
+    assert res.counts["green meadow"] == 6 and res.area_m2["green meadow"] == pytest.approx(6 * 320 * 320)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif", "map.tif.aux.xml", "scene.tif"]
+
+
+def test_pixel_resolution_follows_the_input_grid(tmp_path, color_model):
+    scene = write_s2(tmp_path / "s.tif", nodata_border=8)
+    out = tmp_path / "px.tif"
+    senclip.classify(scene, out, classes=CLASSES, loaded_model=color_model, resolution="pixel")
+    with rasterio.open(scene) as src, rasterio.open(out) as ds:
+        assert ds.transform == src.transform and ds.shape == src.shape
+        cls = ds.read(1)
+    assert (cls[:8] == 0).all() and (cls[:, -8:] == 0).all()  # nodata border stays nodata
+    assert (cls[16:-16, 16:60] == 1).all() and (cls[16:-16, 100:-16] == 2).all()
+    assert (cls[8:-8, 8:-8] > 0).mean() > 0.97  # only corners lack a chip with enough valid pixels
+
+
+def test_pixel_output_is_the_same_streamed_in_small_blocks(tmp_path, color_model, monkeypatch):
+    scene = write_s2(tmp_path / "s.tif", width=200, height=150, nodata_border=5)
+    senclip.classify(scene, tmp_path / "a.tif", classes=CLASSES, loaded_model=color_model, resolution="pixel")
+    monkeypatch.setattr(classmap, "BLOCK_ROWS", 7)
+    senclip.classify(scene, tmp_path / "b.tif", classes=CLASSES, loaded_model=color_model, resolution="pixel")
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        assert np.array_equal(a.read(), b.read())
+
+
+def test_mostly_nodata_tiles_are_unclassified_not_guessed(tmp_path, color_model):
+    scene = write_s2(tmp_path / "s.tif", nodata_border=20, nodata=0)
+    senclip.classify(scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        cls = ds.read(1)
+    assert cls[0, 0] == 0 and cls[-1, -1] == 0 and cls[1, 1] == 1
+
+
+@pytest.mark.parametrize("bands", [13, 4, 3])
+def test_default_band_mapping_by_band_count(tmp_path, color_model, bands):
+    scene = write_s2(tmp_path / "s.tif", bands=bands)
+    res = senclip.classify(scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
+    assert res.counts["green meadow"] > 0 and res.counts["blue water"] > 0
+
+
+def test_explicit_bands_swap_colours(s2_scene, tmp_path, color_model):
+    # 4-band file is B02,B03,B04,B08: reading "1,2,3" as R,G,B puts blue into red → green stays green.
+    res = senclip.classify(s2_scene, tmp_path / "m.tif", classes="red roof;green meadow;blue water",
+                           loaded_model=color_model, bands="2,1,3")
+    # red channel now holds B03 (green): the green half reads red
+    assert res.counts["red roof"] > 0
+
+
+def test_folder_of_band_files(tmp_path, color_model):
+    src = write_s2(tmp_path / "s.tif", bands=4)
+    folder = tmp_path / "IMG_DATA"
+    folder.mkdir()
+    with rasterio.open(src) as ds:
+        prof = dict(ds.profile, count=1)
+        for i, name in enumerate(["B02", "B03", "B04", "B08"], start=1):
+            with rasterio.open(folder / f"T33UUU_20170216T102101_{name}.tif", "w", **prof) as dst:
+                dst.write(ds.read(i), 1)
+    a = senclip.classify(folder, tmp_path / "f.tif", classes=CLASSES, loaded_model=color_model)
+    b = senclip.classify(src, tmp_path / "g.tif", classes=CLASSES, loaded_model=color_model)
+    assert a.counts == b.counts
+
+
+def test_store_reclassifies_without_encoding(s2_scene, tmp_path, color_model):
+    senclip.embed(s2_scene, tmp_path / "store", loaded_model=color_model)
+    calls = color_model.image.calls
+    res = senclip.classify_store(tmp_path / "store", tmp_path / "m.tif", classes="blue water;green meadow",
+                                 loaded_model=color_model)
+    assert color_model.image.calls == calls  # no image encoding
+    assert res.counts["blue water"] >= 6 and sum(res.counts.values()) == 15
+    direct = senclip.classify(s2_scene, tmp_path / "d.tif", classes="blue water;green meadow", loaded_model=color_model)
+    assert direct.counts == res.counts
+
+
+def test_store_refuses_another_model(s2_scene, tmp_path, color_model):
+    from dataclasses import replace
+
+    senclip.embed(s2_scene, tmp_path / "store", loaded_model=color_model)
+    other = replace(color_model, model_id="other", checksum="different")
+    with pytest.raises(StoreMismatchError, match="was made with model test:color"):
+        senclip.classify_store(tmp_path / "store", tmp_path / "m.tif", classes=CLASSES, loaded_model=other)
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_column_mean_calibration_is_recorded(s2_scene, tmp_path, color_model):
+    senclip.classify(s2_scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model, calibrate="column-mean")
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.tags()["SENCLIP_CALIBRATE"] == "column-mean"
+
+
+def test_bounds_and_mask_restrict_the_work(s2_scene, tmp_path, color_model):
+    # right half only (x from 330800 m): everything is blue water
+    res = senclip.classify(s2_scene, tmp_path / "b.tif", classes=CLASSES, loaded_model=color_model,
+                           bounds=(330800, 5821040, 331600, 5822000))
+    assert res.counts["green meadow"] == 0 and res.counts["blue water"] > 0
+    mask = tmp_path / "mask.geojson"
+    poly = [[330000, 5822000], [330600, 5822000], [330600, 5821040], [330000, 5821040], [330000, 5822000]]
+    mask.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:32633"}},
+                                "features": [{"type": "Feature", "properties": {},
+                                              "geometry": {"type": "Polygon", "coordinates": [poly]}}]}))
+    res = senclip.classify(s2_scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model, mask=mask,
+                           resolution="pixel")
+    assert res.counts["blue water"] == 0 and res.counts["green meadow"] == 60 * 96
+
+
+class CancelAfter(Feedback):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def advance(self, n=1):
+        self.n -= 1
+        if self.n <= 0:
+            self.cancel()
+
+
+def test_cancel_leaves_nothing_behind(tmp_path, color_model):
+    scene = write_s2(tmp_path / "s.tif", width=600, height=600)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(Cancelled):
+        senclip.classify(scene, out_dir / "m.tif", classes=CLASSES, loaded_model=color_model, batch_size=4,
+                         feedback=CancelAfter(2))
+    with pytest.raises(Cancelled):
+        senclip.embed(scene, out_dir / "store", loaded_model=color_model, batch_size=4, feedback=CancelAfter(2))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_all_nodata_input_is_an_error_and_writes_nothing(tmp_path, color_model):
+    scene = write_s2(tmp_path / "s.tif", nodata_border=48, nodata=0)
+    with pytest.raises(InputError, match="no tile .* valid pixels"):
+        senclip.classify(scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
+    assert not (tmp_path / "m.tif").exists()
