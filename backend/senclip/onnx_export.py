@@ -24,8 +24,10 @@ from .registry import Preprocess
 
 FORMAT_VERSION = "1"
 IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
-# Dynamic int8 weights. Plain QInt8 overflows the AVX2 u8*s8 dot product (vpmaddubsw saturates)
-# and drops cosine to fp32 to ~0.994 on ViT-B/32; 7-bit weights (reduce_range) avoid it.
+# Dynamic int8 weights. On AVX2 without VNNI, ORT's u8*s8 kernel sums pairs in int16 (vpmaddubsw),
+# which saturates with full-range int8 weights: cosine to fp32 fell to ~0.994 on ViT-B/32 there.
+# 7-bit weights (reduce_range) cannot saturate; they measured cosine >= 0.9995 (QUInt8 also works
+# but runs the slower u8*u8 kernel).
 INT8_SETTINGS = {"weight_type": "QInt8", "reduce_range": True, "per_channel": False}
 
 

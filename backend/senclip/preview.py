@@ -24,7 +24,14 @@ def _font(size: int):
     return ImageFont.load_default()
 
 
-def render_preview(classmap, png, *, scene=None, max_side: int = 900) -> Path:
+def draw_width(text: str, font) -> float:
+    try:
+        return font.getlength(text)
+    except AttributeError:  # bitmap fallback font
+        return 7 * len(text)
+
+
+def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     """Write ``png`` from a class-map GeoTIFF; ``scene`` (an open :class:`~senclip.scene.Scene`
     of the same area) adds the true-colour panel."""
     import rasterio
@@ -40,8 +47,8 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 900) -> Path:
         lut[k] = rgba[:3]
     lut[0] = (255, 255, 255)
     panels = []
-    k = max(1, int(np.ceil(max(cls.shape) / max_side)))
-    size = (cls.shape[1] // k or 1, cls.shape[0] // k or 1)
+    f = max_side / max(cls.shape)  # grid-resolution maps are small: scale up as well as down
+    size = (max(1, round(cls.shape[1] * f)), max(1, round(cls.shape[0] * f)))
     if scene is not None:
         step = max(1, int(np.ceil(max(scene.height, scene.width) / max_side)))
         dn, _ = scene.read(0, 0, scene.height, scene.width)
@@ -52,6 +59,8 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 900) -> Path:
     legend_w = 320
     banner = 40 if "SENCLIP_WARNING" in tags else 0
     w = sum(p.width for p in panels) + 10 * len(panels) + legend_w
+    if banner:
+        w = max(w, int(draw_width(tags["SENCLIP_WARNING"], font)) + 20)
     h = max(max(p.height for p in panels), 30 + 22 * len(names)) + banner + 40
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)

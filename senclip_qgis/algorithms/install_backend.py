@@ -47,7 +47,7 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
                      self.tr("the backend only (dependencies already present)")], defaultValue=0))
         self._advanced(QgsProcessingParameterFile(
             self.BASE_PYTHON, self.tr("Python to create the environment with (empty = detect)"),
-            optional=True))
+            optional=True, fileFilter="All files (*)"))  # interpreters have no extension
         self._advanced(QgsProcessingParameterBoolean(
             self.SYSTEM_SITE, self.tr("See the system's site-packages (reuse its rasterio/GDAL; Linux default)"),
             defaultValue=installer.default_system_site_packages()))

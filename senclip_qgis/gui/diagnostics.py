@@ -22,6 +22,8 @@ def diagnostics_text(timeout_s: float = 120.0) -> str:
 
 
 def show_diagnostics(parent=None) -> None:
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtGui import QCursor
     from qgis.PyQt.QtWidgets import QApplication, QDialog, QPlainTextEdit, QVBoxLayout
 
     dialog = QDialog(parent)
@@ -29,7 +31,7 @@ def show_diagnostics(parent=None) -> None:
     layout = QVBoxLayout(dialog)
     text = QPlainTextEdit(dialog)
     text.setReadOnly(True)
-    QApplication.setOverrideCursor(0)
+    QApplication.setOverrideCursor(QCursor(Qt.WaitCursor))
     try:
         report = diagnostics_text()
     finally:

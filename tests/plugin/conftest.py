@@ -43,7 +43,7 @@ def plugin_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def write_s2(path: Path, width: int = 128, height: int = 128, epsg: int = 32633) -> Path:
+def write_s2_gdal(path: Path, width: int = 128, height: int = 128, epsg: int = 32633) -> Path:
     """A 4-band (B02, B03, B04, B08) uint16 L2A-like GeoTIFF, 10 m UTM: water left, vegetation right."""
     import numpy as np
     from osgeo import gdal, osr
@@ -71,7 +71,7 @@ def write_s2(path: Path, width: int = 128, height: int = 128, epsg: int = 32633)
 
 @pytest.fixture(scope="session")
 def s2_raster(tmp_path_factory) -> Path:
-    return write_s2(tmp_path_factory.mktemp("s2") / "s2_l2a.tif")
+    return write_s2_gdal(tmp_path_factory.mktemp("s2") / "s2_l2a.tif")
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,7 @@ def read_bigearthnet(patch: Path, order: str = RGB) -> np.ndarray:
         try:
             with rasterio.open(f) as src:
                 arrs.append(src.read(1))
-        except RasterioError as e:
+        except (RasterioError, OSError) as e:
             raise InputError(f"band file {f} cannot be read ({e}); it is corrupt") from None
     if len({a.shape for a in arrs}) != 1:
         raise InputError(f"BigEarthNet patch {patch}: bands {bands} differ in size {[a.shape for a in arrs]}")

@@ -37,7 +37,7 @@ def read_rgb(path, bands=(3, 2, 1)) -> np.ndarray:
                 raise InputError(f"{path} has {src.count} band(s) but --bands asks for {list(bands)}; "
                                  "pass --bands with indexes that exist (1-based, R,G,B order)")
             return src.read(list(bands))
-    except RasterioError as e:
+    except (RasterioError, OSError) as e:
         raise InputError(f"cannot read chip {path} ({e}); the file is missing or corrupt") from None
 
 

@@ -1,0 +1,116 @@
+"""Pure functions: prompts, tiling, the zero-shot head, radiometry, output encoding, imports."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from senclip.errors import InputError
+from senclip.geotiff import encode_probabilities
+from senclip.prompts import STYLES, build_prompt_set, parse_classes, shipped_set
+from senclip.scene import Radiometry, _read_offset_from_metadata, find_band_files
+from senclip.tiling import TileGrid
+from senclip.zeroshot import probabilities
+
+
+def test_shipped_prompt_sets_cover_eurosat_and_bigearthnet_in_every_style():
+    for style in STYLES:
+        assert len(shipped_set("eurosat", style)) == 10
+        assert len(shipped_set("bigearthnet", style)) == 19
+        assert all(len(v) >= 2 for v in shipped_set("eurosat", style).values())
+
+
+def test_prompt_set_uses_shipped_prompts_then_templates():
+    ps = build_prompt_set("forest;Glacier tongue", style="ground")
+    assert ps["forest"] == shipped_set("eurosat", "ground")["Forest"]
+    assert ps["Glacier tongue"][0] == "a ground-level photo of Glacier tongue."
+    assert build_prompt_set("Forest", style="aerial")["Forest"] != ps["forest"]
+
+
+def test_prompt_file_defines_classes_and_order(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"B": ["b"], "A": "a"}))
+    assert build_prompt_set(prompts=f) == {"B": ["b"], "A": ["a"]}
+    assert list(build_prompt_set("a;b", prompts=f)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("classes, msg", [("", "no classes"), ("A;a", "given twice"), (";;", "no classes")])
+def test_bad_class_lists(classes, msg):
+    with pytest.raises(InputError, match=msg):
+        build_prompt_set(classes)
+
+
+def test_bad_prompt_files(tmp_path):
+    f = tmp_path / "p.json"
+    f.write_text("{not json")
+    with pytest.raises(InputError, match="not valid UTF-8 JSON"):
+        build_prompt_set(prompts=f)
+    f.write_text(json.dumps(["a", "b"]))
+    with pytest.raises(InputError, match="non-empty JSON object"):
+        build_prompt_set(prompts=f)
+    with pytest.raises(InputError, match="prompt-style"):
+        build_prompt_set("A", style="poetic")
+    assert parse_classes(["  A ", "B"]) == ["A", "B"]
+
+
+def test_tile_grid_geometry():
+    g = TileGrid.create(100, 70, 64, 32)
+    assert (g.rows, g.cols, g.margin) == (3, 4, 16)
+    assert g.chip_origin(1, 2) == (16, 48)
+    first, last = g.covering(0, 100, g.cols)
+    # pixel 0 is covered by chip 0 only; pixel 40 by chips 0 and 1
+    assert (first[0], last[0]) == (0, 1) and (first[40], last[40]) == (0, 2)
+    with pytest.raises(InputError, match="--tile 128 is larger than the raster \\(100×70 px\\); use --tile 70"):
+        TileGrid.create(100, 70, 128)
+
+
+def test_zero_shot_probabilities_and_column_mean():
+    img = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
+    cls = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    p = probabilities(img, cls, logit_scale=1.0)
+    assert np.allclose(p.sum(1), 1)
+    e = np.exp([[1, 0], [0.8, 0.6], [0.6, 0.8]])
+    assert np.allclose(p, e / e.sum(1, keepdims=True), atol=1e-6)
+    q = probabilities(img, cls, logit_scale=1.0, calibrate="column-mean")
+    manual = p / p.mean(0, keepdims=True)
+    assert np.allclose(q, manual / manual.sum(1, keepdims=True), atol=1e-6)
+    with pytest.raises(InputError):
+        probabilities(img, cls, calibrate="median")
+
+
+def test_encode_probabilities_class_confidence_margin():
+    probs = np.array([[[0.7]], [[0.2]], [[0.1]]], dtype=np.float32)
+    out = encode_probabilities(probs, np.array([[True]]))
+    assert out[:, 0, 0].tolist() == [1, 70, 50]
+    assert encode_probabilities(probs, np.array([[False]]))[:, 0, 0].tolist() == [0, 0, 0]
+
+
+def test_radiometry_offset_and_stretch(tmp_path):
+    r = Radiometry(scale=10000, offset=-1000, max_reflectance=0.3)
+    assert r.to_uint8(np.array([1000, 2500, 4000, 9000])).tolist() == [0, 128, 255, 255]
+    safe = tmp_path / "S2B_MSIL2A_20230601T101609_N0509_R065_T32UPU_20230601T131421.SAFE"
+    (safe / "GRANULE" / "X" / "IMG_DATA" / "R10m").mkdir(parents=True)
+    assert _read_offset_from_metadata(safe / "GRANULE" / "X" / "IMG_DATA" / "R10m") == -1000
+    (safe / "MTD_MSIL2A.xml").write_text("<BOA_ADD_OFFSET band_id=\"0\">-1000</BOA_ADD_OFFSET>")
+    assert _read_offset_from_metadata(safe / "GRANULE") == -1000
+    old = tmp_path / "S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE"
+    old.mkdir()
+    assert _read_offset_from_metadata(old) == 0
+
+
+def test_l2a_band_files_prefer_10m(tmp_path):
+    for res in ("10m", "20m", "60m"):
+        d = tmp_path / f"R{res}"
+        d.mkdir()
+        (d / f"T32UPU_20230601T101609_B04_{res}.jp2").write_bytes(b"")
+    assert find_band_files(tmp_path)["B04"].name.endswith("_10m.jp2")
+
+
+def test_import_senclip_is_light():
+    code = "import sys, senclip, senclip.api, senclip.cli.main; " \
+           "bad = [m for m in ('torch', 'open_clip', 'onnxruntime', 'qgis', 'PyQt5') if m in sys.modules]; print(bad)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,123 @@
+"""Every algorithm through processing.run, with a real backend worker and a tiny checkpoint."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
+
+ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend"}
+
+
+def run(alg, params, feedback=None, context=None):
+    import processing
+
+    return processing.run(alg, params, feedback=feedback or QgsProcessingFeedback(),
+                          context=context or QgsProcessingContext())
+
+
+def test_provider_registers_all_algorithms(provider):
+    assert {a.id() for a in provider.algorithms()} == ALGS
+    for alg in provider.algorithms():
+        assert alg.shortHelpString(), f"{alg.id()} has no help"
+        assert alg.displayName() and alg.group()
+
+
+def test_classify_writes_map_table_and_logs_areas(provider, s2_raster, plugin_checkpoint, tmp_path):
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
+
+    out = tmp_path / "classes.tif"
+    table = tmp_path / "areas.csv"
+    logs = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            logs.append(info)
+
+    res = run("senclip:classify", {
+        "INPUT": str(s2_raster), "CLASSES": "Forest;Sea or Lake", "CHECKPOINT": str(plugin_checkpoint),
+        "OUTPUT": str(out), "OUTPUT_TABLE": str(table)}, feedback=Log())
+    assert Path(res["OUTPUT"]) == out and out.is_file()
+    layer = QgsRasterLayer(str(out), "map")
+    assert layer.isValid() and layer.bandCount() == 3
+    rows = list(QgsVectorLayer(str(table), "t", "ogr").getFeatures())
+    assert [r["class"] for r in rows] == ["Forest", "Sea or Lake"]
+    assert sum(float(r["percent"]) for r in rows) == pytest.approx(100.0, abs=0.01)
+    assert sum(float(r["area_km2"]) for r in rows) > 0
+    assert any("Class areas" in line for line in logs)
+    assert any("Sea or Lake" in line and "km²" in line for line in logs)
+
+
+def test_result_layer_is_styled_with_class_names(provider, s2_raster, plugin_checkpoint, tmp_path):
+    """The layer post-processor (toolbox/modeler path) gives a paletted renderer with names."""
+    from qgis.core import QgsPalettedRasterRenderer, QgsProcessingUtils
+
+    from senclip_qgis.styling import renderer_labels
+
+    out = str(tmp_path / "styled.tif")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    context.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("classes", QgsProject.instance(), "OUTPUT"))
+    feedback = QgsProcessingFeedback()
+    run("senclip:classify", {"INPUT": str(s2_raster), "CLASSES": "Forest;Sea or Lake;Pasture",
+                             "CHECKPOINT": str(plugin_checkpoint), "OUTPUT": out, "OUTPUT_TABLE": "TEMPORARY_OUTPUT"},
+        feedback=feedback, context=context)
+    details = context.layerToLoadOnCompletionDetails(out)
+    assert details.postProcessor() is not None
+    layer = QgsProcessingUtils.mapLayerFromString(out, context)
+    details.postProcessor().postProcessLayer(layer, context, feedback)
+    assert isinstance(layer.renderer(), QgsPalettedRasterRenderer)
+    assert renderer_labels(layer) == {1: "Forest", 2: "Sea or Lake", 3: "Pasture"}
+    # the file carries names and colours too (qgis_process users): a .qml sidecar beside it
+    assert Path(out).with_suffix(".qml").is_file()
+
+
+def test_embed_then_classify_embeddings(provider, s2_raster, plugin_checkpoint, tmp_path):
+    store = tmp_path / "store"
+    res = run("senclip:embed", {"INPUT": str(s2_raster), "CHECKPOINT": str(plugin_checkpoint),
+                                "OUTPUT": str(store)})
+    assert Path(res["OUTPUT"]) == store and (store / "meta.json").is_file()
+    out = tmp_path / "from_store.tif"
+    res = run("senclip:classify_embeddings", {"STORE": str(store), "CLASSES": "Forest;Sea or Lake;Pasture",
+                                              "OUTPUT": str(out)})
+    assert out.is_file() and res["CLASSES"] == "Forest;Sea or Lake;Pasture"
+
+
+def test_backend_errors_arrive_as_processing_exceptions(provider, s2_raster, plugin_checkpoint, tmp_path):
+    out = tmp_path / "bad.tif"
+    with pytest.raises(QgsProcessingException, match="--bands 9,9,9|band"):
+        run("senclip:classify", {"INPUT": str(s2_raster), "CLASSES": "A;B", "BANDS": "9,9,9",
+                                 "CHECKPOINT": str(plugin_checkpoint), "OUTPUT": str(out)})
+    assert not out.exists()
+    with pytest.raises(QgsProcessingException, match="CLASSES"):
+        run("senclip:classify", {"INPUT": str(s2_raster), "CHECKPOINT": str(plugin_checkpoint), "OUTPUT": str(out)})
+    with pytest.raises(QgsProcessingException, match="not an embedding store"):
+        run("senclip:classify_embeddings", {"STORE": str(tmp_path), "CLASSES": "A;B", "OUTPUT": str(out)})
+
+
+def test_missing_backend_fails_with_install_instructions(provider, s2_raster, monkeypatch, tmp_path):
+    monkeypatch.setenv("SENCLIP_PYTHON", str(tmp_path / "no-venv" / "bin" / "python"))
+    with pytest.raises(QgsProcessingException, match="install_backend"):
+        run("senclip:classify", {"INPUT": str(s2_raster), "CLASSES": "A;B", "OUTPUT": str(tmp_path / "x.tif")})
+
+
+def test_cancel_stops_child_quickly_and_leaves_no_output(provider, s2_raster, plugin_checkpoint, tmp_path):
+    """Cancel as soon as the backend reports progress (i.e. mid-run, model loaded)."""
+    out = tmp_path / "cancelled.tif"
+    feedback = QgsProcessingFeedback()
+    state = {}
+
+    def on_progress(p):
+        if "t" not in state:
+            state["t"] = time.monotonic()
+            feedback.cancel()
+
+    feedback.progressChanged.connect(on_progress)
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        run("senclip:classify", {"INPUT": str(s2_raster), "CLASSES": "Forest;Sea or Lake",
+                                 "CHECKPOINT": str(plugin_checkpoint), "OUTPUT": str(out), "TILE": 16,
+                                 "STRIDE": 4, "BATCH_SIZE": 1}, feedback=feedback)
+    assert "t" in state, "the backend never reported progress"
+    assert time.monotonic() - state["t"] < 1.5
+    assert not out.exists() and not list(tmp_path.glob("cancelled*"))
