@@ -24,11 +24,11 @@ system-deps:  ## Debian/Ubuntu packages: QGIS 3.22 LTR, python3-qgis, rasterio b
 
 venv: $(BIN)/senclip  ## the backend virtual environment (system site packages: QGIS, rasterio)
 
-$(BIN)/senclip: requirements/*.txt backend/pyproject.toml
+$(BIN)/senclip: requirements/*.txt backend/pyproject.toml training/pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --disable-pip-version-check -c requirements/constraints.txt \
 	  -r requirements/backend-torch.txt -r requirements/backend.txt -r requirements/dev.txt
-	$(PIP) install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat -e backend
+	$(PIP) install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat -e backend -e training
 	touch $@
 
 test:  ## the whole test suite (no network, no GPU)

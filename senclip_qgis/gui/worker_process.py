@@ -73,9 +73,11 @@ class WorkerProcess(QObject):
 
     def cancel(self) -> None:
         """Kill the worker; pending requests fail with a 'cancelled' error."""
+        pending, self._pending = self._pending, {}  # before kill: 'finished' must not report a crash
         if self.proc is not None:
             self.proc.kill()
             self.proc.waitForFinished(3000)
+        self._pending = pending
         self._fail_all(backend_client.BackendCancelled(
             "cancelled; the backend was stopped and wrote no output", "Cancelled", 130))
 
