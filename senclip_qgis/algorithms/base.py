@@ -6,6 +6,7 @@ the backend's keyword arguments without running anything, so it is tested withou
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from qgis.core import (
@@ -80,7 +81,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             if b.startswith("#"):
                 html.append(f"<h3>{b.lstrip('#').strip()}</h3>")
             else:
-                html.append(f"<p>{b.replace('**', '')}</p>")
+                html.append("<p>" + re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", b) + "</p>")
         return "".join(html)
 
     # -- parameter groups ----------------------------------------------------------------------
@@ -212,7 +213,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         options.driverName = "GeoJSON"
         options.fileEncoding = "UTF-8"
         options.ct = QgsCoordinateTransform(mask.crs(), crs, context.transformContext())
-        err = QgsVectorFileWriter.writeAsVectorFormatV2(mask, path, context.transformContext(), options)
+        err = QgsVectorFileWriter.writeAsVectorFormatV3(mask, path, context.transformContext(), options)
         if err[0] != QgsVectorFileWriter.NoError:
             raise QgsProcessingException(f"MASK: cannot export '{mask.name()}' to {path}: {err[1]}")
         feedback.pushInfo(f"mask exported to {path}")

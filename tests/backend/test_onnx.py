@@ -15,7 +15,7 @@ open_clip = pytest.importorskip("open_clip")
 pytest.importorskip("onnxruntime")
 
 from senclip.checkpoints import save_openai_state_dict, sha256_file  # noqa: E402
-from senclip.errors import BackendUnavailableError, InputError, WeightsNotAvailableError  # noqa: E402
+from senclip.errors import InputError, WeightsNotAvailableError  # noqa: E402
 from senclip.feedback import Feedback  # noqa: E402
 from senclip.models import load_model  # noqa: E402
 from senclip.onnx_export import _quantize, default_export_dir, export_onnx  # noqa: E402

@@ -121,3 +121,34 @@ def test_cancel_stops_child_quickly_and_leaves_no_output(provider, s2_raster, pl
     assert "t" in state, "the backend never reported progress"
     assert time.monotonic() - state["t"] < 1.5
     assert not out.exists() and not list(tmp_path.glob("cancelled*"))
+
+
+def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, plugin_checkpoint, tmp_path):
+    """EXTENT goes in the raster CRS, MASK becomes GeoJSON in the raster CRS, defaults stay None."""
+    import json
+
+    from qgis.core import QgsFeature, QgsGeometry, QgsRectangle, QgsVectorLayer
+
+    from senclip_qgis.algorithms.classify import ClassifyAlgorithm
+
+    mask = QgsVectorLayer("Polygon?crs=EPSG:4326", "mask", "memory")
+    f = QgsFeature()
+    f.setGeometry(QgsGeometry.fromRect(QgsRectangle(13.5, 52.4, 13.6, 52.5)))
+    mask.dataProvider().addFeatures([f])
+    alg = ClassifyAlgorithm()
+    alg.initAlgorithm()
+    context = QgsProcessingContext()
+    params = {"INPUT": str(s2_raster), "CLASSES": " Forest ; Sea or Lake;", "CHECKPOINT": str(plugin_checkpoint),
+              "BANDS": "3, 2, 1", "EXTENT": "400100,400500,5799000,5799900 [EPSG:32633]", "MASK": mask,
+              "OUTPUT": str(tmp_path / "o.tif")}
+    args = alg.request_args(params, context, QgsProcessingFeedback())
+    assert args["classes"] == ["Forest", "Sea or Lake"] and args["prompts"] is None
+    assert args["model"] is None and args["checkpoint"] == str(plugin_checkpoint)
+    assert args["bands"] == "3,2,1" and args["stride"] is None and args["tile"] == 64
+    assert args["bounds"] == [400100.0, 5799000.0, 400500.0, 5799900.0]
+    assert (args["backend"], args["device"], args["prompt_style"], args["resolution"]) == ("torch", "auto", "ground", "grid")
+    geojson = json.loads(Path(args["mask"]).read_text())
+    x, y = geojson["features"][0]["geometry"]["coordinates"][0][0][:2]
+    assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
+    params["MODEL"] = 1  # explicit model with a checkpoint: kept (names the recipe)
+    assert alg.request_args(params, context, QgsProcessingFeedback())["model"] == alg.parameterDefinition("MODEL").options()[1]

@@ -1,0 +1,55 @@
+"""`make plugin` builds a zip the QGIS plugin repository accepts, carrying the backend source."""
+from __future__ import annotations
+
+import configparser
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+REQUIRED = ["name", "qgisMinimumVersion", "description", "about", "version", "author", "email",
+            "repository", "tracker", "license"]
+
+
+@pytest.fixture(scope="module")
+def plugin_zip() -> Path:
+    proc = subprocess.run(["make", "-s", "plugin"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return REPO / "dist" / "senclip_qgis.zip"
+
+
+def test_zip_structure(plugin_zip):
+    assert plugin_zip.stat().st_size < 25 * 1024 * 1024
+    with zipfile.ZipFile(plugin_zip) as zf:
+        names = zf.namelist()
+        tops = {n.split("/")[0] for n in names}
+        assert tops == {"senclip_qgis"} and "senclip_qgis".isidentifier()
+        assert not [n for n in names if n.endswith((".pyc", ".pyo")) or "__pycache__" in n]
+        assert not [n for n in names if ".egg-info" in n or "/.git" in n]
+        for required in ("__init__.py", "metadata.txt", "LICENSE", "icon.svg", "backend_src/pyproject.toml",
+                         "backend_src/senclip/worker.py", "backend_src/senclip/resources/models/senclip-vitb32-avgpool.json",
+                         "help/classify.md"):
+            assert f"senclip_qgis/{required}" in names, required
+        meta = configparser.ConfigParser()
+        meta.read_string(zf.read("senclip_qgis/metadata.txt").decode("utf-8"))
+    general = meta["general"]
+    missing = [k for k in REQUIRED if not general.get(k, "").strip()]
+    assert missing == []
+    assert general["qgisMinimumVersion"] == "3.22"
+    assert general["hasProcessingProvider"] == "yes"
+    assert general["repository"].startswith("https://") and general["tracker"].startswith("https://")
+    assert len(general["about"]) > 100
+
+
+def test_unzipped_plugin_finds_its_bundled_backend(plugin_zip, tmp_path):
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(tmp_path)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from senclip_qgis import catalog; "
+            "print(catalog.backend_source_dir()); print(','.join(catalog.model_ids()))")
+    out = subprocess.run(["/usr/bin/python3", "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert Path(out[0]) == tmp_path / "senclip_qgis" / "backend_src"
+    assert out[1].split(",")[0] == "senclip-vitb32-avgpool" and "untrained-smoke" in out[1]
