@@ -8,7 +8,6 @@ model already loaded, as in the QGIS worker; model loading is reported apart.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 from .common import BUILD, ROOT, Row, Timer, quick
 from .encoder import CLASSES, demo_scene, encode_all, scene_chips
@@ -87,5 +86,4 @@ def run(roof: float, ctx: dict) -> list[Row]:
         rows.append(cli_wall("onnx", scene, bounds))
     except Exception as e:  # the CLI figure is information; the ratios above stand without it
         rows.append(Row("pipeline", "`senclip classify` CLI wall time", None, "s", note=f"failed: {e}"[:300]))
-    _ = sys
     return rows

@@ -15,24 +15,26 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN, END = "<!-- cli-reference:begin -->", "<!-- cli-reference:end -->"
 
 
-def _commands(group: click.Group, prefix: str):
-    ctx = click.Context(group, info_name=prefix)
+def _commands(group: click.Group, ctx: click.Context):
+    """(context, command) for every command, each context a child of its group's, as at run time
+    (so settings like ``-h`` for help are inherited the same way)."""
     for name in sorted(group.list_commands(ctx)):
         cmd = group.get_command(ctx, name)
-        yield f"{prefix} {name}", cmd
+        sub = click.Context(cmd, info_name=name, parent=ctx, terminal_width=100, max_content_width=100)
+        yield sub, cmd
         if isinstance(cmd, click.Group):
-            yield from _commands(cmd, f"{prefix} {name}")
+            yield from _commands(cmd, sub)
 
 
 def render() -> str:
     from senclip.cli.main import cli
 
     parts = []
-    for path, cmd in _commands(cli, "senclip"):
+    root = click.Context(cli, info_name="senclip", **dict(cli.context_settings, terminal_width=100, max_content_width=100))
+    for ctx, cmd in _commands(cli, root):
         if isinstance(cmd, click.Group):
             continue
-        ctx = click.Context(cmd, info_name=path, terminal_width=100, max_content_width=100)
-        parts.append(f"#### `{path}`\n\n```text\n{cmd.get_help(ctx)}\n```\n")
+        parts.append(f"#### `{ctx.command_path}`\n\n```text\n{cmd.get_help(ctx)}\n```\n")
     return "\n".join(parts)
 
 

@@ -1,0 +1,94 @@
+"""Peak memory of ``senclip classify`` against raster size (a tiny model stands in for the encoder).
+
+Two synthetic 4-band uint16 UTM scenes, 2745² and 10980² px (a full Sentinel-2 tile), tiled and
+deflate-compressed with blocky content so they are quick to make; each run is its own process
+and its peak RSS comes from ``os.wait4`` (that child's ru_maxrss only). Scenes are deleted after.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .common import BUILD, ROOT, Row
+
+SIZES = (2745, 10980)
+LIMIT_GB = 1.5
+
+
+def write_scene(path, size: int, seed: int = 0) -> None:
+    """Blocky land cover: each 256×256 block one of a few reflectance spectra plus mild noise."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    spectra = np.array([[300, 2500, 300, 3000], [2500, 300, 300, 200], [900, 1100, 1300, 2500],
+                        [1500, 1500, 1600, 1700], [400, 600, 500, 4000]], dtype=np.uint16)
+    rng = np.random.default_rng(seed)
+    nb = -(-size // 256)
+    kinds = rng.integers(0, len(spectra), (nb, nb))
+    profile = dict(driver="GTiff", width=size, height=size, count=4, dtype="uint16", crs="EPSG:32633",
+                   transform=from_origin(300000, 5900040, 10, 10), tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", BIGTIFF="IF_SAFER")
+    tmp = path.with_suffix(".tmp.tif")
+    noise = rng.integers(0, 8, (256, size), dtype=np.uint16)
+    with rasterio.open(tmp, "w", **profile) as ds:
+        for bi in range(nb):
+            h = min(256, size - bi * 256)
+            strip = spectra[np.repeat(kinds[bi], 256)[:size]].T[:, None, :] + noise[None, :h]
+            ds.write(np.ascontiguousarray(strip), window=rasterio.windows.Window(0, bi * 256, size, h))
+    os.replace(tmp, path)
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, float, str]:
+    """(peak RSS in MB, seconds, stderr tail) of one child process."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # read pipes before waiting so a chatty child cannot block; wait4 gives this child's rusage
+    out, err = p.stdout.read(), p.stderr.read()
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({p.returncode}): {err.strip()[-400:]}")
+    kb = ru.ru_maxrss if sys.platform != "darwin" else ru.ru_maxrss / 1024
+    return kb / 1024, dt, err
+
+
+def run(roof: float, ctx: dict) -> list[Row]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import make_tiny_checkpoint
+
+    work = BUILD / "memory"
+    work.mkdir(parents=True, exist_ok=True)
+    ckpt = work / "tiny_vit.ckpt"
+    if not ckpt.is_file():
+        make_tiny_checkpoint(ckpt, kind="vit")
+    senclip = str(ROOT / ".venv" / "bin" / "senclip")
+    res = {}
+    try:
+        for size in SIZES:
+            scene = work / f"synthetic-{size}.tif"
+            t0 = time.perf_counter()
+            write_scene(scene, size)
+            t_make = time.perf_counter() - t0
+            cmd = [senclip, "classify", str(scene), "--classes", "Forest;Water;Crops", "--checkpoint", str(ckpt),
+                   "--backend", "torch", "--device", "cpu", "--out", str(work / f"map-{size}.tif"), "--overwrite"]
+            mb, dt, _ = peak_rss(cmd)
+            res[size] = (mb, dt, t_make)
+            scene.unlink()
+            print(f"    {size}²: peak RSS {mb:.0f} MB, {dt:.0f} s (scene made in {t_make:.0f} s)", flush=True)
+    finally:
+        for f in work.glob("synthetic-*"):
+            f.unlink()
+    small, big = res[SIZES[0]], res[SIZES[1]]
+    chips = lambda s: (-(-s // 32)) ** 2  # noqa: E731 (grid cells at the default stride 32)
+    return [
+        Row("memory", f"peak RSS, {SIZES[1]}² scene", big[0], "MB", LIMIT_GB * 1024, "1.5 GB", big[0] / (LIMIT_GB * 1024),
+            "<= 1", big[0] <= LIMIT_GB * 1024, note=f"{chips(SIZES[1])} cells, tiny ViT, torch, {big[1]:.0f} s"),
+        Row("memory", f"peak RSS {SIZES[1]}² / {SIZES[0]}²", big[0] / small[0], "×", small[0],
+            f"peak RSS at {SIZES[0]}² ({small[0]:.0f} MB)", big[0] / small[0], "<= 1.2", big[0] / small[0] <= 1.2,
+            note=f"{SIZES[0]}²: {chips(SIZES[0])} cells, {small[1]:.0f} s; 16× the pixels"),
+    ]
