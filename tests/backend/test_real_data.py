@@ -56,3 +56,17 @@ def test_demo_command_with_untrained_marker(berlin, tmp_path, capsys):
     assert (tmp_path / "demo_preview.png").stat().st_size > 10_000
     with rasterio.open(tmp_path / "demo_classmap.tif") as ds:
         assert "RANDOM" in ds.tags()["SENCLIP_WARNING"]
+
+
+def test_onnx_and_torch_backends_agree_on_real_scene(berlin, tmp_path, tiny_checkpoint):
+    import senclip
+
+    kw = dict(classes="Forest;Sea or Lake;Annual Crop Land;Residential Buildings;Pasture Land",
+              checkpoint=tiny_checkpoint, stride=64, device="cpu")
+    a = senclip.classify(berlin, tmp_path / "torch.tif", backend="torch", **kw)
+    b = senclip.classify(berlin, tmp_path / "onnx.tif", backend="onnx", **kw)
+    assert (a.backend, b.backend) == ("torch", "onnx")
+    with rasterio.open(tmp_path / "torch.tif") as x, rasterio.open(tmp_path / "onnx.tif") as y:
+        same = (x.read(1) == y.read(1)).mean()
+        assert y.tags()["SENCLIP_BACKEND"] == "onnx"
+    assert same >= 0.99
