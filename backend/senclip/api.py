@@ -17,13 +17,13 @@ import numpy as np
 
 from . import __version__
 from .classmap import check_resolution, write_grid, write_pixels
-from .errors import Cancelled, InputError, StoreMismatchError
+from .errors import InputError, StoreMismatchError
 from .feedback import Feedback
 from .geotiff import ClassMapWriter
 from .pipeline import encode_scene, load_mask_geometries
 from .prompts import build_prompt_set
 from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
-from .store import EmbeddingStore, StoreWriter, prepare_output
+from .store import EmbeddingStore, StoreWriter, all_or_nothing, prepare_output
 from .tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
 from .zeroshot import class_embeddings, probabilities
 
@@ -119,7 +119,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
             "versions": _versions(lm.backend),
         }
         writer = StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta, overwrite=overwrite)
-        try:
+        with all_or_nothing(writer):
             n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
                              geoms=geoms, feedback=feedback)
             if n == 0:
@@ -127,12 +127,6 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
             path = writer.commit()
-        except KeyboardInterrupt:
-            writer.abort()
-            raise Cancelled("interrupted; no output was written") from None
-        except BaseException:
-            writer.abort()
-            raise
     return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
 
 
@@ -198,7 +192,7 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         transform, width, height = area_t, grid.width, grid.height
     writer = ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs, classes=names,
                             tags=tags, overwrite=overwrite)
-    try:
+    with all_or_nothing(writer):
         if resolution == "grid":
             write_grid(writer, probs, st.valid, feedback)
         else:
@@ -209,12 +203,6 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
                 if pixel_valid is not None:
                     pixel_valid.close()
         path = writer.commit()
-    except KeyboardInterrupt:
-        writer.abort()
-        raise Cancelled("interrupted; no output was written") from None
-    except BaseException:
-        writer.abort()
-        raise
 
     px_area = abs(transform.a * transform.e - transform.b * transform.d)
     metric = crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m")

@@ -1,7 +1,7 @@
 """Scene → chips → encoder → embedding store, with reading overlapped with inference.
 
-A reader thread cuts chips strip by strip (each strip covers several tile rows, so overlapping
-chips are decoded from the file once) and hands batches to the encoding thread through a short
+A reader thread cuts chips block by block (each block covers many tile rows and columns, so
+overlapping chips are decoded from the file about once, and memory does not grow with the raster) and hands batches to the encoding thread through a short
 queue. Encoders release the GIL (ONNX Runtime, PyTorch), so decoding, band mapping and 8-bit
 conversion run while the model computes. Cancel and Ctrl-C stop both threads at the next batch.
 """
@@ -17,7 +17,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .tiling import TileGrid, fill_invalid
 
-STRIP_PIXELS = 512  # target strip height in pixels: bounded memory, few reads
+BLOCK_PIXELS = 1024  # side of the pixel block read at once: bounded memory, ~6 % re-read at stride 32
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Batch:
     rows: np.ndarray
     cols: np.ndarray
     chips: np.ndarray  # uint8 (N, 3, tile, tile)
+    cells_done: int = 0  # grid cells (nodata ones included) whose blocks were finished before this batch
 
 
 def load_mask_geometries(path, crs) -> list[dict]:
@@ -69,38 +70,53 @@ def strip_validity(scene, valid: np.ndarray, row_off: int, col_off: int, geoms) 
     return valid & inside
 
 
+def block_ranges(n: int, per_block: int) -> list[tuple[int, int]]:
+    return [(a, min(n, a + per_block)) for a in range(0, n, per_block)]
+
+
 def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, geoms=None,
                  stop: threading.Event | None = None):
-    """Yield :class:`Batch` es of valid chips in grid order; cells with less than ``min_valid``
-    valid pixels are never encoded (they stay nodata, never guessed)."""
+    """Yield :class:`Batch` es of valid chips, block by block; cells with less than ``min_valid``
+    valid pixels are never encoded (they stay nodata, never guessed).
+
+    The grid is read in blocks of about ``BLOCK_PIXELS``² pixels (rows of blocks left to right,
+    top to bottom), not full-width strips, so the memory held per read is the same for a
+    1000 px crop and a 10980 px tile; neighbouring blocks overlap by ``tile - stride`` pixels.
+    """
     t, s, m = grid.tile, grid.stride, grid.margin
-    rows_per_band = max(1, (STRIP_PIXELS - t) // s + 1)
-    width = (grid.cols - 1) * s + t
+    per = max(1, (BLOCK_PIXELS - t) // s + 1)  # tile rows/cols per block
     pend_r, pend_c, pend_x = [], [], []
-    need = min_valid * t * t
-    for r0, r1 in grid.row_bands(rows_per_band):
-        if stop is not None and stop.is_set():
-            return
-        height = (r1 - r0 - 1) * s + t
-        dn, valid = scene.read(r0 * s - m, -m, height, width)
-        valid = strip_validity(scene, valid, r0 * s - m, -m, geoms)
-        rgb = scene.radiometry.to_uint8(dn)
-        # valid-pixel count of every chip in the strip via a summed-area table
-        sat = np.pad(valid.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        ys = (np.arange(r0, r1) - r0) * s
-        xs = np.arange(grid.cols) * s
-        counts = (sat[ys[:, None] + t, xs[None, :] + t] - sat[ys[:, None], xs[None, :] + t]
-                  - sat[ys[:, None] + t, xs[None, :]] + sat[ys[:, None], xs[None, :]])
-        for i, j in zip(*np.nonzero(counts >= max(need, 1))):
-            y, x = ys[i], xs[j]
-            pend_r.append(r0 + i)
-            pend_c.append(j)
-            pend_x.append(fill_invalid(rgb[:, y:y + t, x:x + t], valid[y:y + t, x:x + t]))
-            if len(pend_x) == batch_size:
-                yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x))
-                pend_r, pend_c, pend_x = [], [], []
+    need = max(min_valid * t * t, 1)
+    done = 0
+    for r0, r1 in block_ranges(grid.rows, per):
+        for c0, c1 in block_ranges(grid.cols, per):
+            if stop is not None and stop.is_set():
+                return
+            height, width = (r1 - r0 - 1) * s + t, (c1 - c0 - 1) * s + t
+            dn, valid = scene.read(r0 * s - m, c0 * s - m, height, width)
+            valid = strip_validity(scene, valid, r0 * s - m, c0 * s - m, geoms)
+            # valid-pixel count of every chip in the block via a summed-area table
+            sat = np.zeros((height + 1, width + 1), dtype=np.int32)
+            np.cumsum(valid, axis=0, dtype=np.int32, out=sat[1:, 1:])
+            np.cumsum(sat[1:, 1:], axis=1, out=sat[1:, 1:])
+            ys, xs = np.arange(r1 - r0) * s, np.arange(c1 - c0) * s
+            counts = (sat[ys[:, None] + t, xs[None, :] + t] - sat[ys[:, None], xs[None, :] + t]
+                      - sat[ys[:, None] + t, xs[None, :]] + sat[ys[:, None], xs[None, :]])
+            del sat
+            sel = list(zip(*np.nonzero(counts >= need)))
+            rgb = scene.radiometry.to_uint8(dn) if sel else None
+            del dn
+            for i, j in sel:
+                y, x = ys[i], xs[j]
+                pend_r.append(r0 + i)
+                pend_c.append(c0 + j)
+                pend_x.append(fill_invalid(rgb[:, y:y + t, x:x + t], valid[y:y + t, x:x + t]))
+                if len(pend_x) == batch_size:
+                    yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x), done)
+                    pend_r, pend_c, pend_x = [], [], []
+            done += (r1 - r0) * (c1 - c0)
     if pend_x:
-        yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x))
+        yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x), done)
 
 
 def encode_scene(scene, grid: TileGrid, encoder, writer, *, batch_size: int, min_valid: float,
@@ -145,7 +161,7 @@ def encode_scene(scene, grid: TileGrid, encoder, writer, *, batch_size: int, min
             writer.write(item.rows, item.cols, emb)
             n += len(item.rows)
             # progress in grid cells, so skipped nodata cells count too
-            pos = int(item.rows[-1]) * grid.cols + int(item.cols[-1]) + 1
+            pos = max(item.cells_done, last_row)
             feedback.advance(pos - last_row)
             last_row = pos
         feedback.advance(len(grid) - last_row)

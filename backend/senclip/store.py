@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, OutputError, StoreMismatchError
+from .errors import Cancelled, InputError, OutputError, StoreMismatchError
 
 FORMAT = "senclip-embedding-store"
 VERSION = 1
@@ -35,6 +36,20 @@ def prepare_output(path, overwrite: bool) -> Path:
     except OSError as e:
         raise OutputError(f"cannot write to folder {str(parent)!r} ({e.strerror}); choose a writable output path") from None
     return p
+
+
+@contextmanager
+def all_or_nothing(writer):
+    """Around the writing of an output: any failure, Ctrl-C included, removes the partial
+    output (``writer.abort()``); the body ends with ``writer.commit()``."""
+    try:
+        yield writer
+    except KeyboardInterrupt:
+        writer.abort()
+        raise Cancelled("interrupted; no output was written") from None
+    except BaseException:
+        writer.abort()
+        raise
 
 
 class StoreWriter:

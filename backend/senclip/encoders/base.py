@@ -55,3 +55,11 @@ class LoadedModel:
         return {"model_id": self.model_id, "arch": self.arch, "checksum": self.checksum,
                 "preprocess": self.preprocess.to_dict(), "untrained": self.untrained,
                 "embed_dim": self.embed_dim}
+
+
+def check_chips(chips) -> np.ndarray:
+    """The one input contract of every image encoder: uint8 (N, 3, h, w), C-contiguous."""
+    chips = np.asarray(chips)
+    if chips.ndim != 4 or chips.shape[1] != 3 or chips.dtype != np.uint8:
+        raise ValueError(f"chips must be uint8 (N, 3, h, w), got {chips.dtype} {chips.shape}")
+    return np.ascontiguousarray(chips)

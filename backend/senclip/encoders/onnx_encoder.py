@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError, SenclipWarning
 from ..registry import Preprocess
+from .base import check_chips
 from .tokenizer import get_tokenizer, truncation_warning
 
 IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"  # same names as senclip.onnx_export (which needs torch)
@@ -79,12 +80,10 @@ class OnnxImageEncoder:
         self._input = self.session.get_inputs()[0].name
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
-        chips = np.asarray(chips)
-        if chips.ndim != 4 or chips.shape[1] != 3 or chips.dtype != np.uint8:
-            raise ValueError(f"chips must be uint8 (N, 3, h, w), got {chips.dtype} {chips.shape}")
+        chips = check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        out = self.session.run(None, {self._input: np.ascontiguousarray(chips)})[0]
+        out = self.session.run(None, {self._input: chips})[0]
         return np.asarray(out, dtype=np.float32)
 
 

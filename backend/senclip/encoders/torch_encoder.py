@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, SenclipWarning
 from ..registry import Preprocess
+from .base import check_chips
 from .tokenizer import truncation_warning
 
 try:
@@ -78,13 +79,11 @@ class TorchImageEncoder:
         self.embed_dim = embed_dim_of(model)
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
-        chips = np.asarray(chips)
-        if chips.ndim != 4 or chips.shape[1] != 3 or chips.dtype != np.uint8:
-            raise ValueError(f"chips must be uint8 (N, 3, h, w), got {chips.dtype} {chips.shape}")
+        chips = check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
         with torch.inference_mode():
-            out = self.module(torch.from_numpy(np.ascontiguousarray(chips)).to(self.device))
+            out = self.module(torch.from_numpy(chips).to(self.device))
         return out.float().cpu().numpy()
 
 
