@@ -25,8 +25,9 @@ from .prompts import build_prompt_set
 from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
 from .store import EmbeddingStore, StoreWriter, all_or_nothing, prepare_output
 from .tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
-from .zeroshot import class_embeddings, probabilities
+from .zeroshot import calibrate_probabilities, class_embeddings, probabilities
 
+STORE_BLOCK_ROWS = 32  # grid rows of embeddings read at once (11 MB for a 10980 px tile at stride 32)
 UNTRAINED_NOTE = "RANDOM (untrained) weights: this map only checks the pipeline and means nothing"
 
 
@@ -155,16 +156,13 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         feedback.warning(str(w.message))
 
     rows, cols = st.valid.shape
-    probs = np.zeros((rows, cols, len(names)), dtype=np.float32)
-    idx = np.flatnonzero(st.valid.ravel())
-    flat = st.embeddings.reshape(rows * cols, -1)
-    pflat = probs.reshape(rows * cols, -1)
-    for i0 in range(0, len(idx), 65536):
+    probs = np.zeros((rows, cols, len(names)), dtype=np.float32)  # small: K values per grid cell
+    for r0, r1, emb in st.iter_rows(STORE_BLOCK_ROWS):  # never the whole store in memory
         feedback.check()
-        sel = idx[i0:i0 + 65536]
-        pflat[sel] = probabilities(np.asarray(flat[sel], dtype=np.float32), cls_emb)
-    if calibrate != "none":
-        pflat[idx] = probabilities(np.asarray(flat[idx], dtype=np.float32), cls_emb, calibrate=calibrate)
+        ok = st.valid[r0:r1]
+        probs[r0:r1][ok] = probabilities(emb[ok].astype(np.float32), cls_emb)
+    if calibrate != "none":  # transductive: needs every cell's probabilities, which are at hand
+        probs[st.valid] = calibrate_probabilities(probs[st.valid], calibrate)
 
     from affine import Affine
     from rasterio.crs import CRS

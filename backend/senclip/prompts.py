@@ -84,14 +84,22 @@ def shipped_set(name: str, style: str) -> dict[str, list[str]]:
     return json.loads((RESOURCES / "prompts" / f"{name}_{style}.json").read_text(encoding="utf-8"))
 
 
-def build_prompt_set(classes=None, *, prompts=None, style: str = "ground") -> dict[str, list[str]]:
+def build_prompt_set(classes=None, *, prompts=None, style: str = "ground",
+                     fill_missing: bool = False) -> dict[str, list[str]]:
     """Class → prompts, in class order.
 
     ``prompts`` may be a JSON file path or a mapping; when given, every class must have prompts
-    there (no silent fallback: a typo in a class name should be noticed). Without ``prompts``,
+    there (no silent fallback: a typo in a class name should be noticed) unless ``fill_missing``
+    (the dock's table, where an empty cell means "built-in prompts"). Without ``prompts``,
     shipped sets are used where the class name matches (case-insensitively), templates elsewhere.
     """
     names = parse_classes(classes)
+    if fill_missing and isinstance(prompts, dict):
+        names = names or parse_classes(list(prompts))
+        own = {k: v for k, v in prompts.items() if v}
+        given = {k.casefold(): v for k, v in _check_mapping(own, "the prompt table").items()} if own else {}
+        builtin = build_prompt_set(names, style=style)
+        return {n: given.get(n.casefold()) or builtin[n] for n in names}
     if prompts is not None:
         given = load_prompt_file(prompts) if isinstance(prompts, (str, Path)) else _check_mapping(prompts, "the prompt mapping")
         if not names:

@@ -1,7 +1,8 @@
 """The embedding store: image embeddings of one scene on the tile grid, computed once.
 
-A folder holding ``embeddings.npy`` (rows × cols × D, float16, memory-mapped so a whole
-Sentinel-2 tile never has to sit in RAM), ``valid.npy`` (rows × cols, which cells were encoded)
+A folder holding ``embeddings.npy`` (rows × cols × D, float16; written and read with plain
+positioned file I/O in row blocks, so a whole Sentinel-2 tile never sits in RAM and never
+counts against the process's resident memory the way touched memory-mapped pages do), ``valid.npy`` (rows × cols, which cells were encoded)
 and ``meta.json`` (model identity incl. checksum, preprocessing, radiometry, tiling, grid
 georeferencing and the source fingerprint). Re-classifying with new prompts needs only this folder
 and the text encoder of the same model, which :meth:`EmbeddingStore.check_model` enforces.
@@ -9,6 +10,7 @@ and the text encoder of the same model, which :meth:`EmbeddingStore.check_model`
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -59,18 +61,32 @@ class StoreWriter:
         self.path = prepare_output(path, overwrite)
         self.overwrite = overwrite
         self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-"))
-        self.emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16,
-                                             shape=(rows, cols, dim))
+        self.shape = (rows, cols, dim)
+        emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=self.shape)
+        del emb  # header written, file sized (sparse); cells are written with pwrite below
+        self._fd = os.open(self.tmp / "embeddings.npy", os.O_RDWR | getattr(os, "O_BINARY", 0))
+        self._offset = _data_offset(self.tmp / "embeddings.npy")
         self.valid = np.zeros((rows, cols), dtype=bool)
         self.meta = dict(meta, format=FORMAT, version=VERSION, rows=rows, cols=cols, dim=dim)
 
     def write(self, rs: np.ndarray, cs: np.ndarray, emb: np.ndarray) -> None:
-        self.emb[rs, cs] = emb.astype(np.float16)
+        """Cells (rs[i], cs[i]) get emb[i]; runs of neighbouring cells go out in one write."""
+        rs, cs = np.asarray(rs, dtype=np.int64), np.asarray(cs, dtype=np.int64)
+        if len(rs) == 0:
+            return
+        rows, cols, dim = self.shape
+        flat = rs * cols + cs
+        order = np.argsort(flat, kind="stable")
+        flat, data = flat[order], np.ascontiguousarray(np.asarray(emb)[order], dtype=np.float16)
+        breaks = np.flatnonzero(np.diff(flat) != 1) + 1
+        row_bytes = dim * 2
+        for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(flat)]):
+            _pwrite_all(self._fd, data[a:b].tobytes(), self._offset + int(flat[a]) * row_bytes)
         self.valid[rs, cs] = True
 
     def commit(self) -> Path:
-        self.emb.flush()
-        del self.emb
+        os.close(self._fd)
+        self._fd = None
         np.save(self.tmp / "valid.npy", self.valid)
         (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
         if self.path.exists():
@@ -79,9 +95,28 @@ class StoreWriter:
         return self.path
 
     def abort(self) -> None:
-        if hasattr(self, "emb"):
-            del self.emb
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+            self._fd = None
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _data_offset(path: Path) -> int:
+    """Byte offset of the array data in an ``.npy`` file (after its header)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        if fortran or dtype != np.float16:
+            raise ValueError(f"embeddings.npy must be C-ordered float16, found {dtype}")
+        return f.tell()
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view, offset = view[n:], offset + n
 
 
 class EmbeddingStore:
@@ -102,6 +137,33 @@ class EmbeddingStore:
             raise InputError(f"embedding store {str(self.path)!r} is damaged ({e}); recreate it with 'senclip embed'") from None
         if self.embeddings.shape[:2] != self.valid.shape:
             raise InputError(f"embedding store {str(self.path)!r} is inconsistent; recreate it with 'senclip embed'")
+        self._offset = self.embeddings.offset
+
+    def read_rows(self, r0: int, r1: int) -> np.ndarray:
+        """Embeddings of grid rows ``r0..r1`` (float16, (r1-r0, cols, D)) read from the file, not
+        through the memory map: reading a whole store block by block keeps resident memory at one
+        block instead of growing to the file's size."""
+        rows, cols, dim = self.embeddings.shape
+        r0, r1 = max(0, r0), min(rows, r1)
+        n = max(0, r1 - r0) * cols * dim
+        out = np.empty(n, dtype=np.float16)
+        buf, got = memoryview(out).cast("B"), 0
+        with open(self.path / "embeddings.npy", "rb", buffering=0) as f:
+            f.seek(self._offset + r0 * cols * dim * 2)
+            while got < n * 2:
+                k = f.readinto(buf[got:])
+                if not k:
+                    break
+                got += k
+        if got != n * 2:
+            raise InputError(f"embedding store {str(self.path)!r} is truncated; recreate it with 'senclip embed'")
+        return out.reshape(max(0, r1 - r0), cols, dim)
+
+    def iter_rows(self, block_rows: int = 32):
+        """(r0, r1, embeddings of rows r0..r1) for the whole grid, in order."""
+        rows = self.valid.shape[0]
+        for r0 in range(0, rows, block_rows):
+            yield r0, min(rows, r0 + block_rows), self.read_rows(r0, r0 + block_rows)
 
     @property
     def model(self) -> dict:

@@ -307,18 +307,12 @@ def op_load_store(args: dict, feedback: Feedback, state: State) -> dict:
 
 def _full_prompt_set(args: dict) -> dict:
     """Classes without prompts of their own get the shipped/template prompts of the style."""
-    from .prompts import build_prompt_set, parse_classes
+    from .prompts import build_prompt_set
 
-    classes = parse_classes(args.get("classes"))
-    given = {k: v for k, v in (args.get("prompts") or {}).items() if v}
-    style = args.get("prompt_style", "ground")
-    if isinstance(args.get("prompts"), str):
-        return build_prompt_set(classes or None, prompts=args["prompts"], style=style)
-    names = classes or list(given)
-    lookup = {k.casefold(): v for k, v in given.items()}
-    missing = [n for n in names if n.casefold() not in lookup]
-    defaults = build_prompt_set(missing, style=style) if missing else {}
-    return {n: lookup.get(n.casefold()) or defaults[n] for n in names}
+    prompts, style = args.get("prompts"), args.get("prompt_style", "ground")
+    if isinstance(prompts, str):
+        return build_prompt_set(args.get("classes") or None, prompts=prompts, style=style)
+    return build_prompt_set(args.get("classes") or None, prompts=prompts or {}, style=style, fill_missing=True)
 
 
 def op_reclassify(args: dict, feedback: Feedback, state: State) -> dict:

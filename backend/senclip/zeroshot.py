@@ -41,7 +41,15 @@ def probabilities(image_emb: np.ndarray, class_emb: np.ndarray, *, calibrate: st
         raise InputError(f"--calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r}")
     logits = logit_scale * (image_emb.astype(np.float32) @ class_emb.T)
     p = softmax(logits, axis=1)
+    return calibrate_probabilities(p, calibrate).astype(np.float32)
+
+
+def calibrate_probabilities(p: np.ndarray, calibrate: str) -> np.ndarray:
+    """The calibration step of :func:`probabilities` alone, on (N, K) probabilities of all
+    images of the run (so a store can be scored block by block, then calibrated once)."""
+    if calibrate not in CALIBRATIONS:
+        raise InputError(f"--calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r}")
     if calibrate == "column-mean" and len(p):
         p = p / np.maximum(p.mean(axis=0, keepdims=True), 1e-12)
         p = p / p.sum(axis=1, keepdims=True)
-    return p.astype(np.float32)
+    return p

@@ -114,3 +114,11 @@ def test_import_senclip_is_light():
            "bad = [m for m in ('torch', 'open_clip', 'onnxruntime', 'qgis', 'PyQt5') if m in sys.modules]; print(bad)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_fill_missing_prompts_for_the_dock_table():
+    ps = build_prompt_set(["Forest", "My class"], prompts={"Forest": [], "My class": ["a photo of mine"]},
+                          style="aerial", fill_missing=True)
+    assert ps["Forest"] == shipped_set("eurosat", "aerial")["Forest"] and ps["My class"] == ["a photo of mine"]
+    with pytest.raises(InputError, match="no classes"):
+        build_prompt_set(None, prompts={}, fill_missing=True)
