@@ -7,6 +7,7 @@ conversion run while the model computes. Cancel and Ctrl-C stop both threads at 
 """
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -16,6 +17,14 @@ import numpy as np
 from .errors import InputError
 from .feedback import Feedback
 from .tiling import TileGrid, fill_invalid
+
+# GDAL's block cache defaults to 5 % of RAM and, reading a whole tile once, fills all of it with
+# blocks never needed again (1 GB on a 10980 px tile here). GDAL reads the setting once, at its
+# first block read, so it must be in the environment before any raster is read; a value the
+# user set wins. 128 MB holds a full-width row of blocks of a tile, which is all the overlap
+# between neighbouring read blocks needs.
+GDAL_CACHEMAX_MB = "128"
+os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)
 
 BLOCK_PIXELS = 1024  # side of the pixel block read at once: bounded memory, ~6 % re-read at stride 32
 
