@@ -91,9 +91,9 @@ def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded):
 
 def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
-          offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, min_valid: float = DEFAULT_MIN_VALID,
-          bounds=None, mask=None, overwrite: bool = False, offline: bool = False, feedback: Feedback | None = None,
-          loaded_model=None) -> EmbedResult:
+          offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
+          min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
+          feedback: Feedback | None = None, loaded_model=None) -> EmbedResult:
     """Encode ``input`` (raster or band folder) into an embedding store folder ``out``."""
     feedback = feedback or Feedback()
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -102,7 +102,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
         raise InputError(f"--min-valid must be in (0, 1], got {min_valid!r}")
     prepare_output(out, overwrite)
     with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
-                    bounds=bounds) as scene:
+                    stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
         lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
@@ -246,9 +246,9 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
              model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
              tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
-             offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, min_valid: float = DEFAULT_MIN_VALID,
-             bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
-             feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
+             offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
+             min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False,
+             offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
     """Scene (or an existing store, ``embeddings=``) + classes/prompts → class-map GeoTIFF ``out``."""
     feedback = feedback or Feedback()
     if out is None:
@@ -274,13 +274,13 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         raise InputError("no input given; pass a Sentinel-2 raster or band folder (or --embeddings STORE)")
     # Check the input before a model loads (seconds, maybe a download) so bad input fails fast.
     with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
-                    bounds=bounds) as scene:
+                    stretch=stretch, bounds=bounds) as scene:
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
     lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
-                    max_reflectance=max_reflectance, min_valid=min_valid, bounds=bounds, mask=mask,
+                    max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
                     checkpoint=checkpoint, feedback=feedback, loaded_model=lm)
     if save_embeddings is not None:
         res = embed(input, save_embeddings, overwrite=overwrite, **emb_opts)

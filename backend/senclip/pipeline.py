@@ -113,13 +113,19 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
                       - sat[ys[:, None] + t, xs[None, :]] + sat[ys[:, None], xs[None, :]])
             del sat
             sel = list(zip(*np.nonzero(counts >= need)))
-            rgb = scene.radiometry.to_uint8(dn) if sel else None
-            del dn
+            rad = scene.radiometry
+            if rad.per_chip:  # each chip stretched by its own range: keep the DNs
+                rgb = None
+            else:
+                rgb = rad.to_uint8(dn) if sel else None
+                del dn
             for i, j in sel:
                 y, x = ys[i], xs[j]
                 pend_r.append(r0 + i)
                 pend_c.append(c0 + j)
-                pend_x.append(fill_invalid(rgb[:, y:y + t, x:x + t], valid[y:y + t, x:x + t]))
+                ok = valid[y:y + t, x:x + t]
+                chip = rad.chip_to_uint8(dn[:, y:y + t, x:x + t], ok) if rgb is None else rgb[:, y:y + t, x:x + t]
+                pend_x.append(fill_invalid(chip, ok))
                 if len(pend_x) == batch_size:
                     yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x), done)
                     pend_r, pend_c, pend_x = [], [], []

@@ -37,15 +37,33 @@ def _norm_band(name: str) -> str:
     return "B8A" if name == "B8A" else f"B{int(name[1:]):02d}"
 
 
+STRETCHES = ("fixed", "chip-minmax")
+
+
 @dataclass(frozen=True)
 class Radiometry:
     """Digital number → reflectance → 8 bit: ``refl = (DN + offset) / scale``, then
-    ``[0, max_reflectance]`` is stretched linearly to ``[0, 255]``. 8-bit input is used as is."""
+    ``[0, max_reflectance]`` is stretched linearly to ``[0, 255]`` (``stretch="fixed"``, the same
+    for every chip, like the EuroSAT RGB release), or each chip's own min..max over its valid
+    pixels and all three bands is (``"chip-minmax"``, what SenCLIP's training loader does).
+    8-bit input is used as is."""
 
     scale: float = 10000.0
     offset: float = 0.0
     max_reflectance: float = DEFAULT_MAX_REFLECTANCE
     passthrough_8bit: bool = False
+    stretch: str = "fixed"
+
+    @property
+    def per_chip(self) -> bool:
+        return self.stretch == "chip-minmax" and not self.passthrough_8bit
+
+    def chip_to_uint8(self, dn: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(3, h, w) digital numbers of one chip → uint8 by its own valid min..max."""
+        v = dn[:, valid].astype(np.float32)
+        lo, hi = float(v.min()), float(v.max())
+        out = (dn.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
+        return (np.clip(out, 0, 255) + 0.5).astype(np.uint8)
 
     def to_uint8(self, dn: np.ndarray) -> np.ndarray:
         if self.passthrough_8bit:
@@ -56,7 +74,7 @@ class Radiometry:
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "offset": self.offset, "max_reflectance": self.max_reflectance,
-                "passthrough_8bit": self.passthrough_8bit}
+                "passthrough_8bit": self.passthrough_8bit, "stretch": self.stretch}
 
 
 def _read_offset_from_metadata(path: Path) -> float | None:
@@ -102,7 +120,8 @@ class Scene:
     """An open Sentinel-2 scene. Use as a context manager (``with open_scene(p) as s``)."""
 
     def __init__(self, path, *, bands=None, scale="auto", offset="auto",
-                 max_reflectance: float = DEFAULT_MAX_REFLECTANCE, bounds=None, area=None) -> None:
+                 max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed", bounds=None,
+                 area=None) -> None:
         import rasterio
 
         self.path = Path(path)
@@ -112,7 +131,7 @@ class Scene:
         try:
             self._open(rasterio, parse_bands(bands))
             self._check_georef()
-            self.radiometry = self._radiometry(scale, offset, max_reflectance)
+            self.radiometry = self._radiometry(scale, offset, max_reflectance, stretch)
             self._set_area(bounds, area)
         except BaseException:
             self._stack.close()
@@ -195,9 +214,11 @@ class Scene:
                 f"{self.path.name} is in a geographic CRS ({self.crs.to_string()}): tiles are taken in pixels as usual, "
                 "but areas are not reported in m²; reproject to UTM for area statistics", SenclipWarning, stacklevel=3)
 
-    def _radiometry(self, scale, offset, max_reflectance) -> Radiometry:
+    def _radiometry(self, scale, offset, max_reflectance, stretch) -> Radiometry:
         if not (isinstance(max_reflectance, (int, float)) and max_reflectance > 0):
             raise InputError(f"--max-reflectance must be > 0, got {max_reflectance!r}")
+        if stretch not in STRETCHES:
+            raise InputError(f"--stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
         if self.dtype == np.uint8 and scale in ("auto", None):
             return Radiometry(passthrough_8bit=True)
         if scale in ("auto", None):
@@ -217,7 +238,7 @@ class Scene:
                 o = float(offset)
             except ValueError:
                 raise InputError(f"--offset must be 'auto' or a number (e.g. -1000 for baseline 04.00+), got {offset!r}") from None
-        return Radiometry(scale=s, offset=o, max_reflectance=float(max_reflectance))
+        return Radiometry(scale=s, offset=o, max_reflectance=float(max_reflectance), stretch=stretch)
 
     def _looks_like_reflectance(self) -> bool:
         ds, b = self._sources[0]

@@ -168,3 +168,15 @@ def test_all_nodata_input_is_an_error_and_writes_nothing(tmp_path, color_model):
     with pytest.raises(InputError, match="no tile .* valid pixels"):
         senclip.classify(scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_chip_minmax_stretch_is_applied_and_recorded(tmp_path, color_model):
+    # a dark scene: with the fixed stretch everything is near black; chip-minmax restores the colours
+    scene = write_s2(tmp_path / "s.tif", left=(30, 250, 30), right=(250, 30, 30))
+    res = senclip.embed(scene, tmp_path / "store", loaded_model=color_model, stretch="chip-minmax")
+    meta = json.loads((res.path / "meta.json").read_text())
+    assert meta["radiometry"]["stretch"] == "chip-minmax"
+    out = senclip.classify_store(res.path, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
+    assert out.counts["green meadow"] >= 6 and out.counts["blue water"] >= 6
+    with pytest.raises(InputError, match="--stretch must be one of"):
+        senclip.embed(scene, tmp_path / "x", loaded_model=color_model, stretch="gamma")

@@ -122,3 +122,12 @@ def test_fill_missing_prompts_for_the_dock_table():
     assert ps["Forest"] == shipped_set("eurosat", "aerial")["Forest"] and ps["My class"] == ["a photo of mine"]
     with pytest.raises(InputError, match="no classes"):
         build_prompt_set(None, prompts={}, fill_missing=True)
+
+
+def test_chip_minmax_stretch_uses_the_chips_valid_range():
+    r = Radiometry(stretch="chip-minmax")
+    dn = np.array([[[100, 200], [300, 0]]] * 3, dtype=np.uint16)
+    valid = np.array([[True, True], [True, False]])
+    out = r.chip_to_uint8(dn, valid)
+    assert out[0].tolist() == [[0, 128], [255, 0]] and r.per_chip
+    assert not Radiometry(stretch="chip-minmax", passthrough_8bit=True).per_chip

@@ -44,6 +44,9 @@ tiling_options = _stack(
                       "from the SAFE metadata or the N0400 baseline in the name."),
     click.option("--max-reflectance", type=float, default=DEFAULT_MAX_REFLECTANCE, show_default=True,
                  help="Reflectance shown as full brightness when converting to 8-bit RGB."),
+    click.option("--stretch", type=click.Choice(["fixed", "chip-minmax"]), default="fixed", show_default=True,
+                 help="8-bit conversion: fixed = 0..--max-reflectance for every chip; chip-minmax = each chip's own "
+                      "min..max (SenCLIP's training recipe)."),
     click.option("--min-valid", type=float, default=DEFAULT_MIN_VALID, show_default=True,
                  help="Chips with a smaller fraction of valid pixels are left unclassified (0)."),
     click.option("--bounds", default=None, metavar="MINX,MINY,MAXX,MAXY",
