@@ -42,19 +42,32 @@ def write_scene(path, size: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
+# Runs ``cmd`` from a small intermediate process and reports that grandchild's ru_maxrss. On Linux
+# a process's max RSS starts at its parent's high-water mark when forked and exec'd directly (the
+# kernel carries the old mm's peak across exec), so launching from this 1+ GB bench process would
+# report the bench's own peak, not the command's.
+_WRAPPER = """
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = p.stderr.read()
+_, status, ru = os.wait4(p.pid, 0)
+sys.stderr.buffer.write(err[-2000:])
+print(ru.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss(cmd: list[str]) -> tuple[float, float, str]:
-    """(peak RSS in MB, seconds, stderr tail) of one child process."""
+    """(peak RSS in MB, seconds, stderr tail) of one command, in a process of its own."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # read pipes before waiting so a chatty child cannot block; wait4 gives this child's rusage
-    out, err = p.stdout.read(), p.stderr.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({p.returncode}): {err.strip()[-400:]}")
-    kb = ru.ru_maxrss if sys.platform != "darwin" else ru.ru_maxrss / 1024
-    return kb / 1024, dt, err
+    try:
+        kb, rc = (int(x) for x in p.stdout.split())
+    except ValueError:
+        raise RuntimeError(f"peak-RSS wrapper failed: {p.stderr.strip()[-400:]}") from None
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed ({rc}): {p.stderr.strip()[-400:]}")
+    return (kb if sys.platform != "darwin" else kb / 1024) / 1024, dt, p.stderr
 
 
 def run(roof: float, ctx: dict) -> list[Row]:

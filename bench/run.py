@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 import time
 import traceback
 
-from .common import RESULTS, Row, quick, setup_env
+from .common import RESULTS, VIT_B32_GFLOP, Row, quick, setup_env
 
 SECTIONS = ("roofline", "encoder", "pipeline", "reprompt", "memory", "gpu")
 
@@ -43,7 +42,7 @@ def main(argv=None) -> int:
     ctx: dict = {}
     g = machine.gemm_gflops()
     ctx["gemm"] = g
-    roof = g["best"] / 8.8
+    roof = g["best"] / VIT_B32_GFLOP
     rows.append(machine.roofline_row(g))
     print(rows[-1].note, flush=True)
     for name in only:
