@@ -80,16 +80,19 @@ def _versions(backend: str) -> dict:
     return v
 
 
-def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded):
+def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False):
     if loaded is not None:
         return loaded
+    if int8 and backend != "onnx":
+        raise InputError("--int8 quantises the ONNX image encoder: use it with --backend onnx")
     from .models import load_model
 
     return load_model(model=model, checkpoint=checkpoint, arch=arch, backend=backend, device=device,
-                      offline=offline, feedback=feedback)
+                      offline=offline, int8=int8, feedback=feedback)
 
 
 def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+          int8: bool = False,
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
           min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
@@ -105,7 +108,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
-        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
         feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}; {grid.rows}×{grid.cols} tiles "
                       f"of {grid.tile} px, stride {grid.stride}")
         if lm.untrained:
@@ -245,7 +248,7 @@ def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
 def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
              model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
-             tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
+             int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False,
              offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
@@ -278,7 +281,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
-    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
                     checkpoint=checkpoint, feedback=feedback, loaded_model=lm)
@@ -289,7 +292,3 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         res = embed(input, Path(tmp) / "store", **emb_opts)
         return classify_store(res.path, out, loaded_model=lm, **common)
 
-
-def result_json(result) -> str:
-    d = result.to_dict() if hasattr(result, "to_dict") else dict(result.__dict__, path=str(result.path))
-    return json.dumps(d, default=str)

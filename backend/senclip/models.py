@@ -2,7 +2,7 @@
 
 A model is a registry id (weights fetched into the cache) or a local checkpoint; it runs on
 PyTorch, or on ONNX Runtime from an export that is made once and cached next to the weights
-(``$SENCLIP_HOME/onnx/<model-id>-<sha8>[-int8]/``). The ONNX path imports neither torch nor
+(``$SENCLIP_HOME/onnx/<model-id>-<sha8>-v<format>[-int8]/``). The ONNX path imports neither torch nor
 open_clip unless it has to make that export.
 """
 from __future__ import annotations
@@ -134,11 +134,10 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
 
 def _find_export(model_id: str, int8: bool) -> Path | None:
     """The newest cached export of ``model_id`` (used when its checksum is unknown offline)."""
-    from .onnx_export import export_dir_name, onnx_home
+    from .onnx_export import export_dir_pattern, onnx_home
 
-    prefix = export_dir_name(model_id, "x" * 8, False)[:-8]
-    found = [d for d in onnx_home().glob(prefix + "*") if d.name.endswith("-int8") == int8
-             and (d / "image.onnx").is_file() and (d / "text.onnx").is_file()]
+    found = [d for d in onnx_home().glob(export_dir_pattern(model_id, int8))
+             if (d / "image.onnx").is_file() and (d / "text.onnx").is_file()]
     return max(found, key=lambda d: d.stat().st_mtime) if found else None
 
 

@@ -22,7 +22,7 @@ from .errors import OutputError
 from .feedback import Feedback
 from .registry import Preprocess
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # bump when the exported graph changes: cached exports are then re-made
 IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
 # Dynamic int8 weights. On AVX2 without VNNI, ORT's u8*s8 kernel sums pairs in int16 (vpmaddubsw),
 # which saturates with full-range int8 weights: cosine to fp32 fell to ~0.994 on ViT-B/32 there.
@@ -37,11 +37,20 @@ def onnx_home() -> Path:
     return senclip_home() / "onnx"
 
 
+def _safe(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-")
+
+
 def export_dir_name(model_id: str, checksum: str, int8: bool = False) -> str:
-    """``<model-id>-<sha8>[-int8]``, file-system safe (``checkpoint:x.ckpt`` → ``checkpoint-x.ckpt``)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-")
+    """``<model-id>-<sha8>-v<format>[-int8]``, file-system safe (``checkpoint:x.ckpt`` →
+    ``checkpoint-x.ckpt``). The format version keeps exports of an older graph from being reused."""
     tag = checksum.split(":", 1)[1] if checksum.startswith("untrained:") else checksum[:8]
-    return f"{safe}-{tag}" + ("-int8" if int8 else "")
+    return f"{_safe(model_id)}-{tag}-v{FORMAT_VERSION}" + ("-int8" if int8 else "")
+
+
+def export_dir_pattern(model_id: str, int8: bool = False) -> str:
+    """Glob for any cached export of ``model_id`` in the current format, whatever its checksum."""
+    return f"{_safe(model_id)}-*-v{FORMAT_VERSION}" + ("-int8" if int8 else "")
 
 
 def default_export_dir(model_id: str, checksum: str, int8: bool = False) -> Path:

@@ -191,3 +191,13 @@ def test_ctrl_c_leaves_nothing_behind(tmp_path, tiny_checkpoint):
     assert proc.returncode == 130, err
     assert "no output was written" in err
     assert list(out_dir.iterdir()) == []
+
+
+def test_int8_onnx_backend(s2_scene, tmp_path, tiny_checkpoint, capsys):
+    code, stdout, err = run(["-q", "classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                             "--backend", "onnx", "--int8", "--out", tmp_path / "m.tif"], capsys)
+    assert code == 0, err
+    assert "on onnx/cpu" in stdout
+    code, _, err = run(["-q", "classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                        "--int8", "--out", tmp_path / "n.tif"], capsys)
+    assert code == 2 and "--backend onnx" in err and not (tmp_path / "n.tif").exists()

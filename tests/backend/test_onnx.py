@@ -81,7 +81,9 @@ def test_text_agrees_with_torch(tiny_export, tiny_torch):
 def test_auto_export_into_cache_and_reuse(tiny_checkpoint, tiny_torch, senclip_home):
     fb = Recorder()
     lm = load_model(checkpoint=tiny_checkpoint, backend="onnx", feedback=fb)
-    expected = senclip_home / "onnx" / f"checkpoint-tiny_vit.ckpt-{sha256_file(tiny_checkpoint)[:8]}"
+    from senclip.onnx_export import FORMAT_VERSION
+
+    expected = senclip_home / "onnx" / f"checkpoint-tiny_vit.ckpt-{sha256_file(tiny_checkpoint)[:8]}-v{FORMAT_VERSION}"
     assert default_export_dir(lm.model_id, lm.checksum) == expected and (expected / "image.onnx").is_file()
     assert any("exporting it once" in t for t in fb.infos)
     fb2 = Recorder()

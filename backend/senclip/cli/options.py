@@ -27,6 +27,8 @@ model_options = _stack(
                  help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="auto uses CUDA when available and says which device ran."),
+    click.option("--int8", is_flag=True,
+                 help="With --backend onnx: int8-quantised image encoder (about 1.9x faster on CPU; cosine to fp32 >= 0.999)."),
     click.option("--offline", is_flag=True, help="Never download; use cached weights only."),
 )
 
