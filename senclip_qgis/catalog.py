@@ -19,6 +19,7 @@ PROMPT_STYLES = ["ground", "aerial", "generic"]
 BACKENDS = ["torch", "onnx"]
 DEVICES = ["auto", "cpu", "cuda"]
 RESOLUTIONS = ["grid", "pixel"]
+STRETCHES = ["fixed", "chip-minmax"]
 CALIBRATIONS = ["none", "column-mean"]
 
 

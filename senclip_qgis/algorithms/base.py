@@ -46,6 +46,8 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     MASK = "MASK"
     STORE = "STORE"
     OFFLINE = "OFFLINE"
+    INT8 = "INT8"
+    STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
 
@@ -131,6 +133,12 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.MASK, self.tr("Mask polygons (only inside is classified)"),
             [QgsProcessing.TypeVectorPolygon], optional=True))
+        self._advanced(QgsProcessingParameterEnum(
+            self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
+                                  "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
+        self._advanced(QgsProcessingParameterBoolean(
+            self.INT8, self.tr("int8 image encoder (ONNX backend only; about 1.9x faster on CPU)"),
+            defaultValue=False))
         self._advanced(QgsProcessingParameterBoolean(
             self.OFFLINE, self.tr("Offline (use cached weights only)"), defaultValue=False))
 
@@ -183,6 +191,8 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             "stride": self.parameterAsInt(parameters, self.STRIDE, context) if stride not in (None, "") else None,
             "batch_size": self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             "offline": self.parameterAsBoolean(parameters, self.OFFLINE, context) or None,
+            "stretch": self.enum_value(parameters, self.STRETCH, context, catalog.STRETCHES),
+            "int8": self.parameterAsBoolean(parameters, self.INT8, context) or None,
         }
         args.update(self.runtime_args(parameters, context))
         if parameters.get(self.EXTENT) not in (None, ""):

@@ -152,3 +152,17 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
     params["MODEL"] = 1  # explicit model with a checkpoint: kept (names the recipe)
     assert alg.request_args(params, context, QgsProcessingFeedback())["model"] == alg.parameterDefinition("MODEL").options()[1]
+    assert args["stretch"] == "fixed" and args["int8"] is None
+    params.update(STRETCH=1, INT8=True, BACKEND=1)
+    args = alg.request_args(params, context, QgsProcessingFeedback())
+    assert (args["stretch"], args["int8"], args["backend"]) == ("chip-minmax", True, "onnx")
+
+
+def test_readme_documents_every_processing_parameter(provider):
+    """README is where analysts look up parameters: none may be missing there."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    missing = [f"{alg.id()}:{p.name()}" for alg in provider.algorithms() for p in alg.parameterDefinitions()
+               if f"`{p.name()}`" not in readme]
+    missing += [f"{alg.id()}:{o.name()}" for alg in provider.algorithms() for o in alg.outputDefinitions()
+                if f"`{o.name()}`" not in readme]
+    assert not missing, f"README lacks: {missing}"
