@@ -10,7 +10,7 @@ export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: setup system-deps venv test test-all demo clean help
 help:
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -hE '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 setup: system-deps venv  ## install QGIS + the backend environment (.venv) and test tools
 
