@@ -14,7 +14,7 @@ app = QgsApplication([], True); app.initQgis()
 from qgis.gui import QgsMapCanvas
 from qgis.PyQt.QtWidgets import QMainWindow, QApplication
 from qgis.PyQt.QtCore import Qt
-from conftest import write_s2_gdal
+from plugin_env import write_s2_gdal
 raster = write_s2_gdal(TMP / "s2.tif", 256, 256)
 
 class Iface:

@@ -134,6 +134,22 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
     return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
 
 
+def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
+                        feedback: Feedback | None = None) -> np.ndarray:
+    """(rows, cols, K) class probabilities of every grid cell (0 where invalid), reading the store in
+    row blocks so that only K values per cell, never the embeddings, are held."""
+    feedback = feedback or Feedback()
+    rows, cols = st.valid.shape
+    probs = np.zeros((rows, cols, len(class_emb)), dtype=np.float32)
+    for r0, r1, emb in st.iter_rows(STORE_BLOCK_ROWS):
+        feedback.check()
+        ok = st.valid[r0:r1]
+        probs[r0:r1][ok] = probabilities(emb[ok].astype(np.float32), class_emb)
+    if calibrate != "none":  # transductive: needs every cell's probabilities, which are at hand
+        probs[st.valid] = calibrate_probabilities(probs[st.valid], calibrate)
+    return probs
+
+
 def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str = "ground",
                    resolution: str = "grid", calibrate: str = "none", model=None, checkpoint=None, arch=None,
                    backend: str = "torch", device: str = "auto", input=None, overwrite: bool = False,
@@ -158,14 +174,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     for w in caught:
         feedback.warning(str(w.message))
 
+    probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback)
     rows, cols = st.valid.shape
-    probs = np.zeros((rows, cols, len(names)), dtype=np.float32)  # small: K values per grid cell
-    for r0, r1, emb in st.iter_rows(STORE_BLOCK_ROWS):  # never the whole store in memory
-        feedback.check()
-        ok = st.valid[r0:r1]
-        probs[r0:r1][ok] = probabilities(emb[ok].astype(np.float32), cls_emb)
-    if calibrate != "none":  # transductive: needs every cell's probabilities, which are at hand
-        probs[st.valid] = calibrate_probabilities(probs[st.valid], calibrate)
 
     from affine import Affine
     from rasterio.crs import CRS

@@ -341,7 +341,7 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
     import numpy as np
     from affine import Affine
 
-    from .zeroshot import class_embeddings, probabilities
+    from .zeroshot import class_embeddings
 
     meta, st = state.store.meta, state.store
     col, row = ~Affine(*meta["grid_transform"]) * (float(args["x"]), float(args["y"]))
@@ -351,14 +351,11 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
     if not (0 <= row < rows and 0 <= col < cols) or not st.valid[row, col]:
         return dict(base, inside=False, top=[])
     prompt_set = state.last["prompt_set"]
-    cls_emb = class_embeddings(_loaded(state.store_model, feedback, state).text, prompt_set)
-    calibrate = state.last["calibrate"]
-    if calibrate == "none":
-        p = probabilities(np.asarray(st.embeddings[row, col], np.float32)[None], cls_emb)[0]
-    else:  # transductive: the whole scene takes part
-        flat = np.asarray(st.embeddings[st.valid], np.float32)
-        k = int(np.flatnonzero(st.valid.ravel()).searchsorted(row * cols + col))
-        p = probabilities(flat, cls_emb, calibrate=calibrate)[k]
+    if state.last.get("probs") is None:  # once per classification; exact also when calibrated
+        cls_emb = class_embeddings(_loaded(state.store_model, feedback, state).text, prompt_set)
+        state.last["probs"] = _api().store_probabilities(st, cls_emb, calibrate=state.last["calibrate"],
+                                                         feedback=feedback)
+    p = state.last["probs"][row, col]
     names = list(prompt_set)
     order = np.argsort(-p)[: int(args.get("k", 5))]
     return dict(base, inside=True, top=[{"class": names[i], "probability": float(p[i])} for i in order])

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from conftest import write_s2
+from s2data import write_s2
 
 import senclip
 from senclip import api, pipeline

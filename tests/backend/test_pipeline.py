@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from conftest import write_s2
+from s2data import write_s2
 
 import senclip
 from senclip import classmap

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, backend_python
+from plugin_env import REPO, backend_python
 
 QGIS_PROCESS = Path("/usr/bin/qgis_process.bin")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
-from conftest import backend_python
+from plugin_env import backend_python
 
 OFFLINE = "--no-index --no-deps --no-build-isolation"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from plugin_env import REPO
 
 REQUIRED = ["name", "qgisMinimumVersion", "description", "about", "version", "author", "email",
             "repository", "tracker", "license"]

@@ -44,7 +44,7 @@ def test_corrupt_embeddings_and_chip(sen2lucas, train_cfg, tmp_path):
 
 
 def test_wrong_chip_size(sen2lucas, train_cfg, tmp_path):
-    from conftest import write_chip
+    from chipdata import write_chip
 
     from senclip_train.train import train
 

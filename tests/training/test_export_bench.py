@@ -68,7 +68,7 @@ def _eurosat(root: Path, per_class=3, ms=False):
         d.mkdir(parents=True)
         for j in range(per_class):
             if ms:
-                from conftest import write_chip
+                from chipdata import write_chip
 
                 write_chip(d / f"{folder}_{j}.tif", rng.integers(0, 3000, (13, 64, 64)).astype("uint16"))
             else:
@@ -115,7 +115,7 @@ def test_bench_eurosat_ms_and_errors(tiny_vit, tmp_path):
 
 
 def _ben_patch(root: Path, name: str, labels: list[str], rng):
-    from conftest import write_chip
+    from chipdata import write_chip
 
     d = root / name
     for b in ("B02", "B03", "B04"):
