@@ -88,3 +88,28 @@ def test_vit_last_block_only(train_cfg):
     assert "proj" in trainable and "ln_post.weight" in trainable
     assert not any(k.startswith("conv1") or k.startswith("ln_pre") for k in trainable)
     assert TrainConfig(root="", list_file="", embeddings="", init="", out="").lr is None  # ViT/RN default later
+
+
+def test_ddp_with_torchrun_on_cpu(sen2lucas, tiny_vit, tmp_path):
+    """Two processes through torchrun (gloo on CPU): the same DDP code path as multi-GPU runs."""
+    import os
+    import subprocess
+    import sys
+
+    from senclip_train.model.build import read_training_checkpoint
+
+    root, lst, ef, _ = sen2lucas
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "senclip_train.cli.main", "pretrain", "--root", str(root), "--list", str(lst),
+           "--embeddings", str(ef), "--init", str(tiny_vit), "--out", str(out), "--epochs", "2",
+           "--batch-size", "8", "--queue-size", "16", "--lr", "1e-3", "--num-workers", "0", "--device", "cpu",
+           "--save-every", "0", "--log-every", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = read_training_checkpoint(out / "last.pt")
+    # 48 chips, 8 per rank and step, 2 ranks: 3 steps per epoch
+    assert (ck["step"], ck["epoch"]) == (6, 2)
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 1 + 6  # header + one row per step, written by rank 0 only
