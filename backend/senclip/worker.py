@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -125,94 +124,16 @@ class State:
         self.last = None  # prompts and calibration of the last re-classification (for probe)
 
 
-def _version(module_name: str):
-    try:
-        module = __import__(module_name)
-    except Exception as exc:  # noqa: BLE001 - a broken optional dependency is a diagnostic, not a crash
-        return None if isinstance(exc, ImportError) else f"broken: {exc}"
-    return getattr(module, "__version__", "unknown")
-
-
-def _devices() -> dict:
-    """What can run a model here; imports torch/onnxruntime only if present."""
-    out: dict = {"torch": None, "onnxruntime": None}
-    try:
-        import torch
-
-        cuda = torch.cuda.is_available()
-        out["torch"] = {"cpu": True, "cuda": cuda,
-                        "cuda_devices": [torch.cuda.get_device_name(i)
-                                         for i in range(torch.cuda.device_count())] if cuda else [],
-                        "threads": torch.get_num_threads()}
-    except ImportError:
-        pass
-    try:
-        import onnxruntime
-
-        out["onnxruntime"] = {"providers": onnxruntime.get_available_providers()}
-    except ImportError:
-        pass
-    return out
-
-
 def op_diagnostics(args: dict, feedback: Feedback, state: State) -> dict:
-    """Everything a bug report needs from the backend side, without loading a model."""
-    import senclip
+    from .diagnostics import diagnostics
 
-    versions = {"senclip": senclip.__version__, "python": platform.python_version()}
-    for name in ("numpy", "rasterio", "torch", "torchvision", "open_clip", "onnxruntime", "onnx"):
-        versions[name] = _version(name)
-    gdal = proj = None
-    try:
-        import rasterio
-
-        gdal = rasterio.__gdal_version__
-        proj = rasterio.__proj_version__
-    except Exception:  # noqa: BLE001
-        pass
-    from . import registry
-
-    return {
-        "protocol": PROTOCOL, "versions": versions, "gdal": gdal, "proj": proj,
-        "platform": platform.platform(), "executable": sys.executable, "prefix": sys.prefix,
-        "senclip_path": str(Path(senclip.__file__).parent),
-        "senclip_home": os.environ.get("SENCLIP_HOME"),
-        "devices": _devices(), "models": list(registry.list_models()),
-    }
+    return dict(diagnostics(), protocol=PROTOCOL)
 
 
 def op_selfcheck(args: dict, feedback: Feedback, state: State) -> dict:
-    """Proves the environment can run a model: imports, a small forward pass per device."""
-    info = op_diagnostics(args, feedback, state)
-    checks = {}
-    try:
-        import torch
+    from .diagnostics import selfcheck
 
-        for dev in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
-            layer = torch.nn.Linear(16, 8).to(dev).eval()
-            with torch.no_grad():
-                y = layer(torch.ones(4, 16, device=dev))
-            checks[f"torch-{dev}"] = bool(torch.isfinite(y).all().item())
-        import open_clip  # noqa: F401 - the torch backend needs it
-
-        checks["open_clip"] = True
-    except ImportError as exc:
-        checks["torch"] = f"not installed ({exc.name})"
-    try:
-        import onnxruntime  # noqa: F401
-
-        checks["onnxruntime"] = True
-    except ImportError:
-        checks["onnxruntime"] = "not installed"
-    info["checks"] = checks
-    usable = checks.get("open_clip") is True or checks.get("onnxruntime") is True
-    if not usable:
-        from .errors import BackendUnavailableError
-
-        raise BackendUnavailableError(
-            "the backend environment has neither torch+open_clip nor onnxruntime "
-            f"({sys.executable}); reinstall it with the torch or onnx extra (senclip:install_backend)")
-    return info
+    return dict(selfcheck(), protocol=PROTOCOL)
 
 
 def _api():
@@ -244,7 +165,7 @@ class CachingText:
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.embed_dim), np.float32)
 
 
-MODEL_KEYS = ("model", "checkpoint", "arch", "backend", "device", "offline")
+MODEL_KEYS = ("model", "checkpoint", "arch", "backend", "device", "offline", "int8")
 
 
 def _loaded(args: dict, feedback: Feedback, state: State):
@@ -255,7 +176,8 @@ def _loaded(args: dict, feedback: Feedback, state: State):
 
         lm = load_model(model=args.get("model"), checkpoint=args.get("checkpoint"), arch=args.get("arch"),
                         backend=args.get("backend", "torch"), device=args.get("device", "auto"),
-                        offline=bool(args.get("offline", False)), feedback=feedback)
+                        offline=bool(args.get("offline", False)), int8=bool(args.get("int8", False)),
+                        feedback=feedback)
         state.models[key] = dataclasses.replace(lm, text=CachingText(lm.text))
     return state.models[key]
 

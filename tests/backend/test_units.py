@@ -131,3 +131,11 @@ def test_chip_minmax_stretch_uses_the_chips_valid_range():
     out = r.chip_to_uint8(dn, valid)
     assert out[0].tolist() == [[0, 128], [255, 0]] and r.per_chip
     assert not Radiometry(stretch="chip-minmax", passthrough_8bit=True).per_chip
+
+
+def test_diagnostics_command_reports_versions_and_devices():
+    out = subprocess.run([sys.executable, "-m", "senclip.cli.main", "diagnostics", "--check"], capture_output=True,
+                         text=True, check=True).stdout
+    info = json.loads(out)
+    assert info["versions"]["senclip"] and info["gdal"] and info["checks"]["torch-cpu"] is True
+    assert "CPUExecutionProvider" in info["devices"]["onnxruntime"]["providers"]

@@ -29,10 +29,11 @@ def cli(ctx, verbose, quiet):
 def _register() -> None:
     from .classify import classify
     from .demo import demo
+    from .diagnostics import diagnostics
     from .embed import embed
     from .models import models
 
-    for cmd in (classify, embed, models, demo):
+    for cmd in (classify, embed, models, demo, diagnostics):
         cli.add_command(cmd)
 
 
