@@ -180,3 +180,21 @@ def test_chip_minmax_stretch_is_applied_and_recorded(tmp_path, color_model):
     assert out.counts["green meadow"] >= 6 and out.counts["blue water"] >= 6
     with pytest.raises(InputError, match="--stretch must be one of"):
         senclip.embed(scene, tmp_path / "x", loaded_model=color_model, stretch="gamma")
+
+
+def test_vrt_of_band_files(tmp_path, color_model):
+    from osgeo import gdal
+
+    src = write_s2(tmp_path / "s.tif", bands=4)
+    files = []
+    with rasterio.open(src) as ds:
+        prof = dict(ds.profile, count=1)
+        for i in range(1, 5):
+            files.append(str(tmp_path / f"b{i}.tif"))
+            with rasterio.open(files[-1], "w", **prof) as dst:
+                dst.write(ds.read(i), 1)
+    vrt = tmp_path / "stack.vrt"
+    gdal.BuildVRT(str(vrt), files, separate=True).FlushCache()
+    a = senclip.classify(vrt, tmp_path / "v.tif", classes=CLASSES, loaded_model=color_model)
+    b = senclip.classify(src, tmp_path / "g.tif", classes=CLASSES, loaded_model=color_model)
+    assert a.counts == b.counts and a.counts["green meadow"] > 0
