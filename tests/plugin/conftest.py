@@ -17,7 +17,7 @@ from plugin_env import REPO, VENV_PYTHON, backend_python, write_s2_gdal  # noqa:
 def senclip_python(monkeypatch):
     python = backend_python()
     if not python.is_file():
-        pytest.skip(f"backend venv {python} missing; run make setup")
+        pytest.fail(f"backend venv {python} missing; run make setup")
     monkeypatch.setenv("SENCLIP_PYTHON", str(python))
     return python
 

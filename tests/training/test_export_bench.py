@@ -150,7 +150,8 @@ def real_ben(tmp_path_factory):
         r = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "bigearthnet-common==2.8.0",
                             "-d", str(cache)], capture_output=True, text=True, timeout=300)
         if r.returncode != 0 or not whl.exists():
-            pytest.skip(f"bigearthnet-common==2.8.0 could not be downloaded from PyPI: {r.stderr.strip()[-200:]}")
+            pytest.fail(f"bigearthnet-common==2.8.0 could not be downloaded from PyPI (the real-data test needs it): "
+                        f"{r.stderr.strip()[-200:]}")
     dest = tmp_path_factory.mktemp("ben_real")
     with zipfile.ZipFile(whl) as z:
         z.extract("bigearthnet_common/BigEarthNet-S2-Example.tar.bz2", dest)
