@@ -22,7 +22,7 @@ from .errors import OutputError
 from .feedback import Feedback
 from .registry import Preprocess
 
-FORMAT_VERSION = "2"  # bump when the exported graph changes: cached exports are then re-made
+FORMAT_VERSION = "3"  # bump when the exported graph changes: cached exports are then re-made
 IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
 # Dynamic int8 weights. On AVX2 without VNNI, ORT's u8*s8 kernel sums pairs in int16 (vpmaddubsw),
 # which saturates with full-range int8 weights: cosine to fp32 fell to ~0.994 on ViT-B/32 there.
@@ -103,9 +103,16 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
         _export(ChipEncoder(model, preprocess).eval(), chips, tmp / IMAGE_FILE, "chips",
                 {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")})
         feedback.check()
-        tokens = torch.zeros((2, ctx), dtype=torch.int64)
+        text = TextModule(model, always_prefix=True).eval()
+        trim = text.can_trim()  # CLIP's causal text tower: the sequence axis may be cut after the end token
+        text.always_prefix = trim
+        tokens = torch.zeros((2, 13 if trim else ctx), dtype=torch.int64)  # 13: no size to specialise on
         tokens[:, 0], tokens[:, 1] = 49406, 49407
-        _export(TextModule(model).eval(), tokens, tmp / TEXT_FILE, "tokens", {0: torch.export.Dim("batch")})
+        dims = {0: torch.export.Dim("batch")}
+        if trim:
+            dims[1] = torch.export.Dim("sequence", min=2, max=ctx)
+        _export(text, tokens, tmp / TEXT_FILE, "tokens", dims)
+        meta["senclip.text_trim"] = json.dumps(trim)
         meta["senclip.export_seconds"] = f"{time.perf_counter() - t0:.1f}"
         if int8:
             feedback.check()

@@ -78,6 +78,21 @@ def test_text_agrees_with_torch(tiny_export, tiny_torch):
     assert lm.record() == tiny_torch.record() and lm.backend == "onnx" and lm.device == "cpu"
 
 
+
+def test_onnx_text_graph_takes_any_sequence_length(tiny_export, tiny_torch):
+    """Exported with a dynamic sequence axis, the ONNX text encoder cuts the padding after the
+    longest prompt (like the torch one) and still matches full-context encoding."""
+    import torch
+
+    lm = load_model(onnx_dir=tiny_export, backend="onnx", device="cpu")
+    assert lm.text.trim and lm.text.session.get_inputs()[0].shape[1] != 77
+    texts = ["a", "a much longer prompt about a harvested wheat field next to a village " * 2]
+    tokens = lm.text.tokenizer(texts)[0]
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(tiny_torch.text.module.model.encode_text(torch.from_numpy(tokens)), dim=-1)
+    np.testing.assert_allclose(lm.text.encode_texts(texts), full.numpy(), atol=2e-5)
+
+
 def test_auto_export_into_cache_and_reuse(tiny_checkpoint, tiny_torch, senclip_home):
     fb = Recorder()
     lm = load_model(checkpoint=tiny_checkpoint, backend="onnx", feedback=fb)

@@ -99,6 +99,8 @@ class OnnxTextEncoder:
         self.tokenizer = get_tokenizer(self.context_length)
         self.batch_size = batch_size
         self._input = self.session.get_inputs()[0].name
+        # exports of format 3+ take any sequence length: padding after the longest prompt is cut
+        self.trim = json.loads(self.meta.get("text_trim", "false"))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
@@ -107,6 +109,10 @@ class OnnxTextEncoder:
         tokens, truncated = self.tokenizer(texts)
         if truncated:
             warnings.warn(truncation_warning(texts, truncated, self.context_length), SenclipWarning, stacklevel=2)
-        out = [self.session.run(None, {self._input: tokens[i:i + self.batch_size]})[0]
-               for i in range(0, len(texts), self.batch_size)]
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            part = tokens[i:i + self.batch_size]
+            if self.trim:
+                part = np.ascontiguousarray(part[:, :max(2, int((part != 0).sum(1).max()))])
+            out.append(self.session.run(None, {self._input: part})[0])
         return np.concatenate(out).astype(np.float32, copy=False)

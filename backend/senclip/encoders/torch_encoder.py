@@ -69,12 +69,14 @@ def resize_matrix(n_in, n_out: int, device) -> torch.Tensor:
 class TextModule(nn.Module):
     """int64 token ids (N, context) → L2-normalised text embeddings (N, D)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, always_prefix: bool = False) -> None:
         super().__init__()
         self.model = model
+        # For export: one graph for any sequence length (the ONNX text encoder then trims too).
+        self.always_prefix = always_prefix
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        if tokens.shape[1] == self.model.context_length:
+        if tokens.shape[1] == self.model.context_length and not self.always_prefix:
             return F.normalize(self.model.encode_text(tokens), dim=-1)
         return F.normalize(self._encode_prefix(tokens), dim=-1)
 
