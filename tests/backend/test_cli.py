@@ -47,6 +47,15 @@ def test_classify_with_a_senclip_format_checkpoint(s2_scene, tmp_path, tiny_chec
         assert json.loads(ds.tags()["SENCLIP_CLASSES"]) == ["River", "Forest"]
 
 
+def test_json_report(s2_scene, tmp_path, tiny_checkpoint, capsys):
+    code, stdout, err = run(["-q", "classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
+                             "--out", tmp_path / "m.tif", "--json"], capsys)
+    assert code == 0, err
+    res = json.loads(stdout)
+    assert res["classes"] == CLASSES.split(";") and sum(res["counts"].values()) + res["unclassified"] == 15
+    assert res["path"] == str(tmp_path / "m.tif") and len(res["model"]["checksum"]) == 64
+
+
 def test_long_and_non_ascii_prompts(s2_scene, tmp_path, tiny_checkpoint, capsys):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"Wald": ["ein Foto eines Waldes mit Bäumen, Moos und Pilzen 🌲"],

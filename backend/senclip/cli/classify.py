@@ -34,11 +34,15 @@ def report(res) -> str:
 @model_options
 @tiling_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result (classes, pixel counts, areas, mean confidence, model) as JSON.")
 @click.pass_context
-def classify(ctx, input, out, bounds, **kw):
+def classify(ctx, input, out, bounds, as_json, **kw):
     """Classify INPUT (Sentinel-2 raster or band folder) into the given classes."""
+    import json
+
     from ..api import classify as run
 
     fb = TqdmFeedback(quiet=ctx.obj["quiet"])
     res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)
-    click.echo(report(res))
+    click.echo(json.dumps(res.to_dict(), indent=2) if as_json else report(res))
