@@ -86,3 +86,26 @@ def test_embed_ground_roundtrip_and_cli_error(tiny_vit, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["embed-ground", "--photos", str(tmp_path / "ph"), "--init", str(tiny_vit), "--out", str(tmp_path / "e2.pt")])
     assert e.value.code == 2 and not (tmp_path / "e2.pt").exists()
+
+
+def test_init_from_a_registry_id(tiny_vit, tmp_path, monkeypatch):
+    """--init accepts registry ids: weights come from the senclip cache (verified), like the backend's."""
+    import json
+
+    from senclip import registry
+    from senclip.checkpoints import infer_arch, read_state_dict, sha256_file
+    from senclip.weights import cached_path
+    from senclip_train.model.build import load_clip
+
+    spec = {"id": "tiny-init", "arch": infer_arch(read_state_dict(tiny_vit)), "description": "tiny",
+            "format": "openai-state-dict", "source": {"hf_repo": "org/tiny", "filename": "tiny.ckpt"},
+            "sha256": sha256_file(tiny_vit), "preprocess": {"mean": [0.5] * 3, "std": [0.25] * 3, "size": 64}}
+    (tmp_path / "tiny-init.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(registry, "_extra_dirs", [tmp_path])
+    target = cached_path(registry.get_model_spec("tiny-init"))
+    target.parent.mkdir(parents=True)
+    target.write_bytes(tiny_vit.read_bytes())
+    model, arch, sha = load_clip("tiny-init")
+    assert sha == spec["sha256"] and arch == spec["arch"]
+    with pytest.raises(InputError, match="registry model id"):
+        load_clip("no-such-model")

@@ -29,7 +29,8 @@ def cli():
 @click.option("--root", required=True, help="Sen2LUCAS folder (chip paths in --list are relative to it)")
 @click.option("--list", "list_file", required=True, help="text file, one {CC}/{POINTID}[_...].tif per line")
 @click.option("--embeddings", required=True, help="frozen ground-photo embeddings (.pt dict)")
-@click.option("--init", required=True, help="initial CLIP: OpenAI/SenCLIP-format file, or openai:ARCH")
+@click.option("--init", required=True,
+              help="initial CLIP: registry id (e.g. clip-vitb32-openai), OpenAI/SenCLIP-format file, or openai:ARCH")
 @click.option("--out", required=True, help="run folder (checkpoints, metrics.csv)")
 @click.option("--resume", default=None, help="a run's last.pt (or 'auto': OUT/last.pt if present)")
 @click.option("--epochs", default=20, show_default=True)
@@ -80,7 +81,8 @@ def export(checkpoint, out, drop_head):
 
 @cli.command("embed-ground")
 @click.option("--photos", required=True, help="folder of <CC>/<POINTID><D>.jpg LUCAS photos")
-@click.option("--init", required=True, help="the frozen CLIP (same architecture as pretraining)")
+@click.option("--init", required=True,
+              help="the frozen CLIP (same architecture as pretraining): registry id, checkpoint file or openai:ARCH")
 @click.option("--out", required=True)
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--device", default="cpu", show_default=True)

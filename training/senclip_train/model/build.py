@@ -12,10 +12,22 @@ from senclip.errors import CheckpointError, InputError
 
 
 def load_clip(init: str):
-    """``init`` is an OpenAI/SenCLIP-format checkpoint path, or ``openai:ARCH`` (open_clip's
-    OpenAI weights, downloaded by open_clip). Returns (model, arch, sha256 or tag)."""
+    """``init`` is a registry model id (``senclip models list``; weights from the cache, downloaded
+    and verified if needed), an OpenAI/SenCLIP-format checkpoint path, or ``openai:ARCH``
+    (open_clip's OpenAI weights, downloaded by open_clip). Returns (model, arch, sha256 or tag)."""
     from senclip.checkpoints import build_clip, infer_arch, read_state_dict, sha256_file
+    from senclip.registry import get_model_spec, list_models
 
+    if init in list_models():
+        spec = get_model_spec(init)
+        if spec.untrained:
+            return build_clip(None, spec.arch, seed=0), spec.arch, "untrained:seed0"
+        from senclip.weights import resolve_weights
+
+        path = resolve_weights(spec)
+        sd = read_state_dict(path)
+        arch = spec.arch if spec.format == "open_clip" else infer_arch(sd)
+        return build_clip(sd, arch), arch, sha256_file(path)
     if init.startswith("openai:"):
         import open_clip
 
@@ -25,8 +37,8 @@ def load_clip(init: str):
         return open_clip.create_model(arch, pretrained="openai").float(), arch, init
     p = Path(init)
     if not p.is_file():
-        raise InputError(f"--init {init!r} is neither a checkpoint file nor openai:ARCH; download a model with "
-                         "`senclip models download ID` and pass its path, or use openai:ViT-B-32-quickgelu")
+        raise InputError(f"--init {init!r} is neither a registry model id (senclip models list), a checkpoint "
+                         "file nor openai:ARCH; e.g. --init clip-vitb32-openai")
     sd = read_state_dict(p)
     arch = infer_arch(sd)
     return build_clip(sd, arch), arch, sha256_file(p)
