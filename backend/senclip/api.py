@@ -234,10 +234,10 @@ class _PixelValidity:
         self.scene, self.geoms = scene, geoms
 
     def __call__(self, y0: int, h: int) -> np.ndarray:
-        from .pipeline import strip_validity
+        from .pipeline import inside_mask
 
         _, valid = self.scene.read(y0, 0, h, self.scene.width)
-        return strip_validity(self.scene, valid, y0, 0, self.geoms)
+        return inside_mask(self.scene, valid, y0, 0, self.geoms)
 
     def close(self) -> None:
         self.scene.close()

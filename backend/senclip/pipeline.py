@@ -1,8 +1,8 @@
 """Scene → chips → encoder → embedding store, with reading overlapped with inference.
 
 A reader thread cuts chips block by block (each block covers many tile rows and columns, so
-overlapping chips are decoded from the file about once, and memory does not grow with the raster) and hands batches to the encoding thread through a short
-queue. Encoders release the GIL (ONNX Runtime, PyTorch), so decoding, band mapping and 8-bit
+overlapping chips are decoded from the file about once, and memory does not grow with the
+raster) and hands batches to the encoding thread through a short queue. Encoders release the GIL (ONNX Runtime, PyTorch), so decoding, band mapping and 8-bit
 conversion run while the model computes. Cancel and Ctrl-C stop both threads at the next batch.
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ def load_mask_geometries(path, crs) -> list[dict]:
     return geoms
 
 
-def strip_validity(scene, valid: np.ndarray, row_off: int, col_off: int, geoms) -> np.ndarray:
+def inside_mask(scene, valid: np.ndarray, row_off: int, col_off: int, geoms) -> np.ndarray:
     if not geoms:
         return valid
     from rasterio.features import geometry_mask
@@ -92,7 +92,7 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
     top to bottom), not full-width strips, so the memory held per read is the same for a
     1000 px crop and a 10980 px tile; neighbouring blocks overlap by ``tile - stride`` pixels.
     """
-    t, s, m = grid.tile, grid.stride, grid.margin
+    t, s = grid.tile, grid.stride
     per = max(1, (BLOCK_PIXELS - t) // s + 1)  # tile rows/cols per block
     pend_r, pend_c, pend_x = [], [], []
     need = max(min_valid * t * t, 1)
@@ -102,8 +102,9 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
             if stop is not None and stop.is_set():
                 return
             height, width = (r1 - r0 - 1) * s + t, (c1 - c0 - 1) * s + t
-            dn, valid = scene.read(r0 * s - m, c0 * s - m, height, width)
-            valid = strip_validity(scene, valid, r0 * s - m, c0 * s - m, geoms)
+            y0, x0 = grid.chip_origin(r0, c0)
+            dn, valid = scene.read(y0, x0, height, width)
+            valid = inside_mask(scene, valid, y0, x0, geoms)
             # valid-pixel count of every chip in the block via a summed-area table
             sat = np.zeros((height + 1, width + 1), dtype=np.int32)
             np.cumsum(valid, axis=0, dtype=np.int32, out=sat[1:, 1:])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator
-
 import numpy as np
 from affine import Affine
 
@@ -66,11 +64,6 @@ class TileGrid:
 
     def chip_origin(self, r: int, c: int) -> tuple[int, int]:
         return r * self.stride - self.margin, c * self.stride - self.margin
-
-    def row_bands(self, rows_per_band: int) -> Iterator[tuple[int, int]]:
-        """Tile-row ranges [r0, r1) read together, so overlapping chips are decoded once."""
-        for r0 in range(0, self.rows, rows_per_band):
-            yield r0, min(self.rows, r0 + rows_per_band)
 
     def to_dict(self) -> dict:
         return {"tile": self.tile, "stride": self.stride, "rows": self.rows, "cols": self.cols,

@@ -70,10 +70,6 @@ class TrainResult:
     history: list = field(default_factory=list)  # (step, loss)
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def _dist():
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
