@@ -7,8 +7,9 @@ from a file name alone. The rules, each learnt from a product that broke a simpl
 - Band files come only from a granule's ``IMG_DATA`` (L2A: its ``R10m``/``R20m``/``R60m``). The
   quality masks in ``QI_DATA`` (``MSK_DETFOO_B02.jp2`` since baseline 04.00) and the non-spectral
   layers (``TCI``, ``AOT``, ``WVP``, ``SCL``) have band-like names and are never taken for a band.
-- A band set is read at the finest resolution at which every band of the set exists, so R,G,B come
-  from ``R10m`` when it is there and from ``R20m``/``R60m`` when it is not (an L2A cut down to 20 m).
+- A band set is read at its native resolution where every band of the set has a file there, so
+  R,G,B come from ``R10m`` when it is there and from ``R20m``/``R60m`` when it is not (an L2A cut
+  down to 20 m), with a warning.
 - A ``.SAFE.zip`` is read in place through GDAL's ``/vsizip/``; nothing is extracted.
 - Reflectance is ``(DN + offset) / quantification``; both come from the product metadata
   (``MTD_MSIL1C.xml``: ``RADIO_ADD_OFFSET``, ``QUANTIFICATION_VALUE``; ``MTD_MSIL2A.xml``:
@@ -212,7 +213,9 @@ class S2Product:
         return radiometric_offset(self.metadata, bands, self.path.resolve())
 
     def select(self, names: list[str]) -> tuple[list[str], int | None]:
-        """Files for ``names`` at the finest resolution they all have, and that resolution."""
+        """Files for ``names`` and the resolution they are read at: the native one of the finest band
+        of the set when all have it (R,G,B at 10 m; B01 alone at 60 m, not its 20 m resampling),
+        else the next coarser one they all have (an L2A without R10m: 20 m)."""
         missing = [b for b in names if b not in self.bands]
         if missing:
             raise InputError(self._missing_message(missing))
@@ -222,12 +225,12 @@ class S2Product:
                              for b in names)
             raise InputError(f"bands {', '.join(names)} have no resolution in common in {str(self.path)!r} ({have}); "
                              "choose bands of one resolution (B02, B03, B04 and B08 are the 10 m bands)")
-        res = min(common, key=lambda r: (r is None, r or 0))
-        if res is not None and any(BANDS[b] < res for b in names):
-            finer = sorted({r for b in names for r in self.bands[b] if r is not None and r < res})
-            warnings.warn(f"{', '.join(names)} read at {res} m: {str(self.path)!r} has no "
-                          f"{'/'.join(f'{r} m' for r in finer) or 'finer'} files for all of them"
-                          f"{' (no IMG_DATA/R10m folder)' if self.level == 'L2A' and 10 not in common else ''}",
+        native = min(BANDS[b] for b in names)  # the finest native resolution in the set
+        known = sorted(r for r in common if r is not None)
+        res = native if native in common else next((r for r in known if r > native), known[0] if known else None)
+        if res is not None and native < res:
+            warnings.warn(f"{', '.join(names)} read at {res} m: {str(self.path)!r} has no {native} m files for all "
+                          f"of them{' (no IMG_DATA/R10m folder)' if self.level == 'L2A' and native == 10 else ''}",
                           SenclipWarning, stacklevel=3)
         return [self.bands[b][res] for b in names], res
 

@@ -65,6 +65,8 @@ class Radiometry:
         if self.passthrough_8bit:
             return dn.astype(np.uint8, copy=False)
         refl = (dn.astype(np.float32) + self.offset) / self.scale
+        if dn.dtype.kind == "f":  # NaN nodata: invalid anyway, but must not reach the uint8 cast
+            refl = np.nan_to_num(refl, copy=False)
         out = np.clip(refl * (255.0 / self.max_reflectance), 0, 255)
         return (out + 0.5).astype(np.uint8)
 
