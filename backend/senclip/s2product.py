@@ -45,6 +45,9 @@ _LAYER = re.compile(r"(?:^|_)(TCI|AOT|WVP|SCL)(?:_(10|20|60)m)?\.(?:jp2|tif|tiff
 _RES_DIR = re.compile(r"^R(10|20|60)m$")
 _BASELINE = re.compile(r"_N(\d\d)(\d\d)_")
 _BAND_NAME = re.compile(r"B(0?[1-9]|1[0-2]|8A)", re.I)
+# GDAL's SENTINEL2 subdatasets (what QGIS shows as the source of a layer opened from MTD_MSIL2A.xml):
+# SENTINEL2_L2A:/p/X.SAFE/MTD_MSIL2A.xml:10m:EPSG_32633, SENTINEL2_L1C_TCI:/p/X.SAFE/MTD_MSIL1C.xml:TCI:EPSG_32633
+_SUBDATASET = re.compile(r"^SENTINEL2_L(?:1B|1C|2A)\w*:(.+?MTD_MSIL(?:1C|2A)\.xml):", re.I)
 
 
 def norm_band(name: str) -> str:
@@ -60,6 +63,18 @@ def is_band_name(name: str) -> bool:
 def is_product(path: Path) -> bool:
     """A folder, a zip, or a product metadata file: read as a Sentinel-2 product (not one raster)."""
     return path.is_dir() or path.suffix.lower() == ".zip" or path.name in PRODUCT_METADATA
+
+
+def from_subdataset(name: str) -> Path | None:
+    """The product (``.SAFE`` folder or ``.SAFE.zip``) a GDAL SENTINEL2 subdataset name points into,
+    or None when ``name`` is not one. Only the product is taken: the bands are chosen as for any
+    product input (R,G,B at 10 m unless --bands says otherwise)."""
+    m = _SUBDATASET.match(str(name))
+    if not m:
+        return None
+    mtd = m.group(1)
+    z = re.match(r"/vsizip/(.+?\.zip)(?:/|$)", mtd, re.I)
+    return Path(z.group(1)) if z else Path(mtd).parent
 
 
 def read_text(path) -> str:

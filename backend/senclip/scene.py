@@ -93,7 +93,7 @@ class Scene:
                  area=None) -> None:
         import rasterio
 
-        self.path = Path(path)
+        self.path = s2product.from_subdataset(str(path)) or Path(path)
         if not self.path.exists():
             raise InputError(f"input {str(path)!r} does not exist; give a Sentinel-2 raster or a folder of band files")
         self._stack = ExitStack()

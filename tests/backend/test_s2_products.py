@@ -66,6 +66,8 @@ def forms(tmp_path_factory):
         "L2A 04.00 SAFE": (l2a, plain10),
         "L2A 04.00 SAFE.zip": (zip_safe(l2a, root / (l2a.name + ".zip")), plain10),
         "L2A 04.00 granule folder": (l2a / "GRANULE" / granule_name("L2A"), plain10),
+        "L2A 04.00 MTD_MSIL2A.xml": (l2a / "MTD_MSIL2A.xml", plain10),
+        "L2A 04.00 GDAL subdataset (QGIS layer source)": (f"SENTINEL2_L2A:{l2a}/MTD_MSIL2A.xml:10m:EPSG_32633", plain10),
         "L2A 04.00 only R20m": (l2a_20, plain20),
         "L2A 04.00 only R20m, zip": (zip_safe(l2a_20, root / "zips" / (l2a_20.name + ".zip")), plain20),
         "L2A 02.09 SAFE": (l2a_old, plain10),
@@ -96,6 +98,7 @@ def references(forms, tmp_path_factory):
 @pytest.mark.real_data
 @pytest.mark.filterwarnings("ignore:.* read at 20 m")
 @pytest.mark.parametrize("form", ["L2A 04.00 SAFE", "L2A 04.00 SAFE.zip", "L2A 04.00 granule folder",
+                                  "L2A 04.00 MTD_MSIL2A.xml", "L2A 04.00 GDAL subdataset (QGIS layer source)",
                                   "L2A 04.00 only R20m", "L2A 04.00 only R20m, zip", "L2A 02.09 SAFE",
                                   "L1C 02.04 SAFE", "L1C 02.04 SAFE.zip", "L1C 04.00 SAFE", "L1C 04.00 SAFE.zip"])
 def test_every_product_form_gives_the_plain_folder_map(form, forms, references, tmp_path):
@@ -196,3 +199,23 @@ def test_float_scale_is_judged_over_the_whole_raster(tmp_path, nodata):
     valid = cls > 0
     assert valid.sum() > 100 and np.array_equal(cls[valid], cls_ref[valid])
     assert len(np.unique(cls[valid])) == 2  # green and blue halves, not a saturated white map
+
+
+def test_a_folder_of_several_granules_asks_for_one(tmp_path):
+    """Products before December 2016 hold many granules; which one is meant cannot be guessed."""
+    safe = tmp_path / "S2A_OPER_PRD_MSIL1C_PDMC_20160101T000000_R065_V20160101T102102_20160101T102102.SAFE"
+    for tile in ("T33UUU", "T33UVU"):
+        img = safe / "GRANULE" / f"S2A_OPER_MSI_L1C_TL_SGS__20160101T000000_A002769_{tile}_N02.01" / "IMG_DATA"
+        img.mkdir(parents=True)
+        for b in ("B02", "B03", "B04"):
+            (img / f"S2A_OPER_MSI_L1C_TL_SGS__20160101T000000_A002769_{tile}_{b}.jp2").write_bytes(b"")
+    with pytest.raises(InputError, match="holds 2 granules .*give one granule folder"):
+        senclip.open_scene(safe)
+
+
+def test_subdataset_names_point_to_the_product():
+    assert s2product.from_subdataset("SENTINEL2_L2A:/d/X.SAFE/MTD_MSIL2A.xml:10m:EPSG_32633").as_posix() == "/d/X.SAFE"
+    assert s2product.from_subdataset("SENTINEL2_L1C_TCI:/vsizip//d/X.SAFE.zip/X.SAFE/MTD_MSIL1C.xml:TCI:EPSG_32633") \
+        .as_posix() == "/d/X.SAFE.zip"
+    assert s2product.from_subdataset(r"SENTINEL2_L2A:C:\d\X.SAFE\MTD_MSIL2A.xml:20m:EPSG_32633") is not None
+    assert s2product.from_subdataset("/d/scene.tif") is None
