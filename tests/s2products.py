@@ -146,14 +146,16 @@ def _has_offset(baseline: str) -> bool:
 
 def make_safe(root, *, level: str = "L2A", baseline: str = "04.00", zipped: bool = False, bands=None,
               resolutions=(10, 20, 60), with_scl: bool = True, with_tci: bool = True, with_masks: bool = True,
-              window=DEFAULT_WINDOW, nodata_left: int = 0, scl: np.ndarray | None = None,
+              window=DEFAULT_WINDOW, nodata_left: int = 0, scl: np.ndarray | None = None, edit=None,
               data_dir=DATA_DIR) -> Path:
     """Write a Sentinel-2 product under ``root`` and return its ``.SAFE`` folder (or ``.SAFE.zip``).
 
     ``bands``: spectral bands to include (default: all a product of that level has);
     ``resolutions``: the L2A ``R{res}m`` folders to write (``(20,)`` = a granule cut down to 20 m);
     ``nodata_left``: 10 m columns at the left outside the swath (DN 0 in every band, black in TCI);
-    ``scl``: an SCL array at 20 m to use instead of the one derived from the bands (for cloud tests).
+    ``scl``: an SCL array at 20 m to use instead of the one derived from the bands (for cloud tests);
+    ``edit(name, res, array) -> array``: changes any image before it is written (``name`` a band like
+    ``"B04"`` or a layer like ``"SCL"``; DNs as stored, offset included), e.g. to paint a cloud.
     """
     root = Path(root)
     safe = root / product_name(level, baseline)
@@ -166,18 +168,21 @@ def make_safe(root, *, level: str = "L2A", baseline: str = "04.00", zipped: bool
             folder = gran / "IMG_DATA" / f"R{res}m"
             for b in L2A_BANDS[res]:
                 if bands is None or b in bands:
-                    images.append(_img(folder / f"{TILE}_{SENSING}_{b}_{res}m.jp2", band_dn(b, res, shift=shift, **kw), res, window))
+                    name = f"{TILE}_{SENSING}_{b}_{res}m.jp2"
+                    images.append(_img(folder / name, band_dn(b, res, shift=shift, **kw), res, window, edit, b))
             for layer in L2A_LAYERS[res]:
                 if layer == "SCL" and not with_scl or layer == "TCI" and not with_tci:
                     continue
-                images.append(_img(folder / f"{TILE}_{SENSING}_{layer}_{res}m.jp2", _layer(layer, res, scl, kw), res, window))
+                name = f"{TILE}_{SENSING}_{layer}_{res}m.jp2"
+                images.append(_img(folder / name, _layer(layer, res, scl, kw), res, window, edit, layer))
     else:
         folder = gran / "IMG_DATA"
         for b, res in NATIVE.items():
             if bands is None or b in bands:
-                images.append(_img(folder / f"{TILE}_{SENSING}_{b}.jp2", band_dn(b, res, shift=shift, **kw), res, window))
+                name = f"{TILE}_{SENSING}_{b}.jp2"
+                images.append(_img(folder / name, band_dn(b, res, shift=shift, **kw), res, window, edit, b))
         if with_tci:
-            images.append(_img(folder / f"{TILE}_{SENSING}_TCI.jp2", true_colour(10, **kw), 10, window))
+            images.append(_img(folder / f"{TILE}_{SENSING}_TCI.jp2", true_colour(10, **kw), 10, window, edit, "TCI"))
     if with_masks:
         _write_masks(gran / "QI_DATA", level, baseline, window, kw)
     _write_metadata(safe, gran, level, baseline, images, window)
@@ -186,8 +191,8 @@ def make_safe(root, *, level: str = "L2A", baseline: str = "04.00", zipped: bool
     return _zip(safe)
 
 
-def _img(path: Path, arr: np.ndarray, res: int, window) -> str:
-    _write(path, arr, res, window)
+def _img(path: Path, arr: np.ndarray, res: int, window, edit=None, name: str = "") -> str:
+    _write(path, edit(name, res, arr.copy()) if edit else arr, res, window)
     return path.as_posix()
 
 
@@ -238,7 +243,7 @@ def _write_metadata(safe: Path, gran: Path, level: str, baseline: str, images: l
     (gran / "AUX_DATA" / "AUX_ECMWFT").write_bytes(b"GRIB")
     ds = safe / "DATASTRIP" / f"DS_2BPS_{GENERATION}_S{SENSING}"
     (ds / "QI_DATA").mkdir(parents=True, exist_ok=True)
-    (ds / f"MTD_DS.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<n1:Level-1C_DataStrip_ID/>\n')
+    (ds / "MTD_DS.xml").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<n1:Level-1C_DataStrip_ID/>\n')
     (safe / "HTML").mkdir(exist_ok=True)
     (safe / "rep_info").mkdir(exist_ok=True)
     (safe / "manifest.safe").write_text('<?xml version="1.0" encoding="UTF-8"?>\n<xfdu:XFDU/>\n')
@@ -369,11 +374,11 @@ def _zip(safe: Path) -> Path:
 
 
 def write_band_folder(folder, *, res: int = 10, bands=("B02", "B03", "B04", "B08"), window=DEFAULT_WINDOW,
-                      nodata_left: int = 0, data_dir=DATA_DIR) -> Path:
+                      nodata_left: int = 0, edit=None, data_dir=DATA_DIR) -> Path:
     """The same pixels as a plain folder of GeoTIFF band files without offset (``T33UUU_…_B04.tif``):
-    the reference every product form must reproduce."""
+    the reference every product form must reproduce (``edit`` as in :func:`make_safe`)."""
     folder = Path(folder)
     for b in bands:
-        _write(folder / f"{TILE}_{SENSING}_{b}.tif", band_dn(b, res, window=window, nodata_left=nodata_left,
-                                                                data_dir=data_dir), res, window)
+        arr = band_dn(b, res, window=window, nodata_left=nodata_left, data_dir=data_dir)
+        _img(folder / f"{TILE}_{SENSING}_{b}.tif", arr, res, window, edit, b)
     return folder

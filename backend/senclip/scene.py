@@ -1,10 +1,11 @@
 """Sentinel-2 scenes: which bands are R, G, B, how digital numbers become 8-bit RGB, what is valid.
 
 A scene is one multi-band raster (GeoTIFF/JP2/VRT, or an 8-bit true-colour TCI) or a Sentinel-2
-product read band by band: a ``.SAFE`` folder or its ``.zip``, a granule, its ``IMG_DATA``, or a folder of
-files named like ``*_B04.jp2`` (which file is which band is :mod:`senclip.s2product`'s business). Either way the pipeline asks for the same
-thing: 8-bit RGB and a validity mask for a pixel window, padded where the window leaves the
-raster, so tiles at the edges are handled like any other.
+product read band by band: a ``.SAFE`` folder or its ``.zip``, a granule, its ``IMG_DATA``, or a
+folder of files named like ``*_B04.jp2`` (which file is which band is :mod:`senclip.s2product`'s
+business). Either way the pipeline asks for the same thing: 8-bit RGB and a validity mask for a
+pixel window, padded where the window leaves the raster, so tiles at the edges are handled like
+any other.
 """
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ class Scene:
 
         self.path = s2product.from_subdataset(str(path)) or Path(path)
         if not self.path.exists():
-            raise InputError(f"input {str(path)!r} does not exist; give a Sentinel-2 raster or a folder of band files")
+            raise InputError(f"input {str(path)!r} does not exist; give a Sentinel-2 raster, a .SAFE product (folder "
+                             "or .zip) or a folder of band files")
         self._stack = ExitStack()
         try:
             self._open(rasterio, parse_bands(bands))
