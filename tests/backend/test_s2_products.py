@@ -219,3 +219,18 @@ def test_subdataset_names_point_to_the_product():
         .as_posix() == "/d/X.SAFE.zip"
     assert s2product.from_subdataset(r"SENTINEL2_L2A:C:\d\X.SAFE\MTD_MSIL2A.xml:20m:EPSG_32633") is not None
     assert s2product.from_subdataset("/d/scene.tif") is None
+
+
+@pytest.mark.real_data
+def test_cli_classifies_a_zipped_l2a_product(forms, tmp_path, tiny_checkpoint, capsys):
+    """As a user would: the downloaded .SAFE.zip straight into the CLI, with a real (tiny) model."""
+    from senclip.cli.main import main
+
+    out = tmp_path / "map.tif"
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "classify", str(forms["L2A 04.00 SAFE.zip"][0]), "--classes", "Forest;Sea or Lake;Pasture Land",
+              "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--tile", "32", "--stride", "16"])
+    assert e.value.code == 0, capsys.readouterr().err
+    with rasterio.open(out) as ds:
+        assert ds.shape == (15, 15) and ds.crs.to_epsg() == 32633 and (ds.read(1) > 0).all()
+        assert ds.transform.c == 330000 + 300 * 10 and ds.transform.f == 5822040 - 480 * 10
