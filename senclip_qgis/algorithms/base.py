@@ -111,9 +111,10 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def add_model_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, self.tr("Model"), options=catalog.model_ids(), defaultValue=0))
+            self.MODEL, self.tr("Model (auto = default model, or the checkpoint's own architecture)"),
+            options=catalog.model_choices(), defaultValue=catalog.MODEL_AUTO, usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; overrides the model)"),
+            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; wins over the model)"),
             optional=True))
         self.add_runtime_params()
         self._advanced(QgsProcessingParameterNumber(
@@ -177,11 +178,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def model_args(self, parameters, context, layer, feedback) -> dict:
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
-        # With a checkpoint the architecture is inferred from its weights; a MODEL set explicitly
-        # still names the recipe (preprocessing) to use with it.
-        model = None
-        if not checkpoint or parameters.get(self.MODEL) is not None:
-            model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
+        model = self.model_choice(parameters, checkpoint, feedback)
         bands_text = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
         bands = bands_text.replace(" ", "") or None  # "4,3,2" or "B04,B03,B02"; checked by the backend
         stride = parameters.get(self.STRIDE)
@@ -203,6 +200,27 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         if mask is not None:
             args["mask"] = self.export_mask(mask, layer.crs(), context, feedback)
         return args
+
+    def model_choice(self, parameters, checkpoint, feedback) -> str | None:
+        """The model id to send (None with a checkpoint: the checkpoint wins), see catalog."""
+        try:
+            model, note = catalog.resolve_model_choice(parameters.get(self.MODEL), checkpoint)
+        except ValueError as exc:
+            raise QgsProcessingException(str(exc))
+        if note and feedback is not None:
+            feedback.pushInfo(note)
+        return model
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - Qt naming
+        """Accept the integer MODEL of models/scripts saved before ids became strings."""
+        value = parameters.get(self.MODEL) if self.parameterDefinition(self.MODEL) else None
+        if value is not None and str(value).strip().lstrip("-").isdigit():
+            try:
+                model, _ = catalog.resolve_model_choice(value, None)
+            except ValueError as exc:
+                return False, str(exc)
+            parameters = dict(parameters, **{self.MODEL: model})
+        return super().checkParameterValues(parameters, context)
 
     @staticmethod
     def raster_path(layer) -> str:
