@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from .. import backend_client, catalog
+from ..progress import ProgressTracker, format_seconds
 
 HELP_DIR = Path(__file__).resolve().parent.parent / "help"
 
@@ -249,12 +250,15 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     # -- running -------------------------------------------------------------------------------
     def run_backend(self, op: str, args: dict, feedback) -> dict:
+        tracker = ProgressTracker()
+
         def on_event(event):
             kind = event.get("event")
             if kind == "progress":
-                feedback.setProgress(float(event.get("percent") or 0.0))
-                if event.get("text"):
-                    feedback.setProgressText(f"{event['text']} ({event.get('done')}/{event.get('total')})")
+                percent, line, _ = tracker.update(event)
+                feedback.setProgress(percent)
+                if line:  # Processing logs every setProgressText: once per stage, not per batch
+                    feedback.setProgressText(line)
             elif kind == "info":
                 feedback.pushInfo(event.get("message", ""))
             elif kind == "warning":
@@ -262,11 +266,13 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
         feedback.pushDebugInfo(f"senclip worker request: {op} {args}")
         try:
-            return backend_client.run_request(op, args, on_event=on_event,
-                                               is_canceled=feedback.isCanceled,
-                                               on_stderr=feedback.pushDebugInfo)
+            result = backend_client.run_request(op, args, on_event=on_event,
+                                                is_canceled=feedback.isCanceled,
+                                                on_stderr=feedback.pushDebugInfo)
         except backend_client.BackendError as exc:
             raise QgsProcessingException(str(exc))
+        feedback.pushInfo(self.tr("SenCLIP {} finished in {}").format(op, format_seconds(tracker.elapsed())))
+        return result
 
     # -- class areas ---------------------------------------------------------------------------
     def report_areas(self, result: dict, parameters, context, feedback) -> str | None:
