@@ -130,6 +130,9 @@ def request_line(rid, op: str, args: dict) -> str:
 def error_from_event(event: dict) -> BackendError:
     message = event.get("message") or "the backend failed without a message"
     type_ = event.get("type", "BackendError")
+    from .messages import for_qgis
+
+    message = for_qgis(message, type_)
     if type_ == "Cancelled":
         return BackendCancelled(message, type_, 130)
     return BackendError(message, type_, int(event.get("exit_code") or 1))

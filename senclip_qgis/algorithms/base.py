@@ -20,6 +20,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from .. import backend_client, catalog
+from ..messages import not_a_file_raster
 from ..progress import ProgressTracker, format_seconds
 
 HELP_DIR = Path(__file__).resolve().parent.parent / "help"
@@ -229,9 +230,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         if layer is None:
             raise QgsProcessingException("INPUT: no raster layer given")
         if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"INPUT: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
-                "SenCLIP needs a file-based raster (GeoTIFF, JP2, VRT). Export it first.")
+            raise QgsProcessingException("INPUT: " + not_a_file_raster(layer.name(), layer.providerType()))
         parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
         return parts.get("path") or layer.source()
 
