@@ -233,6 +233,19 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             kill_tree(proc)
+        close_pipes(proc, threads)
+
+
+def close_pipes(proc: subprocess.Popen, threads=()) -> None:
+    """Close a finished child's pipes (else each run leaves ResourceWarnings in the QGIS log)."""
+    for t in threads:
+        t.join(timeout=2)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def plugin_version() -> str:

@@ -69,12 +69,14 @@ def stream(cmd: list[str], log, is_canceled, env=None) -> int:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    while proc.poll() is None:
-        if is_canceled():
-            backend_client.kill_tree(proc)
-            raise backend_client.BackendCancelled("installation cancelled", "Cancelled", 130)
-        reader.join(timeout=0.2)
-    reader.join(timeout=5)
+    try:
+        while proc.poll() is None:
+            if is_canceled():
+                backend_client.kill_tree(proc)
+                raise backend_client.BackendCancelled("installation cancelled", "Cancelled", 130)
+            reader.join(timeout=0.2)
+    finally:
+        backend_client.close_pipes(proc, [reader])
     return proc.returncode
 
 

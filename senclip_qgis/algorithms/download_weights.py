@@ -29,9 +29,6 @@ class DownloadWeightsAlgorithm(SenclipAlgorithm):
             usesStaticStrings=True))
         self.addOutput(QgsProcessingOutputString(self.PATH, self.tr("Weight file")))
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
-        return super(SenclipAlgorithm, self).checkParameterValues(parameters, context)
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         model = self.parameterAsEnumString(parameters, self.MODEL, context) or catalog.DEFAULT_MODEL
         result = self.run_backend("download_weights", {"model": model}, feedback)
