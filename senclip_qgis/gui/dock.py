@@ -377,7 +377,7 @@ class SenclipDock(QDockWidget):
         try:
             shutil.copyfile(self.result_path, dest)
             for side in results_folder.sidecars(self.result_path):
-                shutil.copyfile(side, dest.with_name(dest.name + side.name[len(self.result_path.name):]))
+                shutil.copyfile(side, results_folder.sidecar_for(side, self.result_path, dest))
         except OSError as exc:
             self.show_status(self.tr("Could not save the map: {}").format(exc), error=True)
             return None

@@ -75,3 +75,10 @@ def sidecars(path: Path) -> list[Path]:
     """The files GDAL/QGIS/senclip write beside a class-map GeoTIFF."""
     return [p for p in (path.with_name(path.name + ".aux.xml"), path.with_suffix(".qml"),
                         path.with_name(path.name + ".ovr")) if p.exists()]
+
+
+def sidecar_for(side: Path, src: Path, dest: Path) -> Path:
+    """Where sidecar ``side`` of ``src`` goes for a copy of ``src`` at ``dest``."""
+    if side.suffix == ".qml":
+        return dest.with_suffix(".qml")
+    return dest.with_name(dest.name + side.name[len(src.name):])
