@@ -212,3 +212,29 @@ def test_no_resource_warnings_from_backend_runs(provider, recwarn):
     gc.collect()
     leaks = [str(w.message) for w in recwarn if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+def test_toolbox_log_has_one_line_per_stage_and_the_total_time(provider, s2_raster, plugin_checkpoint, tmp_path):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback
+
+    import processing
+
+    texts, infos, percents = [], [], []
+
+    class Log(QgsProcessingFeedback):
+        def setProgressText(self, text):  # noqa: N802 - Processing appends each call to the log
+            texts.append(text)
+
+        def pushInfo(self, info):  # noqa: N802
+            infos.append(info)
+
+    feedback = Log()
+    feedback.progressChanged.connect(percents.append)
+    processing.run("senclip:classify", {"INPUT": str(s2_raster), "CLASSES": "Forest;Sea or Lake",
+                                        "CHECKPOINT": str(plugin_checkpoint), "OUTPUT": str(tmp_path / "p.tif"),
+                                        "BATCH_SIZE": 2},
+                   feedback=feedback, context=QgsProcessingContext())
+    assert texts and len(texts) == len(set(texts)), texts  # a line per stage, never the same line again
+    assert not [t for t in texts if re.search(r"\d+/\d+", t)], texts  # counts go to the bar, not the log
+    assert percents and percents[-1] == 100.0
+    assert any(re.match(r"SenCLIP classify finished in \d", line) for line in infos), infos
