@@ -130,6 +130,9 @@ def request_line(rid, op: str, args: dict) -> str:
 def error_from_event(event: dict) -> BackendError:
     message = event.get("message") or "the backend failed without a message"
     type_ = event.get("type", "BackendError")
+    from .messages import for_qgis
+
+    message = for_qgis(message, type_)
     if type_ == "Cancelled":
         return BackendCancelled(message, type_, 130)
     return BackendError(message, type_, int(event.get("exit_code") or 1))
@@ -230,6 +233,19 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
             kill_tree(proc)
+        close_pipes(proc, threads)
+
+
+def close_pipes(proc: subprocess.Popen, threads=()) -> None:
+    """Close a finished child's pipes (else each run leaves ResourceWarnings in the QGIS log)."""
+    for t in threads:
+        t.join(timeout=2)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def plugin_version() -> str:

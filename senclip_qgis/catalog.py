@@ -15,6 +15,16 @@ STATIC_MODELS = [
     "senclip-vitb32-avgpool", "senclip-vitb32-attpool", "senclip-rn50-avgpool",
     "senclip-rn50-attpool", "clip-vitb32-openai", "clip-rn50-openai", "untrained-smoke",
 ]
+# The MODEL choice holds ids as strings ("auto" first): saved models and scripts keep naming the
+# same model when registry entries are added. "auto" = the default model, or, with a checkpoint,
+# the architecture read from the checkpoint's own weights.
+MODEL_AUTO = "auto"
+# Before ids became strings MODEL was an index into this list (sorted file names, default first);
+# an integer in an old model or script still means what it meant then.
+LEGACY_MODEL_ORDER = [
+    "senclip-vitb32-avgpool", "clip-rn50-openai", "clip-vitb32-openai", "senclip-rn50-attpool",
+    "senclip-rn50-avgpool", "senclip-vitb32-attpool", "untrained-smoke",
+]
 PROMPT_STYLES = ["ground", "aerial", "generic"]
 BACKENDS = ["torch", "onnx"]
 DEVICES = ["auto", "cpu", "cuda"]
@@ -51,6 +61,37 @@ def model_ids() -> list[str]:
         ids.remove(DEFAULT_MODEL)
         ids.insert(0, DEFAULT_MODEL)
     return ids
+
+
+def model_choices() -> list[str]:
+    """What the MODEL parameter offers: ``auto`` then every registry id."""
+    return [MODEL_AUTO] + model_ids()
+
+
+def resolve_model_choice(value, checkpoint: str | None) -> tuple[str | None, str | None]:
+    """MODEL value (+ CHECKPOINT) -> (model id for the backend or None, a note for the log or None).
+
+    A checkpoint always wins: the dialog, batch and modeler always send some MODEL value, and the
+    backend takes a model id or a checkpoint, never both. ``value`` is an id, ``auto``, empty, or
+    an integer (legacy index, see :data:`LEGACY_MODEL_ORDER`).
+    """
+    note = None
+    text = "" if value is None else str(value).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(LEGACY_MODEL_ORDER):
+            raise ValueError(f"MODEL={text}: give a model id ({', '.join(model_choices())})")
+        text = LEGACY_MODEL_ORDER[index]
+        note = f"MODEL={value} is an old index; it means '{text}' (use the id in new models and scripts)"
+    if checkpoint:
+        if text and text != MODEL_AUTO:
+            note = f"MODEL '{text}' is ignored: the checkpoint {checkpoint} is used (architecture read from it)"
+        return None, note
+    if not text or text == MODEL_AUTO:
+        return DEFAULT_MODEL, note
+    if text not in model_ids():
+        raise ValueError(f"MODEL '{text}' is not a known model; choose one of {', '.join(model_choices())}")
+    return text, note
 
 
 def prompt_sets() -> dict[str, Path]:

@@ -50,7 +50,7 @@ class SenclipPlugin:
     def show_diagnostics(self):
         from .gui.diagnostics import show_diagnostics
 
-        show_diagnostics(self.iface.mainWindow())
+        self._diagnostics = show_diagnostics(self.iface.mainWindow())  # non-modal: keep it alive
 
     def unload(self):
         if self.provider is not None:

@@ -20,6 +20,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 from .. import backend_client, catalog
+from ..messages import not_a_file_raster
+from ..progress import ProgressTracker, format_seconds
 
 HELP_DIR = Path(__file__).resolve().parent.parent / "help"
 
@@ -111,9 +113,10 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def add_model_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, self.tr("Model"), options=catalog.model_ids(), defaultValue=0))
+            self.MODEL, self.tr("Model (auto = default model, or the checkpoint's own architecture)"),
+            options=catalog.model_choices(), defaultValue=catalog.MODEL_AUTO, usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; overrides the model)"),
+            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; wins over the model)"),
             optional=True))
         self.add_runtime_params()
         self._advanced(QgsProcessingParameterNumber(
@@ -177,11 +180,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def model_args(self, parameters, context, layer, feedback) -> dict:
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
-        # With a checkpoint the architecture is inferred from its weights; a MODEL set explicitly
-        # still names the recipe (preprocessing) to use with it.
-        model = None
-        if not checkpoint or parameters.get(self.MODEL) is not None:
-            model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
+        model = self.model_choice(parameters, checkpoint, feedback)
         bands_text = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
         bands = bands_text.replace(" ", "") or None  # "4,3,2" or "B04,B03,B02"; checked by the backend
         stride = parameters.get(self.STRIDE)
@@ -204,15 +203,34 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             args["mask"] = self.export_mask(mask, layer.crs(), context, feedback)
         return args
 
+    def model_choice(self, parameters, checkpoint, feedback) -> str | None:
+        """The model id to send (None with a checkpoint: the checkpoint wins), see catalog."""
+        try:
+            model, note = catalog.resolve_model_choice(parameters.get(self.MODEL), checkpoint)
+        except ValueError as exc:
+            raise QgsProcessingException(str(exc))
+        if note and feedback is not None:
+            feedback.pushInfo(note)
+        return model
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - Qt naming
+        """Accept the integer MODEL of models/scripts saved before ids became strings."""
+        value = parameters.get(self.MODEL) if self.parameterDefinition(self.MODEL) else None
+        if value is not None and str(value).strip().lstrip("-").isdigit():
+            try:
+                model, _ = catalog.resolve_model_choice(value, None)
+            except ValueError as exc:
+                return False, str(exc)
+            parameters = dict(parameters, **{self.MODEL: model})
+        return super().checkParameterValues(parameters, context)
+
     @staticmethod
     def raster_path(layer) -> str:
         """The file behind a raster layer; the backend reads files, not QGIS providers."""
         if layer is None:
             raise QgsProcessingException("INPUT: no raster layer given")
         if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"INPUT: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
-                "SenCLIP needs a file-based raster (GeoTIFF, JP2, VRT). Export it first.")
+            raise QgsProcessingException("INPUT: " + not_a_file_raster(layer.name(), layer.providerType()))
         parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
         return parts.get("path") or layer.source()
 
@@ -231,12 +249,15 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     # -- running -------------------------------------------------------------------------------
     def run_backend(self, op: str, args: dict, feedback) -> dict:
+        tracker = ProgressTracker()
+
         def on_event(event):
             kind = event.get("event")
             if kind == "progress":
-                feedback.setProgress(float(event.get("percent") or 0.0))
-                if event.get("text"):
-                    feedback.setProgressText(f"{event['text']} ({event.get('done')}/{event.get('total')})")
+                percent, line, _ = tracker.update(event)
+                feedback.setProgress(percent)
+                if line:  # Processing logs every setProgressText: once per stage, not per batch
+                    feedback.setProgressText(line)
             elif kind == "info":
                 feedback.pushInfo(event.get("message", ""))
             elif kind == "warning":
@@ -244,11 +265,13 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
         feedback.pushDebugInfo(f"senclip worker request: {op} {args}")
         try:
-            return backend_client.run_request(op, args, on_event=on_event,
-                                               is_canceled=feedback.isCanceled,
-                                               on_stderr=feedback.pushDebugInfo)
+            result = backend_client.run_request(op, args, on_event=on_event,
+                                                is_canceled=feedback.isCanceled,
+                                                on_stderr=feedback.pushDebugInfo)
         except backend_client.BackendError as exc:
             raise QgsProcessingException(str(exc))
+        feedback.pushInfo(self.tr("SenCLIP {} finished in {}").format(op, format_seconds(tracker.elapsed())))
+        return result
 
     # -- class areas ---------------------------------------------------------------------------
     def report_areas(self, result: dict, parameters, context, feedback) -> str | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
-ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend"}
+ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend",
+        "senclip:download_weights"}
 
 
 def run(alg, params, feedback=None, context=None):
@@ -150,8 +151,8 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     geojson = json.loads(Path(args["mask"]).read_text())
     x, y = geojson["features"][0]["geometry"]["coordinates"][0][0][:2]
     assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
-    params["MODEL"] = 1  # explicit model with a checkpoint: kept (names the recipe)
-    assert alg.request_args(params, context, QgsProcessingFeedback())["model"] == alg.parameterDefinition("MODEL").options()[1]
+    params["MODEL"] = "clip-rn50-openai"  # a model chosen beside a checkpoint: the checkpoint wins
+    assert alg.request_args(params, context, QgsProcessingFeedback())["model"] is None
     assert args["stretch"] == "fixed" and args["int8"] is None
     params.update(STRETCH=1, INT8=True, BACKEND=1)
     args = alg.request_args(params, context, QgsProcessingFeedback())

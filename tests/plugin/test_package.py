@@ -53,3 +53,27 @@ def test_unzipped_plugin_finds_its_bundled_backend(plugin_zip, tmp_path):
                          check=True).stdout.splitlines()
     assert Path(out[0]) == tmp_path / "senclip_qgis" / "backend_src"
     assert out[1].split(",")[0] == "senclip-vitb32-avgpool" and "untrained-smoke" in out[1]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/qgis_process.bin").is_file(), reason="qgis_process.bin not installed")
+def test_zip_in_a_fresh_profile_runs_classify_with_a_checkpoint(plugin_zip, tmp_path, s2_raster, plugin_checkpoint):
+    """Installed from the zip into an empty profile, with the MODEL value the toolbox dialog sends."""
+    import json
+
+    from test_headless import QGIS_PROCESS, headless_env
+
+    plugins = tmp_path / "profile-plugins"
+    with zipfile.ZipFile(plugin_zip) as zf:
+        zf.extractall(plugins)
+    env = dict(headless_env(tmp_path), QGIS_PLUGINPATH=str(plugins))
+    enable = subprocess.run([str(QGIS_PROCESS), "plugins", "enable", "senclip_qgis"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert enable.returncode == 0, enable.stdout + enable.stderr
+    out = tmp_path / "from_zip.tif"
+    proc = subprocess.run(
+        [str(QGIS_PROCESS), "run", "senclip:classify", "--json", "--", f"INPUT={s2_raster}",
+         "CLASSES=Forest;Sea or Lake", "MODEL=auto", f"CHECKPOINT={plugin_checkpoint}", f"OUTPUT={out}"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert Path(result["results"]["OUTPUT"]) == out and out.is_file()

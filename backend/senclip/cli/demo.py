@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import WeightsNotAvailableError
 from ..feedback import TqdmFeedback
 from ..registry import DEFAULT_MODEL
 from .classify import report
@@ -33,9 +34,15 @@ def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tif = out / "demo_classmap.tif"
-    res = classify(scene_dir, tif, classes=DEMO_CLASSES, model=None if checkpoint else model,
-                   checkpoint=checkpoint, backend=backend, device=device, offline=offline, overwrite=True,
-                   feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
+    try:
+        res = classify(scene_dir, tif, classes=DEMO_CLASSES, model=None if checkpoint else model,
+                       checkpoint=checkpoint, backend=backend, device=device, offline=offline, overwrite=True,
+                       feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
+    except WeightsNotAvailableError as e:
+        raise WeightsNotAvailableError(
+            f"{e}. To run the demo without them: `make demo MODEL=untrained-smoke` (random weights: "
+            "checks the pipeline, the map means nothing), or copy the weight file by hand to the path above"
+        ) from None
     with open_scene(scene_dir) as scene:
         png = render_preview(tif, out / "demo_preview.png", scene=scene)
     click.echo(report(res))
