@@ -54,7 +54,7 @@ def default_venv_dir() -> Path:
     """
     from qgis.PyQt.QtCore import QStandardPaths
 
-    base = QStandardPaths.writableLocation(QStandardPaths.GenericDataLocation)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
     if not base:
         base = str(Path.home() / ".local" / "share")
     return Path(base) / "senclip" / "venv"

@@ -31,7 +31,7 @@ def show_diagnostics(parent=None) -> None:
     layout = QVBoxLayout(dialog)
     text = QPlainTextEdit(dialog)
     text.setReadOnly(True)
-    QApplication.setOverrideCursor(QCursor(Qt.WaitCursor))
+    QApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
     try:
         report = diagnostics_text()
     finally:
@@ -39,4 +39,4 @@ def show_diagnostics(parent=None) -> None:
     text.setPlainText(report)
     layout.addWidget(text)
     dialog.resize(700, 500)
-    dialog.exec_()
+    dialog.exec()

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.core import QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
@@ -18,7 +18,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .. import catalog
+from .. import catalog, compat
 from ..styling import style_class_layer
 from .prompt_table import PromptTable
 from .worker_process import WorkerProcess
@@ -53,7 +53,7 @@ class SenclipDock(QDockWidget):
         layout = QVBoxLayout(body)
         form = QFormLayout()
         self.layer_combo = QgsMapLayerComboBox(body)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(compat.RASTER_LAYER_FILTER)
         form.addRow(self.tr("Sentinel-2 layer"), self.layer_combo)
         self.visible_only = QCheckBox(self.tr("Visible extent only"), body)
         form.addRow("", self.visible_only)
@@ -116,7 +116,7 @@ class SenclipDock(QDockWidget):
         layout.addWidget(self.progress)
         self.status = QLabel(self.tr("Ready."), body)
         self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
         self.results = QTableWidget(0, 4, body)
         self.results.setHorizontalHeaderLabels([self.tr("Class"), "km²", "%", self.tr("Mean conf.")])

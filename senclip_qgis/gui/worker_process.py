@@ -31,7 +31,7 @@ class WorkerProcess(QObject):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def running(self) -> bool:
-        return self.proc is not None and self.proc.state() != QProcess.NotRunning
+        return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
 
     def busy(self) -> bool:
         return bool(self._pending)

@@ -39,6 +39,8 @@ def test_zip_structure(plugin_zip):
     missing = [k for k in REQUIRED if not general.get(k, "").strip()]
     assert missing == []
     assert general["qgisMinimumVersion"] == "3.22"
+    # QGIS 4 refuses a plugin without a maximum >= 4 or without supportsQt6 (Qt6 builds)
+    assert general["qgisMaximumVersion"] == "4.99" and general["supportsQt6"] == "True"
     assert general["hasProcessingProvider"] == "yes"
     assert general["repository"].startswith("https://") and general["tracker"].startswith("https://")
     assert len(general["about"]) > 100
