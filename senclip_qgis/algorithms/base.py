@@ -50,6 +50,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
+    RESOLUTION_LABELS = {"grid": "tile grid (fast)", "pixel": "input pixels (smoother)"}  # by choice
 
     # -- identity ------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
@@ -103,8 +104,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             options=catalog.PROMPT_STYLES, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.RESOLUTION, self.tr("Output resolution"),
-            options=[self.tr("tile grid (fast)"), self.tr("input pixels (smoother)")],
-            defaultValue=0))
+            options=[self.tr(self.RESOLUTION_LABELS.get(r, r)) for r in catalog.RESOLUTIONS], defaultValue=0))
         self._advanced(QgsProcessingParameterEnum(
             self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
             options=catalog.CALIBRATIONS, defaultValue=0))
