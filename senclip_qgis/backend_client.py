@@ -280,8 +280,10 @@ def plugin_version() -> str:
 def qgis_python_info() -> dict:
     """The QGIS side of the diagnostics report (the backend answers the rest)."""
     from qgis.core import Qgis, QgsApplication
+    from qgis.PyQt.QtCore import PYQT_VERSION_STR, QT_VERSION_STR
 
-    return {"qgis": Qgis.QGIS_VERSION, "qgis_python": sys.version.split()[0],
+    return {"qgis": Qgis.QGIS_VERSION, "qt": QT_VERSION_STR, "pyqt": PYQT_VERSION_STR,
+            "qgis_python": sys.version.split()[0],
             "plugin": plugin_version(), "plugin_dir": str(PLUGIN_DIR),
             "settings_dir": QgsApplication.qgisSettingsDirPath(),
             "backend_python": configured_python()[0] or str(venv_python(default_venv_dir()))}

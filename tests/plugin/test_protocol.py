@@ -96,3 +96,14 @@ def test_cancel_stops_the_child_and_everything_it_started(senclip_python, monkey
         backend_client.run_request("selfcheck", {}, is_canceled=is_canceled)
     assert calls["n"] >= 2
     assert processes_with_env("SENCLIP_TEST_MARK", mark) == []
+
+
+def test_diagnostics_report_names_the_qt_build(senclip_python):
+    """A QGIS 4 bug report must say which Qt/PyQt QGIS runs on (README: Supported QGIS versions)."""
+    from qgis.PyQt.QtCore import QT_VERSION_STR
+
+    from senclip_qgis.gui.diagnostics import diagnostics_text
+
+    text = diagnostics_text()
+    assert f"qt: {QT_VERSION_STR}" in text and "pyqt: " in text and "qgis: " in text
+    assert '"senclip"' in text  # the backend's half of the report
