@@ -95,8 +95,11 @@ class WorkerProcess(QObject):
             "cancelled; the backend was stopped and wrote no output", "Cancelled", 130))
 
     def _kill_late(self, proc: QProcess) -> None:
-        if proc in self.stopping and proc.state() != QProcess.ProcessState.NotRunning:
-            proc.kill()
+        try:
+            if proc in self.stopping and proc.state() != QProcess.ProcessState.NotRunning:
+                proc.kill()
+        except RuntimeError:  # the dock (and with it the QProcess, which kills on delete) is gone
+            pass
 
     def _stopped(self, proc: QProcess) -> None:
         self.stopping.discard(proc)

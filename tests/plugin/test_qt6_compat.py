@@ -47,7 +47,6 @@ MOVED_INTO_QGIS = {
     "QgsProcessingParameterDefinition.Flag": "Qgis.ProcessingParameterFlag",
     "QgsProcessingParameterNumber.Type": "Qgis.ProcessingNumberParameterType",
     "QgsProcessingParameterFile.Behavior": "Qgis.ProcessingFileParameterBehavior",
-    "QgsProcessingFeedback.ProcessingLogLevel": "Qgis.ProcessingLogLevel",
 }
 # Documented "will be removed in QGIS 4.0" (QGIS API docs, Deprecated List: qgis.org/api/deprecated.html).
 REMOVED_IN_QGIS4 = {
@@ -239,3 +238,12 @@ def test_compat_gives_the_names_this_qgis_understands():
             assert field.type() == getattr(QVariant, variant), kind
     with pytest.raises(AttributeError, match="neither"):
         compat.qgis_name("Qgis.NoSuchEnum.Value", "QgsProcessing.NoSuchEnum.Value")
+
+
+def test_version_checks_live_only_in_compat():
+    """One helper, not scattered checks: no other plugin module asks which QGIS/Qt it runs on."""
+    markers = ("QGIS_VERSION_INT", "QT_VERSION <", "QT_VERSION >", "PYQT_VERSION <", "PYQT_VERSION >")
+    offenders = [f"{p.relative_to(PLUGIN)}: {m}" for p in sorted(PLUGIN.rglob("*.py"))
+                 if "backend_src" not in p.parts and p.name != "compat.py"
+                 for m in markers if m in p.read_text(encoding="utf-8")]
+    assert offenders == []
