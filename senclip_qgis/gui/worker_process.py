@@ -102,8 +102,7 @@ class WorkerProcess(QObject):
             pass
 
     def _stopped(self, proc: QProcess) -> None:
-        self.stopping.discard(proc)
-        proc.deleteLater()
+        self.stopping.discard(proc)  # the QProcess itself goes with this object (its parent)
 
     def shutdown(self) -> None:
         """Ask politely (a shutdown request, answered between requests), then SIGTERM, then kill."""

@@ -97,7 +97,7 @@ def test_processing_cancel_mid_run_leaves_no_temporary_files(senclip_python, s2_
 
 def test_dock_worker_cancel_terminates_then_kills(qgis_iface, tmp_path, monkeypatch):
     """WorkerProcess: SIGTERM first (a child that exits on it was not killed); kill after the grace."""
-    from qgis.PyQt.QtCore import QProcess
+    from qgis.PyQt import sip
     from qgis.PyQt.QtWidgets import QApplication
 
     from senclip_qgis.gui.worker_process import WorkerProcess
@@ -124,14 +124,16 @@ def test_dock_worker_cancel_terminates_then_kills(qgis_iface, tmp_path, monkeypa
             time.sleep(0.02)
         assert not worker.stopping, "the cancelled process never ended"
         if expected is not None:
-            assert (folder / "cleaned-up").read_text() == "SIGTERM"
+            assert (folder / "cleaned-up").read_text() == "SIGTERM" and proc.exitCode() == expected
         else:
             assert not (folder / "cleaned-up").exists()  # it ignored SIGTERM: killed after the grace
+        sip.delete(worker)
 
 
 def test_dock_cancel_mid_embed_leaves_no_temporary_store(qgis_iface, s2_raster, plugin_checkpoint, tmp_path,
                                                          monkeypatch):
     from qgis.core import QgsProject, QgsRasterLayer
+    from qgis.PyQt import sip
     from qgis.PyQt.QtWidgets import QApplication
 
     from senclip_qgis.gui.dock import SenclipDock
@@ -168,5 +170,6 @@ def test_dock_cancel_mid_embed_leaves_no_temporary_store(qgis_iface, s2_raster, 
         assert leftovers(tmpdir) == [str(dock.tmpdir)]
     finally:
         dock.shutdown()
+        sip.delete(dock)  # now, not in a later garbage collection
         QgsProject.instance().removeAllMapLayers()
     assert leftovers(tmpdir) == []
