@@ -2,7 +2,8 @@
 
 The zip carries the backend source (``backend_src/``); in a development checkout the backend sits
 beside the plugin (``../backend``). Reading the same JSON files the backend reads keeps the menus
-in step with the registry; the static list is the last resort for a plugin folder copied alone.
+in step with the registry and the CLI's option choices (``resources/options.json``); the static
+model list is the last resort for a plugin folder copied alone.
 """
 from __future__ import annotations
 
@@ -25,12 +26,6 @@ LEGACY_MODEL_ORDER = [
     "senclip-vitb32-avgpool", "clip-rn50-openai", "clip-vitb32-openai", "senclip-rn50-attpool",
     "senclip-rn50-avgpool", "senclip-vitb32-attpool", "untrained-smoke",
 ]
-PROMPT_STYLES = ["ground", "aerial", "generic"]
-BACKENDS = ["torch", "onnx"]
-DEVICES = ["auto", "cpu", "cuda"]
-RESOLUTIONS = ["grid", "pixel"]
-STRETCHES = ["fixed", "chip-minmax"]
-CALIBRATIONS = ["none", "column-mean"]
 
 
 def backend_source_dir() -> Path | None:
@@ -44,6 +39,18 @@ def backend_source_dir() -> Path | None:
 def _resources() -> Path | None:
     src = backend_source_dir()
     return src / "senclip" / "resources" if src else None
+
+
+def option_choices() -> dict[str, list[str]]:
+    """The backend's enumerated options (``resources/options.json``: name -> choices, default
+    first), the same file the CLI's choices come from; nothing is re-declared here."""
+    res = _resources()
+    path = res / "options.json" if res else None
+    if path is None or not path.is_file():
+        raise FileNotFoundError(f"the SenCLIP plugin in {PLUGIN_DIR} carries no backend source "
+                                "(backend_src/senclip/resources/options.json); reinstall it from its zip")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return {k: [str(v) for v in values] for k, values in data.items() if not k.startswith("_")}
 
 
 def model_ids() -> list[str]:
@@ -108,3 +115,12 @@ def read_prompt_file(path: str | Path) -> dict[str, list[str]]:
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ValueError(f"{path}: a prompt file must map class names to lists of prompts")
     return {str(k): [str(p) for p in v] for k, v in data.items()}
+
+
+OPTIONS = option_choices()
+PROMPT_STYLES = OPTIONS["prompt_style"]
+BACKENDS = OPTIONS["backend"]
+DEVICES = OPTIONS["device"]
+RESOLUTIONS = OPTIONS["resolution"]
+STRETCHES = OPTIONS["stretch"]
+CALIBRATIONS = OPTIONS["calibrate"]

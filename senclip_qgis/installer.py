@@ -72,7 +72,7 @@ def stream(cmd: list[str], log, is_canceled, env=None) -> int:
     try:
         while proc.poll() is None:
             if is_canceled():
-                backend_client.kill_tree(proc)
+                backend_client.stop_tree(proc)
                 raise backend_client.BackendCancelled("installation cancelled", "Cancelled", 130)
             reader.join(timeout=0.2)
     finally:

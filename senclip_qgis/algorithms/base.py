@@ -11,15 +11,15 @@ from pathlib import Path
 
 from qgis.core import (
     QgsCoordinateTransform, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
-    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
     QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
-    QgsProviderRegistry, QgsVectorFileWriter, QgsWkbTypes,
+    QgsProviderRegistry, QgsVectorFileWriter,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QVariant
+from qgis.PyQt.QtCore import QCoreApplication
 
-from .. import backend_client, catalog
+from .. import backend_client, catalog, compat
 from ..messages import not_a_file_raster
 from ..progress import ProgressTracker, format_seconds
 
@@ -52,6 +52,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
+    RESOLUTION_LABELS = {"grid": "tile grid (fast)", "pixel": "input pixels (smoother)"}  # by choice
 
     # -- identity ------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
@@ -90,7 +91,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     # -- parameter groups ----------------------------------------------------------------------
     def _advanced(self, param):
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        param.setFlags(param.flags() | compat.PARAMETER_ADVANCED)
         self.addParameter(param)
 
     def add_prompt_params(self) -> None:
@@ -105,8 +106,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             options=catalog.PROMPT_STYLES, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.RESOLUTION, self.tr("Output resolution"),
-            options=[self.tr("tile grid (fast)"), self.tr("input pixels (smoother)")],
-            defaultValue=0))
+            options=[self.tr(self.RESOLUTION_LABELS.get(r, r)) for r in catalog.RESOLUTIONS], defaultValue=0))
         self._advanced(QgsProcessingParameterEnum(
             self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
             options=catalog.CALIBRATIONS, defaultValue=0))
@@ -120,13 +120,13 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             optional=True))
         self.add_runtime_params()
         self._advanced(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
+            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
             defaultValue=64, minValue=8, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
             self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
-            QgsProcessingParameterNumber.Integer, optional=True, minValue=1, maxValue=4096))
+            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer,
+            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
             defaultValue=32, minValue=1, maxValue=4096))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, self.tr("Band numbers for red,green,blue (empty = detect Sentinel-2 B04,B03,B02)"),
@@ -135,7 +135,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             self.EXTENT, self.tr("Extent (empty = whole raster)"), optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.MASK, self.tr("Mask polygons (only inside is classified)"),
-            [QgsProcessing.TypeVectorPolygon], optional=True))
+            [compat.SOURCE_VECTOR_POLYGON], optional=True))
         self._advanced(QgsProcessingParameterEnum(
             self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
                                   "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
@@ -153,7 +153,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def add_table_output(self) -> None:
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT_TABLE, self.tr("Class areas"), QgsProcessing.TypeVector, optional=True,
+            self.OUTPUT_TABLE, self.tr("Class areas"), compat.SOURCE_VECTOR, optional=True,
             createByDefault=True))
 
     # -- parameters -> backend kwargs ----------------------------------------------------------
@@ -242,7 +242,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         options.fileEncoding = "UTF-8"
         options.ct = QgsCoordinateTransform(mask.crs(), crs, context.transformContext())
         err = QgsVectorFileWriter.writeAsVectorFormatV3(mask, path, context.transformContext(), options)
-        if err[0] != QgsVectorFileWriter.NoError:
+        if err[0] != QgsVectorFileWriter.WriterError.NoError:
             raise QgsProcessingException(f"MASK: cannot export '{mask.name()}' to {path}: {err[1]}")
         feedback.pushInfo(f"mask exported to {path}")
         return path
@@ -282,12 +282,11 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         conf = per_class(result.get("mean_confidence"), classes, None)
         total = float(sum(counts)) or 1.0  # percent of the classified area
         fields = QgsFields()
-        for name, kind in (("value", QVariant.Int), ("class", QVariant.String),
-                           ("pixels", QVariant.LongLong), ("area_km2", QVariant.Double),
-                           ("percent", QVariant.Double), ("mean_confidence", QVariant.Double)):
-            fields.append(QgsField(name, kind))
+        for name, kind in (("value", "int"), ("class", "string"), ("pixels", "int64"),
+                           ("area_km2", "double"), ("percent", "double"), ("mean_confidence", "double")):
+            fields.append(QgsField(name, compat.field_type(kind)))
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
-                                          QgsWkbTypes.NoGeometry)
+                                          compat.NO_GEOMETRY)
         feedback.pushInfo(self.tr("Class areas:"))
         for i, name in enumerate(classes):
             km2 = None if areas[i] is None else areas[i] / 1e6
@@ -299,7 +298,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             if sink is not None:
                 f = QgsFeature(fields)
                 f.setAttributes([i + 1, name, int(counts[i]), km2, pct, mc])
-                sink.addFeature(f, QgsFeatureSink.FastInsert)
+                sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
         if classes and all(a is None for a in areas):
             feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
         return dest

@@ -9,7 +9,7 @@ from qgis.core import (
     QgsSettings,
 )
 
-from .. import backend_client, install_plan, installer
+from .. import backend_client, compat, install_plan, installer
 from .base import SenclipAlgorithm
 
 
@@ -37,12 +37,12 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
 
     def flags(self):
         # pip and venv must not run twice at once, and the thread must not matter to them.
-        return super().flags() | self.FlagNoThreading
+        return super().flags() | compat.ALGORITHM_NO_THREADING
 
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterFile(
             self.VENV, self.tr("Environment folder (empty = {})").format(backend_client.default_venv_dir()),
-            behavior=QgsProcessingParameterFile.Folder, optional=True))
+            behavior=compat.FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.EXTRAS, self.tr("What to install"),
             options=[self.tr("PyTorch + open_clip + ONNX Runtime (all models; large download)"),

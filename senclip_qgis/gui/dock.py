@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from qgis.core import Qgis, QgsMapLayerProxyModel, QgsMessageLog, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
@@ -22,7 +22,7 @@ from qgis.PyQt.QtWidgets import (
     QLabel, QProgressBar, QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .. import backend_client, catalog
+from .. import backend_client, catalog, compat
 from ..messages import not_a_file_raster
 from ..progress import ProgressTracker, format_seconds
 from ..styling import style_class_layer
@@ -70,7 +70,7 @@ class SenclipDock(QDockWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         form = QFormLayout()
         self.layer_combo = QgsMapLayerComboBox(body)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(compat.RASTER_LAYER_FILTER)
         form.addRow(self.tr("Sentinel-2 layer"), self.layer_combo)
         self.visible_only = QCheckBox(self.tr("Visible extent only"), body)
         form.addRow("", self.visible_only)

@@ -1,6 +1,7 @@
 """Every algorithm through processing.run, with a real backend worker and a tiny checkpoint."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -76,9 +77,20 @@ def test_result_layer_is_styled_with_class_names(provider, s2_raster, plugin_che
 
 def test_embed_then_classify_embeddings(provider, s2_raster, plugin_checkpoint, tmp_path):
     store = tmp_path / "store"
+    logs = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            logs.append(info)
+
     res = run("senclip:embed", {"INPUT": str(s2_raster), "CHECKPOINT": str(plugin_checkpoint),
-                                "OUTPUT": str(store)})
+                                "OUTPUT": str(store)}, feedback=Log())
     assert Path(res["OUTPUT"]) == store and (store / "meta.json").is_file()
+    # the summary comes from the keys the backend returns (api.EmbedResult: chips, grid, model, ...)
+    meta = json.loads((store / "meta.json").read_text())
+    assert any(line.startswith("chips encoded: ") and int(line.split(": ")[1]) > 0 for line in logs), logs
+    assert any(line.startswith("grid: ") and " x " in line and "tile 64 px" in line for line in logs), logs
+    assert any(line.startswith("model: ") and meta["model"]["model_id"] in line for line in logs), logs
     out = tmp_path / "from_store.tif"
     res = run("senclip:classify_embeddings", {"STORE": str(store), "CLASSES": "Forest;Sea or Lake;Pasture",
                                               "OUTPUT": str(out)})

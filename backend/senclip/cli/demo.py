@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from ..choices import choices, default
 from ..errors import WeightsNotAvailableError
 from ..feedback import TqdmFeedback
 from ..registry import DEFAULT_MODEL
@@ -19,8 +20,8 @@ from .classify import report
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Registry id; 'untrained-smoke' runs with random weights (pipeline check only).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="Local checkpoint instead of --model.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True)
+@click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True)
 @click.option("--offline", is_flag=True, help="Never download weights.")
 @click.pass_context
 def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
