@@ -54,7 +54,7 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
             options=install_plan.TORCH_BUILDS, defaultValue="auto", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
             self.BUNDLE, self.tr("Offline bundle folder (from 'senclip bundle create'; empty = download)"),
-            behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))
+            behavior=compat.FILE_FOLDER, optional=True))
         self._advanced(QgsProcessingParameterFile(
             self.BASE_PYTHON, self.tr("Python to create the environment with (empty = detect)"),
             optional=True, fileFilter="All files (*)"))  # interpreters have no extension
