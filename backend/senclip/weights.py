@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from .checkpoints import sha256_file
 from .errors import ChecksumError, InputError, WeightsNotAvailableError
 from .feedback import Feedback
+from .outputs import Staged
 from .registry import ModelSpec
 
 HF_ENDPOINT_DEFAULT = "https://huggingface.co"
@@ -178,14 +178,9 @@ def _download_hf(spec: ModelSpec, path: Path, endpoint: str | None) -> None:
 
 
 def _download_url(url: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".incomplete", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+    with Staged(path, suffix=".incomplete") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
             expected = resp.headers.get("Content-Length")
             shutil.copyfileobj(resp, out, 1 << 20)
         if expected is not None and os.path.getsize(tmp) != int(expected):
             raise OSError(f"transfer truncated: got {os.path.getsize(tmp)} of {expected} bytes")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

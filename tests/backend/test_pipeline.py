@@ -26,6 +26,10 @@ def test_grid_output_georeferenced_and_correct(s2_scene, tmp_path, color_model):
         assert ds.count == 3 and ds.dtypes == ("uint8",) * 3
         cls = ds.read(1)
         assert (cls[:, :2] == 1).all() and (cls[:, 3:] == 2).all()
+        # the middle column's chips are half green, half blue: an exact tie goes to the class
+        # listed first, with a margin of 0 %, and is a classified cell, not nodata
+        assert (cls[:, 2] == 1).all() and (ds.read(3)[:, 2] == 0).all()
+        assert ds.nodatavals == (0, None, None) and (ds.read_masks(3) == 255).all()
         conf = ds.read(2)
         assert conf[0, 0] > 90 and ds.read(3)[0, 0] > 80
         assert ds.colormap(1)[1][:3] != ds.colormap(1)[2][:3]
@@ -36,7 +40,7 @@ def test_grid_output_georeferenced_and_correct(s2_scene, tmp_path, color_model):
         assert json.loads(tags["SENCLIP_VERSIONS"])["gdal"] == rasterio.__gdal_version__
     assert "green meadow" in (tmp_path / "map.qml").read_text()
     assert "<Category>blue water</Category>" in (tmp_path / "map.tif.aux.xml").read_text()
-    assert res.counts["green meadow"] == 6 and res.area_m2["green meadow"] == pytest.approx(6 * 320 * 320)
+    assert res.counts["green meadow"] == 9 and res.area_m2["green meadow"] == pytest.approx(9 * 320 * 320)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif", "map.tif.aux.xml", "scene.tif"]
 
 
@@ -52,13 +56,20 @@ def test_pixel_resolution_follows_the_input_grid(tmp_path, color_model):
     assert (cls[8:-8, 8:-8] > 0).mean() > 0.97  # only corners lack a chip with enough valid pixels
 
 
-def test_pixel_output_is_the_same_streamed_in_small_blocks(tmp_path, color_model, monkeypatch):
+@pytest.mark.parametrize("budget", [1, 40_000])
+def test_pixel_output_is_the_same_for_any_memory_budget(tmp_path, color_model, monkeypatch, budget):
+    """Blocks sized by the memory budget (1 byte: one pixel row per block; 40 kB: a few rows)
+    give the same map as the default budget (one block here)."""
     scene = write_s2(tmp_path / "s.tif", width=200, height=150, nodata_border=5)
     senclip.classify(scene, tmp_path / "a.tif", classes=CLASSES, loaded_model=color_model, resolution="pixel")
-    monkeypatch.setattr(classmap, "BLOCK_ROWS", 7)
+    blocks = []
+    real = classmap.block_rows
+    monkeypatch.setattr(classmap, "MEMORY_BUDGET", budget)
+    monkeypatch.setattr(classmap, "block_rows", lambda *a, **k: blocks.append(real(*a, **k)) or blocks[-1])
     senclip.classify(scene, tmp_path / "b.tif", classes=CLASSES, loaded_model=color_model, resolution="pixel")
+    assert 1 <= blocks[0] < 150 and (blocks[0] == 1) == (budget == 1)
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
-        assert np.array_equal(a.read(), b.read())
+        assert np.array_equal(a.read(), b.read()) and np.array_equal(a.read_masks(), b.read_masks())
 
 
 def test_mostly_nodata_tiles_are_unclassified_not_guessed(tmp_path, color_model):
@@ -66,7 +77,9 @@ def test_mostly_nodata_tiles_are_unclassified_not_guessed(tmp_path, color_model)
     senclip.classify(scene, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model)
     with rasterio.open(tmp_path / "m.tif") as ds:
         cls = ds.read(1)
+        mask = ds.read_masks(2)
     assert cls[0, 0] == 0 and cls[-1, -1] == 0 and cls[1, 1] == 1
+    assert mask[0, 0] == 0 and mask[1, 1] == 255  # unclassified cells are nodata in every band
 
 
 @pytest.mark.parametrize("bands", [13, 4, 3])
