@@ -123,8 +123,8 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(lm.backend),
         }
-        writer = StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta, overwrite=overwrite)
-        with all_or_nothing(writer):
+        with all_or_nothing(lambda: StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta,
+                                                overwrite=overwrite)) as writer:
             n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
                              geoms=geoms, feedback=feedback)
             if n == 0:
@@ -202,9 +202,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         transform, width, height = Affine(*meta["grid_transform"]), cols, rows
     else:
         transform, width, height = area_t, grid.width, grid.height
-    writer = ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs, classes=names,
-                            tags=tags, overwrite=overwrite)
-    with all_or_nothing(writer):
+    with all_or_nothing(lambda: ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs,
+                                               classes=names, tags=tags, overwrite=overwrite)) as writer:
         if resolution == "grid":
             write_grid(writer, probs, st.valid, feedback)
         else:

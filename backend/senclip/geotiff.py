@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from .colors import class_colors
 from .outputs import Staged, check_replaceable, prepare_output, sidecars
+from .stopping import deferred
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
            "blockysize": 256, "compress": "deflate", "predictor": 2, "interleave": "band", "BIGTIFF": "IF_SAFER"}
@@ -80,13 +81,24 @@ class ClassMapWriter:
 
     def __init__(self, path, *, width: int, height: int, transform, crs, classes: list[str],
                  tags: dict, overwrite: bool = False) -> None:
-        import rasterio
-
         self.path = prepare_output(path, overwrite, kind="classmap")
         self.classes = classes
         self.colors = class_colors(classes)
-        self.staged = [Staged(self.path, suffix=".tmp.tif")]
-        self.tmp = self.staged[0].tmp
+        self.counts = np.zeros(len(classes) + 1, dtype=np.int64)
+        self.conf_sum = np.zeros(len(classes) + 1, dtype=np.float64)
+        self.ds, self.staged, self.tmp = None, [], None
+        try:
+            with deferred():  # the temporary's name is recorded before a stop can act
+                self.staged.append(Staged(self.path, suffix=".tmp.tif"))
+            self.tmp = self.staged[0].tmp
+            self._open(width, height, transform, crs, tags)
+        except BaseException:  # a stop or a GDAL error while opening: remove what was created
+            self.abort()
+            raise
+
+    def _open(self, width, height, transform, crs, tags) -> None:
+        import rasterio
+
         profile = dict(PROFILE, width=width, height=height, transform=transform, crs=crs)
         if width < 256 or height < 256:
             profile.update(tiled=False, blockxsize=None, blockysize=None)
@@ -94,12 +106,10 @@ class ClassMapWriter:
         self.ds = rasterio.open(self.tmp, "w", **profile)
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):  # create the mask inside the tif, not as a .msk file
             self.ds.write_mask(np.zeros((1, 1), np.uint8), window=Window(0, 0, 1, 1))
-        self.counts = np.zeros(len(classes) + 1, dtype=np.int64)
-        self.conf_sum = np.zeros(len(classes) + 1, dtype=np.float64)
         for i, name in enumerate(BAND_NAMES, start=1):
             self.ds.set_band_description(i, name)
         self.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()})
-        self.ds.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *classes]))
+        self.ds.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *self.classes]))
 
     def write(self, window, probs: np.ndarray, valid: np.ndarray) -> None:
         """(K, h, w) probabilities and (h, w) validity of ``window``."""
@@ -113,7 +123,7 @@ class ClassMapWriter:
         self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=len(self.counts))
 
     def _close(self) -> None:
-        if not self.ds.closed:
+        if self.ds is not None and not self.ds.closed:
             self.ds.close()
 
     def commit(self) -> Path:
@@ -138,5 +148,7 @@ class ClassMapWriter:
 
     def _drop_gdal_leftovers(self) -> None:
         """Files GDAL may put beside the temporary tif (statistics in PAM, an external mask)."""
+        if self.tmp is None:
+            return
         for p in (Path(str(self.tmp) + ".aux.xml"), Path(str(self.tmp) + ".msk")):
             p.unlink(missing_ok=True)

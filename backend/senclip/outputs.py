@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import Cancelled, OutputError, Terminated
+from .stopping import deferred
 
 STORE_FORMAT = "senclip-embedding-store"
 STORE_FILES = frozenset({"meta.json", "embeddings.npy", "valid.npy"})
@@ -114,12 +115,13 @@ class Staged:
         self.path = Path(path)
         self.folder = folder
         parent = self.path.parent
-        if folder:
-            self.tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.path.name}.tmp-"))
-        else:
-            fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=suffix)
-            os.close(fd)
-            self.tmp = Path(tmp)
+        with deferred():  # a stop now would leave a temporary whose name nobody knows
+            if folder:
+                self.tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{self.path.name}.tmp-"))
+            else:
+                fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self.path.name}.", suffix=suffix)
+                os.close(fd)
+                self.tmp = Path(tmp)
 
     def commit(self) -> Path:
         """Rename the temporary to ``path``. An existing folder is moved aside first and removed
@@ -152,13 +154,20 @@ class Staged:
 @contextmanager
 def all_or_nothing(writer):
     """Around the writing of an output: any failure or stop (Ctrl-C, SIGTERM, cancel) removes the
-    partial output (``writer.abort()``); the body ends with ``writer.commit()``."""
+    partial output (``writer.abort()``); the body ends with ``writer.commit()``.
+
+    ``writer`` may be a function making the writer: then a stop while it is made is covered too
+    (a writer whose construction fails removes what it had created itself)."""
+    made = None
     try:
-        yield writer
+        made = writer() if callable(writer) else writer
+        yield made
     except KeyboardInterrupt as e:  # Ctrl-C, and SIGTERM as :class:`Terminated`
-        writer.abort()
+        if made is not None:
+            made.abort()
         raise Cancelled("interrupted; no output was written",
                         exit_code=Terminated.exit_code if isinstance(e, Terminated) else None) from None
     except BaseException:
-        writer.abort()
+        if made is not None:
+            made.abort()
         raise

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import InputError, StoreMismatchError
 from .outputs import STORE_FORMAT as FORMAT
 from .outputs import Staged, check_replaceable, prepare_output
+from .stopping import deferred
 
 VERSION = 1
 
@@ -30,15 +31,21 @@ class StoreWriter:
     def __init__(self, path, *, rows: int, cols: int, dim: int, meta: dict, overwrite: bool = False) -> None:
         self.path = prepare_output(path, overwrite, kind="store")
         self.overwrite = overwrite
-        self.staged = Staged(self.path, folder=True)
-        self.tmp = self.staged.tmp
         self.shape = (rows, cols, dim)
-        emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=self.shape)
-        del emb  # header written, file sized (sparse); cells are written with pwrite below
-        self._fd = os.open(self.tmp / "embeddings.npy", os.O_RDWR | getattr(os, "O_BINARY", 0))
-        self._offset = _data_offset(self.tmp / "embeddings.npy")
         self.valid = np.zeros((rows, cols), dtype=bool)
         self.meta = dict(meta, format=FORMAT, version=VERSION, rows=rows, cols=cols, dim=dim)
+        self._fd, self.staged = None, None
+        try:
+            with deferred():  # the temporary's name is recorded before a stop can act
+                self.staged = Staged(self.path, folder=True)
+            self.tmp = self.staged.tmp
+            emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=self.shape)
+            del emb  # header written, file sized (sparse); cells are written with pwrite below
+            self._fd = os.open(self.tmp / "embeddings.npy", os.O_RDWR | getattr(os, "O_BINARY", 0))
+            self._offset = _data_offset(self.tmp / "embeddings.npy")
+        except BaseException:  # a stop or a full disk while creating: remove what was created
+            self.abort()
+            raise
 
     def write(self, rs: np.ndarray, cs: np.ndarray, emb: np.ndarray) -> None:
         """Cells (rs[i], cs[i]) get emb[i]; runs of neighbouring cells go out in one write."""
@@ -67,7 +74,8 @@ class StoreWriter:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
             self._fd = None
-        self.staged.abort()
+        if self.staged is not None:
+            self.staged.abort()
 
 
 def _data_offset(path: Path) -> int:

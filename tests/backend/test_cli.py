@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -178,28 +174,6 @@ def test_geographic_crs_is_handled_with_a_warning(tmp_path, tiny_checkpoint, cap
                              "--out", tmp_path / "m.tif"], capsys)
     assert code == 0 and "geographic CRS" in err
     assert "km²" not in stdout  # no fake areas in degrees
-
-
-def test_ctrl_c_leaves_nothing_behind(tmp_path, tiny_checkpoint):
-    src = write_s2(tmp_path / "big.tif", width=1600, height=1600)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "senclip.cli.main", "classify", str(src), "--classes", CLASSES,
-                             "--checkpoint", str(tiny_checkpoint), "--out", str(out_dir / "m.tif"), "--stride", "8",
-                             "--save-embeddings", str(out_dir / "store")],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    # the info line about the model is printed right before encoding starts
-    for line in proc.stderr:
-        if "tiles of 64 px" in line:
-            break
-    time.sleep(1.0)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "no output was written" in err
-    assert list(out_dir.iterdir()) == []
 
 
 def test_int8_onnx_backend(s2_scene, tmp_path, tiny_checkpoint, capsys):
