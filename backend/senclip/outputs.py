@@ -7,8 +7,10 @@ Three rules for all outputs (class maps, embedding stores, previews, checkpoints
 * :class:`Staged` writes under a hidden temporary name beside the target and renames it into
   place, so no reader ever sees half a file and any stop leaves nothing (:func:`all_or_nothing`).
 * ``--overwrite`` replaces only what senclip wrote: an embedding store (its ``meta.json`` says so
-  and the folder holds nothing else) or a class-map GeoTIFF (its tags say so) with its sidecars.
-  Anything else is refused and left untouched: a typo in ``--out`` must never cost someone's data.
+  and the folder holds nothing else), a class-map GeoTIFF (its tags say so) with its sidecars, an
+  ONNX export folder (only senclip's two model files), or an empty folder. Anything else is
+  refused and left untouched: a typo in ``--out`` must never cost someone's data. A new kind of
+  output adds its recogniser to :data:`RECOGNISERS`.
 """
 from __future__ import annotations
 
@@ -34,14 +36,27 @@ def sidecars(path) -> list[Path]:
     return [Path(str(p) + ".aux.xml"), p.with_suffix(".qml")]
 
 
+def _folder_of(path: Path, allowed: frozenset) -> set | None:
+    """Names in the real folder ``path`` if all are plain files among ``allowed``, else None."""
+    if not path.is_dir() or path.is_symlink():
+        return None
+    names = {c.name for c in path.iterdir()}
+    if not names <= allowed or any(not (path / n).is_file() or (path / n).is_symlink() for n in names):
+        return None
+    return names
+
+
 def is_senclip_store(path) -> bool:
     """A folder senclip wrote as an embedding store: a ``meta.json`` with senclip's format tag
-    and no file a store does not have (a user's file inside means it is theirs now)."""
+    and no file a store does not have (a user's file inside means it is theirs now). An empty
+    folder counts too: replacing it loses nothing."""
     p = Path(path)
-    if not p.is_dir() or p.is_symlink():
+    names = _folder_of(p, STORE_FILES)
+    if names is None:
         return False
-    names = {c.name for c in p.iterdir()}
-    if "meta.json" not in names or not names <= STORE_FILES or any((p / n).is_dir() for n in names):
+    if not names:
+        return True
+    if "meta.json" not in names:
         return False
     try:
         return json.loads((p / "meta.json").read_text(encoding="utf-8")).get("format") == STORE_FORMAT
@@ -64,8 +79,16 @@ def is_senclip_classmap(path) -> bool:
         return False
 
 
+def is_senclip_onnx_export(path) -> bool:
+    """A folder holding nothing but senclip's ONNX model files (or nothing at all)."""
+    from .onnx_export import IMAGE_FILE, TEXT_FILE
+
+    return _folder_of(Path(path), frozenset({IMAGE_FILE, TEXT_FILE})) is not None
+
+
 RECOGNISERS = {"store": (is_senclip_store, "an embedding store senclip wrote"),
-               "classmap": (is_senclip_classmap, "a class map senclip wrote")}
+               "classmap": (is_senclip_classmap, "a class map senclip wrote"),
+               "onnx": (is_senclip_onnx_export, "an ONNX export senclip wrote")}
 
 
 def check_replaceable(path, kind: str) -> None:
