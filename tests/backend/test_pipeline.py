@@ -211,3 +211,50 @@ def test_vrt_of_band_files(tmp_path, color_model):
     a = senclip.classify(vrt, tmp_path / "v.tif", classes=CLASSES, loaded_model=color_model)
     b = senclip.classify(src, tmp_path / "g.tif", classes=CLASSES, loaded_model=color_model)
     assert a.counts == b.counts and a.counts["green meadow"] > 0
+
+
+class ProgressRecorder(Feedback):
+    """Counts how often each stage's progress moves, and checks it ends at its total."""
+
+    def __init__(self):
+        super().__init__()
+        self.stages = {}
+        self.stage = None
+
+    def start(self, total, text):
+        self.stage = text
+        self.stages[text] = {"total": total, "moves": 0, "done": 0}
+
+    def advance(self, n=1):
+        if n > 0:
+            self.stages[self.stage]["moves"] += 1
+            self.stages[self.stage]["done"] += n
+
+
+def test_progress_moves_with_every_encoder_batch(tmp_path, color_model):
+    """One read block (31 × 31 cells at stride 32) holds many batches: progress must still move
+    per batch, not per block (the CLI bar sat at 0 % for a whole block)."""
+    scene = write_s2(tmp_path / "s.tif", width=640, height=480)  # 20 × 15 cells: a single read block
+    fb = ProgressRecorder()
+    calls = color_model.image.calls
+    senclip.embed(scene, tmp_path / "store", loaded_model=color_model, batch_size=16, feedback=fb)
+    batches = color_model.image.calls - calls
+    enc = fb.stages["encoding tiles"]
+    assert batches == 19 and enc["moves"] >= batches  # 300 chips / 16
+    assert enc["done"] == enc["total"] == 300
+
+
+def test_worker_progress_events_follow_the_batches(tmp_path, color_model):
+    import io
+
+    from senclip.worker import Channel, JsonFeedback
+
+    scene = write_s2(tmp_path / "s.tif", width=640, height=480)
+    out = io.StringIO()
+    calls = color_model.image.calls
+    senclip.embed(scene, tmp_path / "store", loaded_model=color_model, batch_size=16,
+                  feedback=JsonFeedback(Channel(out), 1))
+    batches = color_model.image.calls - calls
+    done = [e["done"] for e in map(json.loads, out.getvalue().splitlines())
+            if e["event"] == "progress" and e["text"] == "encoding tiles"]
+    assert len(set(done)) >= batches and done[-1] == 300
