@@ -96,7 +96,11 @@ def _seek_write(fd: int, data, offset: int) -> int:
     return os.write(fd, data)
 
 
-_pwrite = getattr(os, "pwrite", None) or _seek_write
+def _choose_pwrite():
+    return getattr(os, "pwrite", None) or _seek_write
+
+
+_pwrite = _choose_pwrite()
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:

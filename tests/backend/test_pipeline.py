@@ -258,3 +258,16 @@ def test_worker_progress_events_follow_the_batches(tmp_path, color_model):
     done = [e["done"] for e in map(json.loads, out.getvalue().splitlines())
             if e["event"] == "progress" and e["text"] == "encoding tiles"]
     assert len(set(done)) >= batches and done[-1] == 300
+
+
+def test_store_is_the_same_without_os_pwrite(s2_scene, tmp_path, color_model, monkeypatch):
+    """Windows has no os.pwrite: the seek-and-write fallback must give a byte-identical store."""
+    from senclip import store
+
+    senclip.embed(s2_scene, tmp_path / "a", loaded_model=color_model, batch_size=4)
+    monkeypatch.delattr(store.os, "pwrite")
+    assert store._choose_pwrite() is store._seek_write
+    monkeypatch.setattr(store, "_pwrite", store._choose_pwrite())
+    senclip.embed(s2_scene, tmp_path / "b", loaded_model=color_model, batch_size=4)
+    for name in ("embeddings.npy", "valid.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
