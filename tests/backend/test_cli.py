@@ -93,7 +93,7 @@ BAD = {
     "stride too large": (lambda t: _raster(t), ["--stride", "100"], "--stride must be between"),
     "empty classes": (lambda t: _raster(t), ["--classes", " ; "], "no classes given"),
     "duplicate classes": (lambda t: _raster(t), ["--classes", "Forest;forest"], "given twice"),
-    "bad resolution": (lambda t: _raster(t), ["--scale", "-3"], "--scale must be > 0"),
+    "bad scale": (lambda t: _raster(t), ["--scale", "-3"], "--scale must be > 0"),
 }
 
 
@@ -111,6 +111,21 @@ def test_bad_input_exit_2_one_line_no_output(case, tmp_path, tiny_checkpoint, ca
     assert message in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert list(out_dir.iterdir()) == []
+
+
+def test_bad_resolution_is_refused_before_any_work(tmp_path, color_model, capsys):
+    """The API says which values exist (the CLI's choice list does the same, exit 2)."""
+    import senclip
+    from senclip.errors import InputError
+
+    src = _raster(tmp_path)
+    calls = color_model.image.calls
+    with pytest.raises(InputError, match="--resolution must be 'grid' or 'pixel', got 'metre'"):
+        senclip.classify(src, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model, resolution="metre")
+    assert color_model.image.calls == calls and not (tmp_path / "m.tif").exists()
+    code, _, err = run(["classify", src, "--classes", CLASSES, "--out", tmp_path / "m.tif", "--resolution", "metre"],
+                       capsys)
+    assert code == 2 and "'metre' is not one of 'grid', 'pixel'" in err and not (tmp_path / "m.tif").exists()
 
 
 def test_class_without_prompts(tmp_path, tiny_checkpoint, capsys):

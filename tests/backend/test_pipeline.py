@@ -90,11 +90,15 @@ def test_default_band_mapping_by_band_count(tmp_path, color_model, bands):
 
 
 def test_explicit_bands_swap_colours(s2_scene, tmp_path, color_model):
-    # 4-band file is B02,B03,B04,B08: reading "1,2,3" as R,G,B puts blue into red → green stays green.
+    # The 4-band file is B02,B03,B04,B08 (blue, green, red, NIR); the default RGB is B04,B03,B02.
+    # --bands 2,1,3 reads R=B03 (green), G=B02 (blue), B=B04 (red): the green left half reads red,
+    # the blue right half reads green, and nothing reads blue.
     res = senclip.classify(s2_scene, tmp_path / "m.tif", classes="red roof;green meadow;blue water",
                            loaded_model=color_model, bands="2,1,3")
-    # red channel now holds B03 (green): the green half reads red
-    assert res.counts["red roof"] > 0
+    default = senclip.classify(s2_scene, tmp_path / "d.tif", classes="red roof;green meadow;blue water",
+                               loaded_model=color_model)
+    assert default.counts == {"red roof": 0, "green meadow": 9, "blue water": 6}
+    assert res.counts == {"red roof": 9, "green meadow": 6, "blue water": 0}
 
 
 def test_folder_of_band_files(tmp_path, color_model):
@@ -184,8 +188,12 @@ def test_all_nodata_input_is_an_error_and_writes_nothing(tmp_path, color_model):
 
 
 def test_chip_minmax_stretch_is_applied_and_recorded(tmp_path, color_model):
-    # a dark scene: with the fixed stretch everything is near black; chip-minmax restores the colours
-    scene = write_s2(tmp_path / "s.tif", left=(30, 250, 30), right=(250, 30, 30))
+    # A bright scene: the fixed stretch saturates all three channels (white, no hue left), while
+    # chip-minmax stretches each chip by its own range and the colours come back. (The colour
+    # stand-in ignores brightness, so a merely dark scene would pass with either stretch.)
+    scene = write_s2(tmp_path / "s.tif", left=(4000, 9000, 4000), right=(9000, 4000, 4000))
+    fixed = senclip.classify(scene, tmp_path / "f.tif", classes=CLASSES, loaded_model=color_model)
+    assert fixed.counts["blue water"] == 0  # control: saturated chips tie, the first class takes them
     res = senclip.embed(scene, tmp_path / "store", loaded_model=color_model, stretch="chip-minmax")
     meta = json.loads((res.path / "meta.json").read_text())
     assert meta["radiometry"]["stretch"] == "chip-minmax"

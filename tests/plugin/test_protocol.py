@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 
@@ -65,16 +64,23 @@ def test_worker_serves_several_requests_and_survives_bad_lines(senclip_python):
     assert proc.returncode == 0
 
 
-def test_cancel_kills_child_within_a_second(senclip_python, tmp_path):
-    """is_canceled() -> the whole child process group dies promptly (here during a slow import)."""
-    started = time.monotonic()
+def test_cancel_stops_the_child(senclip_python, tmp_path, monkeypatch):
+    """is_canceled() -> run_request returns only once the child process has ended (here during a
+    slow import). How fast is the benchmark's business, not this test's."""
     calls = {"n": 0}
+    children = []
+    real_popen = backend_client.subprocess.Popen
+
+    def popen(*args, **kwargs):
+        children.append(real_popen(*args, **kwargs))
+        return children[-1]
 
     def is_canceled():
         calls["n"] += 1
-        return time.monotonic() - started > 0.3
+        return calls["n"] >= 3
 
+    monkeypatch.setattr(backend_client.subprocess, "Popen", popen)
     with pytest.raises(backend_client.BackendCancelled):
         backend_client.run_request("selfcheck", {}, is_canceled=is_canceled)
-    assert time.monotonic() - started < 1.5
-    assert calls["n"] >= 2
+    assert len(children) == 1 and children[0].poll() is not None
+    assert calls["n"] == 3
