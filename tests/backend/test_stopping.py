@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from s2data import write_s2
 
@@ -54,26 +53,9 @@ def dirs(tmp_path):
 def big_store(tmp_path_factory, tiny_checkpoint):
     """An embedding store of the tiny model for a 12 000 × 9 600 px area (random embeddings):
     classifying it at pixel resolution writes 115 M pixels."""
-    from rasterio.crs import CRS
+    from synthetic_store import write_random_store
 
-    from senclip.models import load_model
-    from senclip.store import StoreWriter
-
-    lm = load_model(checkpoint=tiny_checkpoint, backend="torch", device="cpu")
-    width, height, tile, stride = 12000, 9600, 64, 32
-    rows, cols = height // stride, width // stride
-    meta = {"model": lm.record(), "checkpoint_path": str(tiny_checkpoint),
-            "tiling": {"tile": tile, "stride": stride, "rows": rows, "cols": cols, "width": width,
-                       "height": height, "min_valid": 0.5},
-            "radiometry": {}, "grid_transform": [320.0, 0, 300000.0, 0, -320.0, 5900000.0],
-            "area_transform": [10.0, 0, 300000.0, 0, -10.0, 5900000.0], "crs": CRS.from_epsg(32633).to_wkt(),
-            "source": {"path": ""}, "mask": None, "backend": "torch", "device": "cpu"}
-    path = tmp_path_factory.mktemp("store") / "big"
-    w = StoreWriter(path, rows=rows, cols=cols, dim=lm.embed_dim, meta=meta)
-    rng = np.random.default_rng(0)
-    rr, cc = np.divmod(np.arange(rows * cols), cols)
-    w.write(rr, cc, rng.standard_normal((rows * cols, lm.embed_dim)).astype(np.float16))
-    return w.commit()
+    return write_random_store(tmp_path_factory.mktemp("store") / "big", tiny_checkpoint, width=12000, height=9600)
 
 
 def _cli(args, env):
