@@ -3,6 +3,10 @@
 Two synthetic 4-band uint16 UTM scenes, 2745² and 10980² px (a full Sentinel-2 tile), tiled and
 deflate-compressed with blocky content so they are quick to make; each run is its own process
 and its peak RSS comes from ``os.wait4`` (that child's ru_maxrss only). Scenes are deleted after.
+
+Then pixel against grid resolution with many classes: one embedding store of a full tile
+(10980² px, random embeddings, tests/synthetic_store.py) classified into K = 19 classes at both
+resolutions; pixel resolution may cost at most 1.3× the grid run's peak, whatever K and width.
 """
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from .common import BUILD, ROOT, Row
 
 SIZES = (2745, 10980)
 LIMIT_GB = 1.5
+PIXEL_VS_GRID = 1.3  # target: peak RSS of --resolution pixel / grid, same store, K = 19
+CLASSES_19 = ";".join(f"class {i}" for i in range(19))
 
 
 def write_scene(path, size: int, seed: int = 0) -> None:
@@ -98,10 +104,36 @@ def run(roof: float, ctx: dict) -> list[Row]:
             f.unlink()
     small, big = res[SIZES[0]], res[SIZES[1]]
     chips = lambda s: (-(-s // 32)) ** 2  # noqa: E731 (grid cells at the default stride 32)
-    return [
+    return pixel_vs_grid(work, ckpt, senclip) + [
         Row("memory", f"peak RSS, {SIZES[1]}² scene", big[0], "MB", LIMIT_GB * 1024, "1.5 GB", big[0] / (LIMIT_GB * 1024),
             "<= 1", big[0] <= LIMIT_GB * 1024, note=f"{chips(SIZES[1])} cells, tiny ViT, torch, {big[1]:.0f} s"),
         Row("memory", f"peak RSS {SIZES[1]}² / {SIZES[0]}²", big[0] / small[0], "×", small[0],
             f"peak RSS at {SIZES[0]}² ({small[0]:.0f} MB)", big[0] / small[0], "<= 1.2", big[0] / small[0] <= 1.2,
             note=f"{SIZES[0]}²: {chips(SIZES[0])} cells, {small[1]:.0f} s; 16× the pixels"),
     ]
+
+
+def pixel_vs_grid(work, ckpt, senclip: str, size: int = SIZES[1]) -> list[Row]:
+    """Peak RSS of classifying one store (``size``² px, K = 19) at pixel and at grid resolution."""
+    from synthetic_store import write_random_store
+
+    store = write_random_store(work / "store-19", ckpt, width=size, height=size)
+    peaks = {}
+    try:
+        for resolution in ("grid", "pixel"):
+            cmd = [senclip, "classify", "--embeddings", str(store), "--classes", CLASSES_19, "--resolution",
+                   resolution, "--device", "cpu", "--out", str(work / f"map-19-{resolution}.tif"), "--overwrite"]
+            peaks[resolution] = peak_rss(cmd)[:2]
+            print(f"    K=19 {size}² {resolution}: peak RSS {peaks[resolution][0]:.0f} MB, "
+                  f"{peaks[resolution][1]:.0f} s", flush=True)
+    finally:
+        import shutil
+
+        shutil.rmtree(store, ignore_errors=True)
+        for f in work.glob("map-19-*"):
+            f.unlink()
+    (grid_mb, grid_s), (px_mb, px_s) = peaks["grid"], peaks["pixel"]
+    ratio = px_mb / grid_mb
+    return [Row("memory", f"peak RSS pixel / grid, K=19, {size} px wide", ratio, "×", grid_mb,
+                f"grid run of the same store ({grid_mb:.0f} MB)", ratio, f"<= {PIXEL_VS_GRID}",
+                ratio <= PIXEL_VS_GRID, note=f"pixel {px_mb:.0f} MB in {px_s:.0f} s; grid {grid_s:.0f} s")]

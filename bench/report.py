@@ -1,4 +1,4 @@
-"""bench/results/latest.json and latest.md (the table docs/performance.md quotes)."""
+"""bench/results/latest.json and latest.md (the tables the README's Performance section quotes)."""
 from __future__ import annotations
 
 import json

@@ -23,7 +23,8 @@ from .geotiff import ClassMapWriter
 from .pipeline import encode_scene, load_mask_geometries
 from .prompts import build_prompt_set
 from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
-from .store import EmbeddingStore, StoreWriter, all_or_nothing, prepare_output
+from .outputs import all_or_nothing, prepare_output
+from .store import EmbeddingStore, StoreWriter
 from .tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
 from .zeroshot import calibrate_probabilities, class_embeddings, probabilities
 
@@ -103,7 +104,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
         raise InputError(f"--batch-size must be a positive integer, got {batch_size!r}")
     if not 0 < min_valid <= 1:
         raise InputError(f"--min-valid must be in (0, 1], got {min_valid!r}")
-    prepare_output(out, overwrite)
+    prepare_output(out, overwrite, kind="store")
     with open_scene(input, bands=bands, scale=scale, offset=offset, max_reflectance=max_reflectance,
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
@@ -122,8 +123,8 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(lm.backend),
         }
-        writer = StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta, overwrite=overwrite)
-        with all_or_nothing(writer):
+        with all_or_nothing(lambda: StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta,
+                                                overwrite=overwrite)) as writer:
             n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
                              geoms=geoms, feedback=feedback)
             if n == 0:
@@ -201,9 +202,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         transform, width, height = Affine(*meta["grid_transform"]), cols, rows
     else:
         transform, width, height = area_t, grid.width, grid.height
-    writer = ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs, classes=names,
-                            tags=tags, overwrite=overwrite)
-    with all_or_nothing(writer):
+    with all_or_nothing(lambda: ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs,
+                                               classes=names, tags=tags, overwrite=overwrite)) as writer:
         if resolution == "grid":
             write_grid(writer, probs, st.valid, feedback)
         else:
@@ -269,6 +269,8 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
     check_resolution(resolution)
     build_prompt_set(classes, prompts=prompts, style=prompt_style)  # fail on bad prompts before encoding
     prepare_output(out, overwrite)
+    if save_embeddings is not None:
+        prepare_output(save_embeddings, overwrite, kind="store")
     common = dict(classes=classes, prompts=prompts, prompt_style=prompt_style, resolution=resolution,
                   calibrate=calibrate, backend=backend, device=device, input=input, overwrite=overwrite,
                   offline=offline, feedback=feedback)

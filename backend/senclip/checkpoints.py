@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
 from .errors import CheckpointError
+from .outputs import Staged
 
 EXPECTED_KEYS = "visual.*, transformer.resblocks.*, token_embedding.weight, positional_embedding, " \
     "ln_final.*, text_projection"
@@ -260,12 +259,6 @@ def save_openai_state_dict(model, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with Staged(path) as tmp:
         torch.save(sd, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

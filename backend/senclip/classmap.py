@@ -2,7 +2,10 @@
 
 Pixel resolution gives each pixel the mean probability of every valid chip covering it. With
 2-D prefix sums over the (small) tile grid, any block of pixels is computed directly, so the
-map is streamed block by block and memory does not grow with the raster.
+map is streamed block by block and memory does not grow with the raster. Pixels covered by the
+same chips (the same range of grid rows and of grid columns) get the same answer, so a block is
+classified once per distinct pair of ranges (a few per stride step) and only the three uint8
+output bands are spread to pixels: memory per block does not grow with the number of classes.
 """
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ import numpy as np
 from rasterio.windows import Window
 
 from .errors import InputError
+from .geotiff import encode_probabilities
 from .tiling import TileGrid
 
 RESOLUTIONS = ("grid", "pixel")
-BLOCK_ROWS = 256
+BLOCK_ROWS = 256  # grid rows per block at grid resolution (K float32 values per cell each)
+MEMORY_BUDGET = 64 << 20  # bytes of working arrays per block of pixel rows
+PIXEL_BYTES = 16  # per output pixel: 3 bands, index and validity arrays, the input validity read
 
 
 def write_grid(writer, probs: np.ndarray, valid: np.ndarray, feedback) -> None:
@@ -25,29 +31,61 @@ def write_grid(writer, probs: np.ndarray, valid: np.ndarray, feedback) -> None:
         writer.write(Window(0, r0, cols, r1 - r0), np.moveaxis(probs[r0:r1], -1, 0), valid[r0:r1])
 
 
-def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *, pixel_valid, feedback) -> None:
+def prefix_sums(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2-D prefix sums (float64, one leading zero row and column) of the valid cells'
+    probabilities, (K, rows+1, cols+1), and of the valid-cell count, (rows+1, cols+1). Built one
+    class at a time so no float64 copy of all probabilities is ever held."""
+    rows, cols, k = probs.shape
+    psum = np.zeros((k, rows + 1, cols + 1))
+    for i in range(k):
+        np.cumsum(np.where(valid, probs[..., i], 0), axis=0, dtype=np.float64, out=psum[i, 1:, 1:])
+        np.cumsum(psum[i, 1:, 1:], axis=1, out=psum[i, 1:, 1:])
+    csum = np.zeros((rows + 1, cols + 1))
+    csum[1:, 1:] = valid.cumsum(0).cumsum(1)
+    return psum, csum
+
+
+def _box(table: np.ndarray, r0, r1, a0, a1) -> np.ndarray:
+    """Sum over cells [r0, r1) × [a0, a1) from a prefix-sum ``table`` (last two axes)."""
+    return table[..., r1, a1] - table[..., r0, a1] - table[..., r1, a0] + table[..., r0, a0]
+
+
+def _ranges(first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (first, last) cell ranges along one axis and, per pixel, the index of its range."""
+    pairs, index = np.unique(np.stack([first, last], axis=1), axis=0, return_inverse=True)
+    return pairs, index.reshape(-1)
+
+
+def block_rows(grid: TileGrid, k: int, n_col_ranges: int, budget: int | None = None) -> int:
+    """Pixel rows per block so that the block's arrays stay within ``budget`` bytes: the output
+    bands per pixel, and K float64 values per (row range × column range), about 2 row ranges per
+    stride step, a few arrays of each."""
+    budget = MEMORY_BUDGET if budget is None else budget
+    per_row = grid.width * PIXEL_BYTES + 6 * 8 * k * n_col_ranges * 2 / grid.stride
+    return int(max(1, min(grid.height, budget // per_row)))
+
+
+def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *, pixel_valid, feedback,
+                 budget: int | None = None) -> None:
     """Average the probabilities of covering chips per pixel. ``pixel_valid(row_off, h)`` gives the
     input validity of a block of rows (full width), or None when the input is not at hand."""
     rows, cols, k = probs.shape
-    weighted = np.where(valid[..., None], probs, 0).astype(np.float64)
-    psum = np.zeros((k, rows + 1, cols + 1))
-    psum[:, 1:, 1:] = np.moveaxis(weighted, -1, 0).cumsum(1).cumsum(2)
-    csum = np.zeros((rows + 1, cols + 1))
-    csum[1:, 1:] = valid.cumsum(0).cumsum(1)
-    c0, c1 = grid.covering(0, grid.width, cols)
+    psum, csum = prefix_sums(probs, valid)
+    col_pairs, col_index = _ranges(*grid.covering(0, grid.width, cols))
+    a0, a1 = col_pairs[None, :, 0], col_pairs[None, :, 1]
+    step = block_rows(grid, k, len(col_pairs), budget)
     feedback.start(grid.height, "writing pixels")
-    for y0 in range(0, grid.height, BLOCK_ROWS):
+    for y0 in range(0, grid.height, step):
         feedback.check()
-        h = min(BLOCK_ROWS, grid.height - y0)
-        r0, r1 = grid.covering(y0, h, rows)
-        r0, r1, a0, a1 = r0[:, None], r1[:, None], c0[None, :], c1[None, :]
-        n = csum[r1, a1] - csum[r0, a1] - csum[r1, a0] + csum[r0, a0]
-        s = psum[:, r1, a1] - psum[:, r0, a1] - psum[:, r1, a0] + psum[:, r0, a0]
-        ok = n > 0
-        p = (s / np.maximum(n, 1)).astype(np.float32)
+        h = min(step, grid.height - y0)
+        row_pairs, row_index = _ranges(*grid.covering(y0, h, rows))
+        r0, r1 = row_pairs[:, 0, None], row_pairs[:, 1, None]
+        n = _box(csum, r0, r1, a0, a1)
+        p = (_box(psum, r0, r1, a0, a1) / np.maximum(n, 1)).astype(np.float32)
+        bands = encode_probabilities(p, n > 0)[:, row_index[:, None], col_index[None, :]]
         if pixel_valid is not None:
-            ok &= pixel_valid(y0, h)
-        writer.write(Window(0, y0, grid.width, h), p, ok)
+            bands[:, ~pixel_valid(y0, h)] = 0
+        writer.write_bands(Window(0, y0, grid.width, h), bands)
         feedback.advance(h)
     feedback.finish()
 

@@ -52,9 +52,25 @@ class BackendUnavailableError(SenclipError, ImportError):
 
 
 class Cancelled(SenclipError):
-    """The user cancelled (Ctrl-C, or the QGIS cancel button). Nothing was written."""
+    """The user cancelled (Ctrl-C, SIGTERM, or the QGIS cancel button). Nothing was written.
+
+    Exit code 130 (128 + SIGINT) by default; 143 (128 + SIGTERM) when a SIGTERM stopped the run."""
 
     exit_code = 130
+
+    def __init__(self, message: str = "cancelled; no output was written", exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread exactly where Ctrl-C raises ``KeyboardInterrupt`` (see
+    :mod:`senclip.stopping`), so every cleanup that Ctrl-C runs also runs for ``kill``, batch
+    systems and the plugin's stop. A ``KeyboardInterrupt``, not an ``Exception``: no
+    ``except Exception`` on the way may swallow it."""
+
+    exit_code = 143
 
 
 class SenclipWarning(UserWarning):

@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 
+from . import stopping
 from .errors import Cancelled
 
 log = logging.getLogger("senclip")
@@ -45,7 +46,8 @@ class Feedback:
         return self._cancel.is_set()
 
     def check(self) -> None:
-        """Raise :class:`Cancelled` if the user asked to stop."""
+        """Raise :class:`Cancelled` if the user asked to stop (cancel, or a stop signal)."""
+        stopping.check()
         if self._cancel.is_set():
             raise Cancelled("cancelled by the user; no output was written")
 

@@ -1,23 +1,25 @@
 """The class-map GeoTIFF: what a GIS user opens, styled and self-describing.
 
-Band 1 is the class (uint8; 0 = nodata/unclassified, 1..K in the order given) with a colour
+Band 1 is the class (uint8; 0 = unclassified, 1..K in the order given) with a colour
 table and category names (in the ``.aux.xml`` GDAL reads with it); band 2 the top-1 probability and band 3 the margin to the runner-up,
-both in percent. The file records the whole run in its tags, and a ``.qml`` sidecar makes QGIS
-show class names. Everything is written under a temporary name and renamed at the end, so an
-interrupted run never leaves a half-written map.
+both in percent. Only unclassified cells are nodata: an internal mask (all bands) marks them, and
+band 1 alone declares nodata 0 (in the ``.aux.xml``; a GeoTIFF can hold one nodata value for all
+bands only, and 0 % margin, a tie, is a real value of band 3). The file records the whole run in
+its tags, and a ``.qml`` sidecar makes QGIS show class names. Everything is written under a
+temporary name and renamed at the end, so an interrupted run never leaves a half-written map.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+from rasterio.windows import Window
 
 from .colors import class_colors
-from .store import prepare_output
+from .outputs import Staged, check_replaceable, prepare_output, sidecars
+from .stopping import deferred
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
            "blockysize": 256, "compress": "deflate", "predictor": 2, "interleave": "band", "BIGTIFF": "IF_SAFER"}
@@ -25,16 +27,14 @@ BAND_NAMES = ("class", "confidence (%)", "margin (%)")
 
 
 def encode_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %."""
+    """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %.
+
+    A tie goes to the class listed first (margin 0 %, still a classified cell)."""
     out = np.zeros((3,) + valid.shape, dtype=np.uint8)
-    if probs.shape[0] == 1:
-        top1, second = probs[0], np.zeros_like(probs[0])
-        cls = np.zeros(valid.shape, dtype=np.int64)
-    else:
-        order = np.argpartition(-probs, 1, axis=0)[:2]
-        cls = order[0]
-        top1 = np.take_along_axis(probs, order[:1], axis=0)[0]
-        second = np.take_along_axis(probs, order[1:2], axis=0)[0]
+    cls = np.argmax(probs, axis=0)
+    top1 = np.take_along_axis(probs, cls[None], axis=0)[0]
+    k = probs.shape[0]
+    second = np.partition(probs, k - 2, axis=0)[k - 2] if k > 1 else np.zeros_like(top1)
     out[0] = np.where(valid, cls + 1, 0)
     out[1] = np.where(valid, np.clip(np.rint(top1 * 100), 0, 100), 0)
     out[2] = np.where(valid, np.clip(np.rint((top1 - second) * 100), 0, 100), 0)
@@ -71,22 +71,9 @@ def pam_xml(classes: list[str], colors) -> str:
     entries += ['<Entry c1="0" c2="0" c3="0" c4="0"/>'] * (256 - len(entries))
     table = "".join(entries)
     return (f'<PAMDataset>\n  <PAMRasterBand band="1">\n    <ColorInterp>Palette</ColorInterp>\n'
+            f"    <NoDataValue>0</NoDataValue>\n"
             f"    <CategoryNames>{cats}</CategoryNames>\n    <ColorTable>{table}</ColorTable>\n"
             f"  </PAMRasterBand>\n</PAMDataset>\n")
-
-
-def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: set and restore at once
-    os.umask(mask)
-    return mask
 
 
 class ClassMapWriter:
@@ -94,48 +81,74 @@ class ClassMapWriter:
 
     def __init__(self, path, *, width: int, height: int, transform, crs, classes: list[str],
                  tags: dict, overwrite: bool = False) -> None:
-        import rasterio
-
-        self.path = prepare_output(path, overwrite)
+        self.path = prepare_output(path, overwrite, kind="classmap")
         self.classes = classes
         self.colors = class_colors(classes)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp.tif")
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the map is for others too
-        self.tmp = Path(tmp)
-        profile = dict(PROFILE, width=width, height=height, transform=transform, crs=crs, nodata=0)
+        self.counts = np.zeros(len(classes) + 1, dtype=np.int64)
+        self.conf_sum = np.zeros(len(classes) + 1, dtype=np.float64)
+        self.ds, self.staged, self.tmp = None, [], None
+        try:
+            with deferred():  # the temporary's name is recorded before a stop can act
+                self.staged.append(Staged(self.path, suffix=".tmp.tif"))
+            self.tmp = self.staged[0].tmp
+            self._open(width, height, transform, crs, tags)
+        except BaseException:  # a stop or a GDAL error while opening: remove what was created
+            self.abort()
+            raise
+
+    def _open(self, width, height, transform, crs, tags) -> None:
+        import rasterio
+
+        profile = dict(PROFILE, width=width, height=height, transform=transform, crs=crs)
         if width < 256 or height < 256:
             profile.update(tiled=False, blockxsize=None, blockysize=None)
             profile = {k: v for k, v in profile.items() if v is not None}
         self.ds = rasterio.open(self.tmp, "w", **profile)
-        self.counts = np.zeros(len(classes) + 1, dtype=np.int64)
-        self.conf_sum = np.zeros(len(classes) + 1, dtype=np.float64)
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):  # create the mask inside the tif, not as a .msk file
+            self.ds.write_mask(np.zeros((1, 1), np.uint8), window=Window(0, 0, 1, 1))
         for i, name in enumerate(BAND_NAMES, start=1):
             self.ds.set_band_description(i, name)
         self.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()})
-        self.ds.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *classes]))
+        self.ds.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *self.classes]))
 
     def write(self, window, probs: np.ndarray, valid: np.ndarray) -> None:
-        bands = encode_probabilities(probs, valid)
+        """(K, h, w) probabilities and (h, w) validity of ``window``."""
+        self.write_bands(window, encode_probabilities(probs, valid))
+
+    def write_bands(self, window, bands: np.ndarray) -> None:
+        """(3, h, w) uint8 of :func:`encode_probabilities` (class 0 = unclassified)."""
         self.ds.write(bands, window=window)
+        self.ds.write_mask(np.where(bands[0] > 0, np.uint8(255), np.uint8(0)), window=window)
         self.counts += np.bincount(bands[0].ravel(), minlength=len(self.counts))
         self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=len(self.counts))
 
+    def _close(self) -> None:
+        if self.ds is not None and not self.ds.closed:
+            self.ds.close()
+
     def commit(self) -> Path:
-        self.ds.close()
-        aux = Path(str(self.tmp) + ".aux.xml")
-        aux.write_text(pam_xml(self.classes, self.colors), encoding="utf-8")
-        style = qml(self.classes, self.colors)
-        qml_tmp = self.tmp.with_suffix(".qml")
-        qml_tmp.write_text(style, encoding="utf-8")
-        os.replace(self.tmp, self.path)
-        os.replace(aux, Path(str(self.path) + ".aux.xml"))
-        os.replace(qml_tmp, self.path.with_suffix(".qml"))
+        """Publish the map and its sidecars; an existing map is replaced only if senclip wrote it."""
+        self._close()
+        for side, text in zip(sidecars(self.path), (pam_xml(self.classes, self.colors), qml(self.classes, self.colors))):
+            self.staged.append(Staged(side))
+            self.staged[-1].tmp.write_text(text, encoding="utf-8")
+        check_replaceable(self.path, "classmap")  # again: the file may have changed during the run
+        self._drop_gdal_leftovers()
+        for st in self.staged:
+            st.commit()
         return self.path
 
     def abort(self) -> None:
         try:
-            self.ds.close()
+            self._close()
         finally:
-            for p in (self.tmp, Path(str(self.tmp) + ".aux.xml"), self.tmp.with_suffix(".qml")):
-                p.unlink(missing_ok=True)
+            for st in self.staged:
+                st.abort()
+            self._drop_gdal_leftovers()
+
+    def _drop_gdal_leftovers(self) -> None:
+        """Files GDAL may put beside the temporary tif (statistics in PAM, an external mask)."""
+        if self.tmp is None:
+            return
+        for p in (Path(str(self.tmp) + ".aux.xml"), Path(str(self.tmp) + ".msk")):
+            p.unlink(missing_ok=True)

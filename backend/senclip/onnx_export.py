@@ -13,12 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 from .errors import OutputError
+from .outputs import Staged, check_replaceable
 from .feedback import Feedback
 from .registry import Preprocess
 
@@ -81,9 +80,11 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise OutputError(f"{out_dir} already exists; remove it or choose another --out")
+    check_replaceable(out_dir, "onnx")  # never replace a folder that holds anything but an export
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+        staged = Staged(out_dir, folder=True)
+        tmp = staged.tmp
     except OSError as e:
         raise OutputError(f"cannot write the ONNX export to {out_dir}: {e.strerror or e}") from None
     model = model.float().eval().cpu()
@@ -126,9 +127,10 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
                 proto.metadata_props.add(key=k, value=str(v))
             proto.producer_name = "senclip"
             onnx.save(proto, str(tmp / name))
-        _replace_dir(tmp, out_dir)
+        check_replaceable(out_dir, "onnx")
+        staged.commit()
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staged.abort()
         raise
     feedback.info(f"ONNX export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
     return out_dir
@@ -153,13 +155,3 @@ def _quantize(path: Path) -> None:
     quantize_dynamic(str(src), str(path), weight_type=getattr(QuantType, INT8_SETTINGS["weight_type"]),
                      reduce_range=INT8_SETTINGS["reduce_range"], per_channel=INT8_SETTINGS["per_channel"])
     src.unlink()
-
-
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -34,7 +34,7 @@ class Batch:
     rows: np.ndarray
     cols: np.ndarray
     chips: np.ndarray  # uint8 (N, 3, tile, tile)
-    cells_done: int = 0  # grid cells (nodata ones included) whose blocks were finished before this batch
+    cells_done: int = 0  # grid cells (nodata ones included) up to this batch's last chip, in reading order
 
 
 def load_mask_geometries(path, crs) -> list[dict]:
@@ -128,7 +128,8 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
                 chip = rad.chip_to_uint8(dn[:, y:y + t, x:x + t], ok) if rgb is None else rgb[:, y:y + t, x:x + t]
                 pend_x.append(fill_invalid(chip, ok))
                 if len(pend_x) == batch_size:
-                    yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x), done)
+                    # progress position: the block's cells before this chip (row-major), so every batch advances
+                    yield Batch(np.array(pend_r), np.array(pend_c), np.stack(pend_x), done + i * (c1 - c0) + j + 1)
                     pend_r, pend_c, pend_x = [], [], []
             done += (r1 - r0) * (c1 - c0)
     if pend_x:

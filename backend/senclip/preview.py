@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import Staged
+
 FONT_CANDIDATES = ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf", "Arial.ttf"]
 
 
@@ -81,7 +83,6 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         draw.text((x + 24, y), f"{name} ({100 * counts[i] / valid:.1f} %)", fill="black", font=small)
         y += 22
     png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    img.save(tmp)
-    tmp.replace(png)
+    with Staged(png, suffix=".tmp.png") as tmp:
+        img.save(tmp)
     return png

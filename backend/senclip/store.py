@@ -11,63 +11,41 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .errors import Cancelled, InputError, OutputError, StoreMismatchError
+from .errors import InputError, StoreMismatchError
+from .outputs import STORE_FORMAT as FORMAT
+from .outputs import Staged, check_replaceable, prepare_output
+from .stopping import deferred
 
-FORMAT = "senclip-embedding-store"
 VERSION = 1
 
 
-def prepare_output(path, overwrite: bool) -> Path:
-    """Check an output path before any work is done, so a long run cannot fail at the end."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise OutputError(f"output {str(p)!r} already exists; pass --overwrite or choose another path")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {str(p)!r}: folder {str(parent)!r} does not exist")
-    try:
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".senclip-probe-"):
-            pass
-    except OSError as e:
-        raise OutputError(f"cannot write to folder {str(parent)!r} ({e.strerror}); choose a writable output path") from None
-    return p
-
-
-@contextmanager
-def all_or_nothing(writer):
-    """Around the writing of an output: any failure, Ctrl-C included, removes the partial
-    output (``writer.abort()``); the body ends with ``writer.commit()``."""
-    try:
-        yield writer
-    except KeyboardInterrupt:
-        writer.abort()
-        raise Cancelled("interrupted; no output was written") from None
-    except BaseException:
-        writer.abort()
-        raise
-
-
 class StoreWriter:
-    """Writes into a hidden temporary folder beside ``path``; :meth:`commit` renames it."""
+    """Writes into a hidden temporary folder beside ``path``; :meth:`commit` renames it.
+
+    With ``overwrite`` only a store senclip wrote is replaced (:mod:`senclip.outputs`)."""
 
     def __init__(self, path, *, rows: int, cols: int, dim: int, meta: dict, overwrite: bool = False) -> None:
-        self.path = prepare_output(path, overwrite)
+        self.path = prepare_output(path, overwrite, kind="store")
         self.overwrite = overwrite
-        self.tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.tmp-"))
         self.shape = (rows, cols, dim)
-        emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=self.shape)
-        del emb  # header written, file sized (sparse); cells are written with pwrite below
-        self._fd = os.open(self.tmp / "embeddings.npy", os.O_RDWR | getattr(os, "O_BINARY", 0))
-        self._offset = _data_offset(self.tmp / "embeddings.npy")
         self.valid = np.zeros((rows, cols), dtype=bool)
         self.meta = dict(meta, format=FORMAT, version=VERSION, rows=rows, cols=cols, dim=dim)
+        self._fd, self.staged = None, None
+        try:
+            with deferred():  # the temporary's name is recorded before a stop can act
+                self.staged = Staged(self.path, folder=True)
+            self.tmp = self.staged.tmp
+            emb = np.lib.format.open_memmap(self.tmp / "embeddings.npy", mode="w+", dtype=np.float16, shape=self.shape)
+            del emb  # header written, file sized (sparse); cells are written with pwrite below
+            self._fd = os.open(self.tmp / "embeddings.npy", os.O_RDWR | getattr(os, "O_BINARY", 0))
+            self._offset = _data_offset(self.tmp / "embeddings.npy")
+        except BaseException:  # a stop or a full disk while creating: remove what was created
+            self.abort()
+            raise
 
     def write(self, rs: np.ndarray, cs: np.ndarray, emb: np.ndarray) -> None:
         """Cells (rs[i], cs[i]) get emb[i]; runs of neighbouring cells go out in one write."""
@@ -89,16 +67,15 @@ class StoreWriter:
         self._fd = None
         np.save(self.tmp / "valid.npy", self.valid)
         (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
-        if self.path.exists():
-            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-        self.tmp.rename(self.path)
-        return self.path
+        check_replaceable(self.path, "store")  # again: the folder may have changed during the run
+        return self.staged.commit()
 
     def abort(self) -> None:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
             self._fd = None
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.staged is not None:
+            self.staged.abort()
 
 
 def _data_offset(path: Path) -> int:
@@ -112,10 +89,24 @@ def _data_offset(path: Path) -> int:
         return f.tell()
 
 
+def _seek_write(fd: int, data, offset: int) -> int:
+    """``os.pwrite`` for platforms without it (Windows): seek, then write. The store's file
+    descriptor is used by one thread only, so the two steps cannot interleave."""
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, data)
+
+
+def _choose_pwrite():
+    return getattr(os, "pwrite", None) or _seek_write
+
+
+_pwrite = _choose_pwrite()
+
+
 def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
     view = memoryview(data)
     while view:
-        n = os.pwrite(fd, view, offset)
+        n = _pwrite(fd, view, offset)
         view, offset = view[n:], offset + n
 
 

@@ -3,16 +3,19 @@
 The cache is ``$SENCLIP_HOME`` or the user's cache dir, never the plugin folder (QGIS wipes it
 on every update). A weight file's home is ``<cache>/weights/<model-id>/<filename>``: downloads
 land there (huggingface_hub streams to a temporary file and renames), and a file copied there by
-hand on an offline machine is picked up the same way. Known checksums are always verified; an
-unknown one is computed once and remembered in a small sidecar so outputs can record it.
+hand on an offline machine is picked up the same way. Known (pinned) checksums are always
+verified. For a model whose registry entry has none, the first complete file is trusted and its
+sha256 recorded (``<file>.trusted.json``, kept when the file is deleted); a later file with
+another hash is refused until the user asks for it (``senclip models download ID --refresh``),
+so a changed upstream file or a swapped cache file never silently changes the maps.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,7 @@ from pathlib import Path
 from .checkpoints import sha256_file
 from .errors import ChecksumError, InputError, WeightsNotAvailableError
 from .feedback import Feedback
+from .outputs import Staged
 from .registry import ModelSpec
 
 HF_ENDPOINT_DEFAULT = "https://huggingface.co"
@@ -71,10 +75,24 @@ class WeightsFile:
     path: Path
     sha256: str
     verified: bool  # True: matched the registry's checksum; False: registry has none, computed here
+    trust: str = "pinned"  # "pinned" (registry sha256), "recorded" (first use, now), "trusted" (matches the record)
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256.json")
+
+
+def trust_record(path: Path) -> Path:
+    """Where the sha256 of the first copy of an unpinned weight file is kept."""
+    return path.with_name(path.name + ".trusted.json")
+
+
+def recorded_sha256(spec: ModelSpec) -> str | None:
+    """The hash trusted on first use for ``spec`` (None: pinned in the registry, or never used)."""
+    try:
+        return json.loads(trust_record(cached_path(spec)).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _checksum(path: Path) -> str:
@@ -98,14 +116,33 @@ def _checksum(path: Path) -> str:
 
 def _verify(spec: ModelSpec, path: Path) -> WeightsFile:
     actual = _checksum(path)
-    if spec.sha256 and actual.lower() != spec.sha256.lower():
+    if not spec.sha256:
+        return _trust_on_first_use(spec, path, actual)
+    if actual.lower() != spec.sha256.lower():
         path.unlink(missing_ok=True)
         _sidecar(path).unlink(missing_ok=True)
         raise ChecksumError(
             f"{path} has sha256 {actual} but model {spec.id!r} expects {spec.sha256}; the file was deleted: "
             f"download it again (senclip models download {spec.id}) or copy a good copy to that path"
         )
-    return WeightsFile(path, actual, verified=bool(spec.sha256))
+    return WeightsFile(path, actual, verified=True)
+
+
+def _trust_on_first_use(spec: ModelSpec, path: Path, actual: str) -> WeightsFile:
+    """No published hash: record the first file's, and hold every later file to it."""
+    trusted = recorded_sha256(spec)
+    if trusted is None:
+        record = {"model": spec.id, "sha256": actual, "size": path.stat().st_size,
+                  "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        with Staged(trust_record(path)) as tmp:
+            tmp.write_text(json.dumps(record, indent=2))
+        return WeightsFile(path, actual, verified=False, trust="recorded")
+    if trusted.lower() != actual.lower():
+        raise ChecksumError(
+            f"{path} has sha256 {actual}, but the copy of model {spec.id!r} first used here had {trusted} "
+            f"(recorded in {trust_record(path).name}); the weights changed. If you trust the new file, "
+            f"run `senclip models download {spec.id} --refresh`; otherwise put the old file back")
+    return WeightsFile(path, actual, verified=False, trust="trusted")
 
 
 def _missing(spec: ModelSpec, path: Path, endpoint: str | None, why: str) -> WeightsNotAvailableError:
@@ -117,17 +154,25 @@ def _missing(spec: ModelSpec, path: Path, endpoint: str | None, why: str) -> Wei
 
 
 def fetch_weights(spec: ModelSpec, *, offline: bool = False, endpoint: str | None = None,
-                  feedback: Feedback | None = None) -> WeightsFile:
+                  feedback: Feedback | None = None, refresh: bool = False) -> WeightsFile:
     """The verified local weight file of ``spec``, downloading it unless offline.
+
+    ``refresh`` (unpinned models only) forgets the hash trusted on first use: the file is
+    downloaded again (offline: the file in the cache is taken) and its hash recorded anew.
 
     Raises:
         WeightsNotAvailableError: offline or the download failed; says which file, where to put it
             and where to get it.
-        ChecksumError: the file (cached or downloaded) has another sha256 than the registry's; it
-            is deleted.
+        ChecksumError: the file (cached or downloaded) has another sha256 than the registry's (it
+            is deleted), or than the one recorded on first use (it is kept, for ``refresh``).
     """
     feedback = feedback or Feedback()
     path = cached_path(spec)
+    if refresh and not spec.sha256:
+        trust_record(path).unlink(missing_ok=True)
+        if not is_offline(offline):
+            path.unlink(missing_ok=True)
+            _sidecar(path).unlink(missing_ok=True)
     if path.is_file():
         return _verify(spec, path)
     if is_offline(offline):
@@ -205,14 +250,9 @@ def _download_hf(spec: ModelSpec, path: Path, endpoint: str | None) -> None:
 
 
 def _download_url(url: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".incomplete", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+    with Staged(path, suffix=".incomplete") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
             expected = resp.headers.get("Content-Length")
             shutil.copyfileobj(resp, out, 1 << 20)
         if expected is not None and os.path.getsize(tmp) != int(expected):
             raise OSError(f"transfer truncated: got {os.path.getsize(tmp)} of {expected} bytes")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -13,22 +13,38 @@ and events, one per line on stdout, each carrying the request id::
     {"id": 1, "event": "result", "result": {...}}
     {"id": 1, "event": "error", "type": "InputError", "message": "...", "exit_code": 2}
 
-Every request ends with exactly one ``result`` or ``error``. Cancel is the plugin killing this
-process: the API writes through temp files and renames, so a kill leaves nothing half-written.
-The worker keeps state between requests (loaded models, an embedding store, the last class
-probabilities) so the dock can re-classify and probe without paying for a model load again.
+Every request ends with exactly one ``result`` or ``error``. The worker keeps state between
+requests (loaded models, an embedding store, the last class probabilities) so the dock can
+re-classify and probe without paying for a model load again.
+
+Stopping, politest first:
+
+* ``{"op": "cancel"}`` (``{"type": "cancel"}`` is read the same; an ``"id"`` names the request to
+  cancel, running or queued, and without it the running one is meant) stops the running request
+  at its next progress step: it ends with an ``error`` event of type ``Cancelled`` (exit_code
+  130), its temporaries are removed, and the worker goes on serving. A cancel gets no answer of
+  its own.
+* SIGTERM (or SIGINT) stops the running request the same way, answers it with a ``Cancelled``
+  error (exit_code 143, or 130), and then the worker exits with that code.
+* SIGKILL leaves whatever temporaries exist (hidden ``.name.*`` files beside the output, a
+  ``senclip-*`` folder in TMPDIR): a caller should kill only after a grace period.
+
+Requests are read on a thread of their own, so a cancel is seen while a request runs.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 import warnings
 from pathlib import Path
 
+from . import stopping
 from .errors import InputError, SenclipError
 from .feedback import Feedback
 
@@ -65,14 +81,18 @@ class Channel:
 
     def __init__(self, stream) -> None:
         self.stream = stream
+        self._lock = threading.Lock()  # the request reader answers bad lines while a request runs
 
     def send(self, event: dict) -> None:
-        self.stream.write(json.dumps(event, default=str) + "\n")
-        self.stream.flush()
+        line = json.dumps(event, default=str) + "\n"
+        with self._lock:
+            self.stream.write(line)
+            self.stream.flush()
 
 
 class JsonFeedback(Feedback):
-    """Progress as events, throttled so a fast loop does not flood the pipe."""
+    """Progress as events, throttled so a fast loop does not flood the pipe: an event when 0.1 s
+    has passed or another whole percent is done (so every step of a slow stage is seen)."""
 
     def __init__(self, channel: Channel, request_id) -> None:
         super().__init__()
@@ -82,12 +102,14 @@ class JsonFeedback(Feedback):
         self.done = 0
         self.text = ""
         self._last = 0.0
+        self._last_percent = -1
 
     def _emit(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < 0.1 and self.done < self.total:
+        whole = int(100 * self.done / self.total) if self.total else 0
+        if not force and now - self._last < 0.1 and self.done < self.total and whole == self._last_percent:
             return
-        self._last = now
+        self._last, self._last_percent = now, whole
         percent = 100.0 * self.done / self.total if self.total else 0.0
         self.channel.send({"id": self.request_id, "event": "progress", "text": self.text,
                            "done": self.done, "total": self.total, "percent": round(percent, 2)})
@@ -122,6 +144,28 @@ class State:
         self.store = None  # the EmbeddingStore the dock works on
         self.store_model: dict = {}  # load_model arguments of the store's model
         self.last = None  # prompts and calibration of the last re-classification (for probe)
+        self.running = None  # (request id, feedback) of the request being served
+        self.cancelled: set = set()  # ids of queued requests cancelled before they started
+        self._lock = threading.Lock()
+
+    def cancel(self, request_id=None) -> None:
+        """A cancel message: the running request (or the one with ``request_id``, queued or running)."""
+        with self._lock:
+            if self.running is not None and request_id in (None, self.running[0]):
+                self.running[1].cancel()
+            elif request_id is not None:
+                self.cancelled.add(request_id)
+
+    def begin(self, request_id, feedback: Feedback) -> None:
+        with self._lock:
+            self.running = (request_id, feedback)
+            if request_id is not None and request_id in self.cancelled:
+                self.cancelled.discard(request_id)
+                feedback.cancel()
+
+    def end(self) -> None:
+        with self._lock:
+            self.running = None
 
 
 def op_diagnostics(args: dict, feedback: Feedback, state: State) -> dict:
@@ -304,11 +348,14 @@ OPS = {
 
 
 def handle(request: dict, channel: Channel, state: State) -> None:
-    """Run one request; always answer with exactly one result or error event."""
+    """Run one request; always answer with exactly one result or error event. A stop signal is
+    answered too and then re-raised (as ``KeyboardInterrupt``), for :func:`serve` to exit."""
     rid = request.get("id")
     op = request.get("op")
     feedback = JsonFeedback(channel, rid)
+    state.begin(rid, feedback)
     try:
+        feedback.check()  # cancelled while queued
         if op not in OPS:
             raise InputError(f"unknown worker op {op!r}; known: {', '.join(sorted(OPS))}")
         args = request.get("args") or {}
@@ -321,6 +368,10 @@ def handle(request: dict, channel: Channel, state: State) -> None:
             if issubclass(w.category, UserWarning):
                 feedback.warning(str(w.message))
         channel.send({"id": rid, "event": "result", "result": result})
+    except KeyboardInterrupt as exc:  # a stop signal outside any output's writing (e.g. a model load)
+        channel.send({"id": rid, "event": "error", "type": "Cancelled",
+                      "message": "interrupted; no output was written", "exit_code": stopping.exit_code(exc)})
+        raise
     except SenclipError as exc:
         channel.send({"id": rid, "event": "error", "type": type(exc).__name__,
                       "message": str(exc), "exit_code": exc.exit_code})
@@ -332,36 +383,70 @@ def handle(request: dict, channel: Channel, state: State) -> None:
         traceback.print_exc()
         channel.send({"id": rid, "event": "error", "type": type(exc).__name__,
                       "message": f"{type(exc).__name__}: {exc}", "exit_code": 1})
+    finally:
+        state.end()
+
+
+def is_cancel(request: dict) -> bool:
+    return request.get("op") == "cancel" or request.get("type") == "cancel"
+
+
+def read_requests(stdin, inbox: queue.Queue, channel: Channel, state: State) -> None:
+    """Reader thread: requests go to ``inbox`` (``None`` at end of input); cancels act at once."""
+    try:
+        for line in stdin:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("a request must be a JSON object")
+            except ValueError as exc:
+                channel.send({"id": None, "event": "error", "type": "ProtocolError",
+                              "message": f"bad request line: {exc}", "exit_code": 2})
+                continue
+            if is_cancel(request):
+                state.cancel(request.get("id"))
+            else:
+                inbox.put(request)
+    finally:
+        inbox.put(None)
 
 
 def serve(stdin=None, stdout=None, persistent: bool = False) -> int:
-    """Answer requests until stdin closes or a ``shutdown`` request arrives."""
+    """Answer requests until stdin closes, a ``shutdown`` request arrives or a stop signal
+    (SIGTERM, Ctrl-C) ends the worker; returns the exit code (0, or 143/130 after a signal)."""
     stdin = stdin or sys.stdin
     channel = Channel(stdout or sys.stdout)
     state = State(persistent)
+    inbox: queue.Queue = queue.Queue()
     channel.send({"id": None, "event": "ready", "protocol": PROTOCOL, "pid": os.getpid()})
-    for line in stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            request = json.loads(line)
-            if not isinstance(request, dict):
-                raise ValueError("a request must be a JSON object")
-        except ValueError as exc:
-            channel.send({"id": None, "event": "error", "type": "ProtocolError",
-                          "message": f"bad request line: {exc}", "exit_code": 2})
-            continue
-        if request.get("op") == "shutdown":
-            channel.send({"id": request.get("id"), "event": "result", "result": {}})
-            break
-        handle(request, channel, state)
+    threading.Thread(target=read_requests, args=(stdin, inbox, channel, state), name="senclip-requests",
+                     daemon=True).start()
+    try:
+        while True:
+            try:
+                request = inbox.get(timeout=0.5)  # a timeout keeps the wait interruptible by signals
+            except queue.Empty:
+                continue
+            if request is None:
+                break
+            if request.get("op") == "shutdown":
+                channel.send({"id": request.get("id"), "event": "result", "result": {}})
+                break
+            handle(request, channel, state)
+            if stopping.received is not None:  # the request was stopped by a signal: exit, do not serve on
+                return 128 + stopping.received
+    except KeyboardInterrupt as exc:
+        return stopping.exit_code(exc)
     return 0
 
 
 def main() -> int:
     out = sys.stdout
     sys.stdout = sys.stderr  # only the Channel writes to the protocol pipe
+    stopping.handle_sigterm(sigint=True)
     return serve(sys.stdin, out, persistent="--persistent" in sys.argv[1:])
 
 

@@ -5,10 +5,9 @@ import argparse
 import hashlib
 import json
 
+import open_clip
 import pytest
-
-torch = pytest.importorskip("torch")
-open_clip = pytest.importorskip("open_clip")
+import torch
 
 from senclip.checkpoints import (  # noqa: E402
     build_clip, infer_arch, read_state_dict, save_openai_state_dict, sha256_file,

@@ -3,10 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -97,7 +93,7 @@ BAD = {
     "stride too large": (lambda t: _raster(t), ["--stride", "100"], "--stride must be between"),
     "empty classes": (lambda t: _raster(t), ["--classes", " ; "], "no classes given"),
     "duplicate classes": (lambda t: _raster(t), ["--classes", "Forest;forest"], "given twice"),
-    "bad resolution": (lambda t: _raster(t), ["--scale", "-3"], "--scale must be > 0"),
+    "bad scale": (lambda t: _raster(t), ["--scale", "-3"], "--scale must be > 0"),
 }
 
 
@@ -115,6 +111,21 @@ def test_bad_input_exit_2_one_line_no_output(case, tmp_path, tiny_checkpoint, ca
     assert message in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
     assert list(out_dir.iterdir()) == []
+
+
+def test_bad_resolution_is_refused_before_any_work(tmp_path, color_model, capsys):
+    """The API says which values exist (the CLI's choice list does the same, exit 2)."""
+    import senclip
+    from senclip.errors import InputError
+
+    src = _raster(tmp_path)
+    calls = color_model.image.calls
+    with pytest.raises(InputError, match="--resolution must be 'grid' or 'pixel', got 'metre'"):
+        senclip.classify(src, tmp_path / "m.tif", classes=CLASSES, loaded_model=color_model, resolution="metre")
+    assert color_model.image.calls == calls and not (tmp_path / "m.tif").exists()
+    code, _, err = run(["classify", src, "--classes", CLASSES, "--out", tmp_path / "m.tif", "--resolution", "metre"],
+                       capsys)
+    assert code == 2 and "'metre' is not one of 'grid', 'pixel'" in err and not (tmp_path / "m.tif").exists()
 
 
 def test_class_without_prompts(tmp_path, tiny_checkpoint, capsys):
@@ -178,28 +189,6 @@ def test_geographic_crs_is_handled_with_a_warning(tmp_path, tiny_checkpoint, cap
                              "--out", tmp_path / "m.tif"], capsys)
     assert code == 0 and "geographic CRS" in err
     assert "km²" not in stdout  # no fake areas in degrees
-
-
-def test_ctrl_c_leaves_nothing_behind(tmp_path, tiny_checkpoint):
-    src = write_s2(tmp_path / "big.tif", width=1600, height=1600)
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "senclip.cli.main", "classify", str(src), "--classes", CLASSES,
-                             "--checkpoint", str(tiny_checkpoint), "--out", str(out_dir / "m.tif"), "--stride", "8",
-                             "--save-embeddings", str(out_dir / "store")],
-                            stderr=subprocess.PIPE, text=True, env=env)
-    # the info line about the model is printed right before encoding starts
-    for line in proc.stderr:
-        if "tiles of 64 px" in line:
-            break
-    time.sleep(1.0)
-    assert proc.poll() is None, "finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "no output was written" in err
-    assert list(out_dir.iterdir()) == []
 
 
 def test_int8_onnx_backend(s2_scene, tmp_path, tiny_checkpoint, capsys):

@@ -21,3 +21,19 @@ def test_readme_shows_a_result_picture():
     for img in [line.split("](")[1].split(")")[0] for line in text.splitlines() if line.startswith("![")]:
         assert (REPO / img).is_file(), img
     assert "![" in text
+
+
+def test_documents_cited_by_the_code_exist():
+    """A docstring that sends the reader to docs/x.md (or a DESIGN.md) must not send them nowhere."""
+    import re
+
+    cited = {}
+    for folder in ("backend", "senclip_qgis", "training", "tests", "tools", "bench"):
+        for path in (REPO / folder).rglob("*.py"):
+            if "backend_src" in path.parts or path == Path(__file__):
+                continue
+            for name in re.findall(r"\b((?:docs/)?[A-Za-z_-]+\.md)\b", path.read_text(encoding="utf-8")):
+                if name.startswith("docs/") or name.isupper() or name[:-3].isupper():
+                    cited.setdefault(name, path.relative_to(REPO))
+    missing = {name: str(where) for name, where in cited.items() if not (REPO / name).is_file()}
+    assert "docs/plugin.md" in cited and missing == {}

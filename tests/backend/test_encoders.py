@@ -7,8 +7,8 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("open_clip")
+import open_clip  # noqa: F401 - a missing dependency must fail here, not skip
+import torch
 
 from senclip import registry  # noqa: E402
 from senclip.checkpoints import infer_arch, read_state_dict, sha256_file  # noqa: E402

@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-open_clip = pytest.importorskip("open_clip")
-pytest.importorskip("onnxruntime")
+import onnxruntime  # noqa: F401 - a missing dependency must fail here, not skip
+import open_clip
+import torch
 
 from senclip.checkpoints import save_openai_state_dict, sha256_file  # noqa: E402
 from senclip.errors import InputError, WeightsNotAvailableError  # noqa: E402

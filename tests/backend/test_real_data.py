@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
+import senclip
 from senclip.cli.main import main
 from senclip.demo import fetch_demo_scene
 
@@ -34,7 +35,21 @@ def test_cli_on_real_scene(berlin, tmp_path, tiny_checkpoint, capsys):
         assert (ds.crs, ds.transform, ds.shape) == (src.crs, src.transform, src.shape)
         cls = ds.read(1, out_shape=(ds.height // 8, ds.width // 8))
     assert (cls > 0).all()  # the subset has no nodata: every pixel is classified
-    assert len(np.unique(cls)) >= 1
+
+
+def test_pixel_map_is_the_grid_map_enlarged_on_real_scene(berlin, tmp_path, color_model):
+    """stride = tile = 64: each pixel lies in exactly one chip, so the pixel-resolution map is the
+    grid map of the same store with every cell enlarged to 64 × 64 pixels. The colour stand-in
+    splits this scene into greenish and reddish chips, so both classes occur (a random model may
+    put every chip in one class, against which any map would pass)."""
+    store = senclip.embed(berlin, tmp_path / "store", loaded_model=color_model, stride=64).path
+    kw = dict(classes="green forest;red roofs", loaded_model=color_model)
+    senclip.classify_store(store, tmp_path / "px.tif", resolution="pixel", **kw)
+    senclip.classify_store(store, tmp_path / "grid.tif", **kw)
+    with rasterio.open(tmp_path / "px.tif") as a, rasterio.open(tmp_path / "grid.tif") as b:
+        px, grid = a.read(1), b.read(1)
+    assert grid.shape == (12, 24) and set(np.unique(grid)) == {1, 2}
+    assert np.array_equal(px, np.kron(grid, np.ones((64, 64), dtype=grid.dtype)))
 
 
 def test_demo_without_weights_says_how_to_get_them(berlin, tmp_path, capsys):

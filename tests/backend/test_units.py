@@ -142,3 +142,46 @@ def test_diagnostics_command_reports_versions_and_devices():
     info = json.loads(out)
     assert info["versions"]["senclip"] and info["gdal"] and info["checks"]["torch-cpu"] is True
     assert "CPUExecutionProvider" in info["devices"]["onnxruntime"]["providers"]
+
+
+class _BandsRecorder:
+    """Stands in for ClassMapWriter: keeps the bands written per window."""
+
+    def __init__(self, height, width):
+        self.bands = np.full((3, height, width), 255, dtype=np.uint8)
+
+    def write_bands(self, window, bands):
+        self.bands[:, window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width] = bands
+
+
+@pytest.mark.parametrize("budget", [1, 10_000, None])
+def test_pixel_resolution_is_the_mean_of_covering_chips(budget):
+    """write_pixels against the definition, pixel by pixel: mean probability of the valid chips
+    covering the pixel, whatever the block size the memory budget picks."""
+    from senclip.classmap import write_pixels
+    from senclip.feedback import Feedback
+
+    grid = TileGrid.create(70, 45, 16, 4)
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(7), size=(grid.rows, grid.cols)).astype(np.float32)
+    valid = rng.random((grid.rows, grid.cols)) > 0.3
+    valid[:, :3] = False  # a band of cells with no valid chip at all
+    rec = _BandsRecorder(grid.height, grid.width)
+    write_pixels(rec, probs, valid, grid, pixel_valid=None, feedback=Feedback(), budget=budget)
+    r0, r1 = grid.covering(0, grid.height, grid.rows)
+    c0, c1 = grid.covering(0, grid.width, grid.cols)
+    want = np.zeros_like(rec.bands)
+    for y in range(grid.height):
+        for x in range(grid.width):
+            ok = valid[r0[y]:r1[y], c0[x]:c1[x]]
+            if ok.any():
+                mean = probs[r0[y]:r1[y], c0[x]:c1[x]][ok].astype(np.float64).mean(0).astype(np.float32)
+                want[:, y, x] = encode_probabilities(mean[:, None, None], np.array([[True]]))[:, 0, 0]
+    assert (want[0] == 0).any() and (want[0] > 0).any()
+    assert np.array_equal(rec.bands[0], want[0])
+    assert np.abs(rec.bands[1:].astype(int) - want[1:]).max() <= 1  # float rounding of the mean only
+
+
+def test_a_tie_is_classified_with_zero_margin():
+    probs = np.array([[[0.4]], [[0.4]], [[0.2]]], dtype=np.float32)
+    assert encode_probabilities(probs, np.array([[True]]))[:, 0, 0].tolist() == [1, 40, 0]

@@ -206,3 +206,67 @@ def test_a_name_that_does_not_resolve_fails_at_once_without_retries(monkeypatch)
     msg = str(e.value)
     assert "senclip-weights.invalid does not resolve" in msg and str(cached_path(_spec())) in msg
     assert "\n" not in msg
+
+
+# --- trust on first use: models whose registry entry has no sha256 -------------------------------
+OTHER = bytes(reversed(PAYLOAD))
+
+
+def test_unpinned_first_download_is_recorded_and_a_changed_file_refused(hub):
+    spec = _spec(sha=None)
+    _serve(hub, PAYLOAD)
+    first = fetch_weights(spec, endpoint=_endpoint(hub))
+    assert (first.trust, first.sha256) == ("recorded", SHA) and weights.recorded_sha256(spec) == SHA
+    assert fetch_weights(spec, offline=True).trust == "trusted"
+    # upstream changes the file and the cached copy is gone: the new download is refused
+    _serve(hub, OTHER)
+    cached_path(spec).unlink()
+    with pytest.raises(ChecksumError, match="--refresh") as e:
+        fetch_weights(spec, endpoint=_endpoint(hub))
+    assert SHA in str(e.value) and hashlib.sha256(OTHER).hexdigest() in str(e.value)
+    # a file swapped by hand in the cache is refused the same way, offline too
+    with pytest.raises(ChecksumError, match="first used here"):
+        fetch_weights(spec, offline=True)
+    assert weights.recorded_sha256(spec) == SHA  # the record survives
+
+
+def test_refresh_accepts_and_records_the_new_file(hub):
+    spec = _spec(sha=None)
+    _serve(hub, PAYLOAD)
+    fetch_weights(spec, endpoint=_endpoint(hub))
+    _serve(hub, OTHER)
+    got = fetch_weights(spec, endpoint=_endpoint(hub), refresh=True)
+    assert got.path.read_bytes() == OTHER and got.trust == "recorded"
+    assert weights.recorded_sha256(spec) == hashlib.sha256(OTHER).hexdigest()
+    assert fetch_weights(spec, offline=True).trust == "trusted"
+
+
+def test_models_list_says_which_entries_are_pinned(hub, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from senclip import registry
+    from senclip.cli.main import cli
+
+    extra = tmp_path / "models"
+    extra.mkdir()
+    (extra / "zz-unpinned.json").write_text(
+        '{"id": "zz-unpinned", "arch": "ViT-B-32-quickgelu", "description": "test", '
+        '"source": {"hf_repo": "org/repo", "filename": "weights.ckpt"}}')
+    (extra / "zz-pinned.json").write_text(
+        '{"id": "zz-pinned", "arch": "ViT-B-32-quickgelu", "description": "test", '
+        f'"source": {{"hf_repo": "org/repo", "filename": "weights.ckpt"}}, "sha256": "{SHA}"}}')
+    monkeypatch.setattr(registry, "_extra_dirs", [extra])
+
+    def pinned_column(output):
+        rows = [line.split() for line in output.splitlines()]
+        head = next(r for r in rows if r[:2] == ["id", "arch"])
+        return {r[0]: r[head.index("pinned")] for r in rows if r and r[0] in registry.list_models()}
+
+    res = CliRunner().invoke(cli, ["models", "list"])
+    col = pinned_column(res.output)
+    assert col["zz-unpinned"] == "no" and col["untrained-smoke"] == "n/a" and col["zz-pinned"] == "sha256"
+    assert all(col[m] == ("sha256" if registry.get_model_spec(m).sha256 else "no")
+               for m in registry.list_models() if registry.get_model_spec(m).source)
+    _serve(hub, PAYLOAD)
+    fetch_weights(registry.get_model_spec("zz-unpinned"), endpoint=_endpoint(hub))
+    assert pinned_column(CliRunner().invoke(cli, ["models", "list"]).output)["zz-unpinned"] == "first-use"

@@ -1,4 +1,4 @@
-"""Architecture guardrails: the process boundary of DESIGN.md §1, checked on the source."""
+"""Architecture guardrails: the process boundary of docs/architecture.md §1, checked on the source."""
 from __future__ import annotations
 
 import ast

@@ -34,7 +34,9 @@ def report(res) -> str:
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
 @model_options
 @tiling_options
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output that senclip wrote (a class map, an embedding store); "
+                   "anything else is refused and left untouched.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result (classes, pixel counts, areas, mean confidence, model) as JSON.")
 @click.pass_context

@@ -12,7 +12,9 @@ from .options import model_options, parse_bounds, tiling_options
 @click.option("--out", required=True, type=click.Path(), help="Embedding store folder to create.")
 @model_options
 @tiling_options
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing output that senclip wrote (a class map, an embedding store); "
+                   "anything else is refused and left untouched.")
 @click.pass_context
 def embed(ctx, input, out, bounds, **kw):
     """Compute image embeddings of INPUT (raster or band folder) into a store folder."""

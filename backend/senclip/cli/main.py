@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import Cancelled, SenclipError, SenclipWarning
+from ..stopping import exit_code, handle_sigterm
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -42,26 +43,28 @@ _register()
 
 
 def main(argv=None) -> None:
-    """Entry point: one line on stderr and exit 2 for bad input, 130 for Ctrl-C, 1 otherwise."""
+    """Entry point: one line on stderr and exit 2 for bad input, 130 for Ctrl-C, 143 for SIGTERM
+    (both after removing every temporary), 1 otherwise."""
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", SenclipWarning)
+    handle_sigterm()
     try:
         cli.main(args=argv, prog_name="senclip", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and SIGTERM's Terminated) into Abort
         click.echo("error: cancelled; no output was written", err=True)
-        sys.exit(130)
+        sys.exit(exit_code(e.__cause__ or e.__context__ or e))
     except click.ClickException as e:
         e.show()
         sys.exit(2)
     except Cancelled as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(130)
+        sys.exit(e.exit_code)
     except SenclipError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         click.echo("error: cancelled; no output was written", err=True)
-        sys.exit(130)
+        sys.exit(exit_code(e))
     sys.exit(0)
 
 

@@ -17,9 +17,22 @@ def models():
     """List, download and export the models of the registry."""
 
 
+def _pinned(spec) -> str:
+    """sha256: the registry publishes the hash; first use: recorded when first downloaded here;
+    no: nothing to check against yet (the first download will be trusted and recorded)."""
+    from ..weights import recorded_sha256
+
+    if spec.source is None:
+        return "n/a"
+    if spec.sha256:
+        return "sha256"
+    return "first-use" if recorded_sha256(spec) else "no"
+
+
 @models.command("list")
 def list_cmd():
-    """Registry models: id, architecture, whether the weights are cached, description."""
+    """Registry models: id, architecture, whether the weights are cached, whether their sha256 is
+    pinned (by the registry, or recorded on first use), description."""
     from ..registry import get_model_spec, list_models
     from ..weights import cached_path, weights_dir
 
@@ -27,19 +40,24 @@ def list_cmd():
     for model_id in list_models():
         spec = get_model_spec(model_id)
         cached = "n/a" if spec.source is None else ("yes" if cached_path(spec).is_file() else "no")
-        rows.append((spec.id, spec.arch, cached, spec.description))
-    head = ("id", "arch", "cached", "description")
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+        rows.append((spec.id, spec.arch, cached, _pinned(spec), spec.description))
+    head = ("id", "arch", "cached", "pinned", "description")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(4)]
     for r in [head] + rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3])
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4])
     click.echo(f"\ncache: {weights_dir()} (set SENCLIP_HOME to move it)")
+    click.echo("pinned: sha256 = published in the registry; first-use = recorded at the first download here "
+               "(a different file is refused until `senclip models download ID --refresh`)")
 
 
 @models.command()
 @click.argument("model_id")
 @click.option("--offline", is_flag=True, help="Only check the cache; say where to put the file if missing.")
+@click.option("--refresh", is_flag=True,
+              help="For models without a published sha256: forget the hash recorded on first use, download "
+                   "again (offline: take the cached file) and record the new file's hash.")
 @click.pass_context
-def download(ctx, model_id, offline):
+def download(ctx, model_id, offline, refresh):
     """Download (or verify the cached) weights of MODEL_ID."""
     from ..registry import get_model_spec
     from ..weights import fetch_weights
@@ -48,8 +66,9 @@ def download(ctx, model_id, offline):
     if spec.source is None:
         click.echo(f"{spec.id} has no weight file (random initialisation); nothing to download")
         return
-    got = fetch_weights(spec, offline=offline, feedback=_feedback(ctx))
-    state = "verified" if got.verified else "no published checksum; computed"
+    got = fetch_weights(spec, offline=offline, feedback=_feedback(ctx), refresh=refresh)
+    state = {"pinned": "verified against the registry", "recorded": "no published checksum; recorded on first use",
+             "trusted": "no published checksum; matches the hash recorded on first use"}[got.trust]
     click.echo(f"{got.path}\nsha256 {got.sha256} ({state})")
 
 
