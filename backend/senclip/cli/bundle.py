@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from ..feedback import TqdmFeedback
 
 
@@ -13,10 +14,10 @@ def bundle():
 
 @bundle.command("create")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--extras", type=click.Choice(["torch", "onnx", "none"]), default="torch", show_default=True,
+@click.option("--extras", type=click.Choice(choices("extras")), default=default("extras"), show_default=True,
               help="What the backend needs: PyTorch + open_clip + ONNX Runtime, ONNX Runtime only, or nothing "
                    "beyond the backend's own dependencies.")
-@click.option("--torch-build", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+@click.option("--torch-build", type=click.Choice(choices("torch_build")), default=default("torch_build"), show_default=True,
               help="PyTorch build for --extras torch: CPU-only (from the PyTorch CPU wheel index, ~0.3 GB) or "
                    "PyPI's default with CUDA (~2.7 GB).")
 @click.option("--model", "models", multiple=True, metavar="ID",
