@@ -31,9 +31,10 @@ def _register() -> None:
     from .demo import demo
     from .diagnostics import diagnostics
     from .embed import embed
+    from .map_region import map_region
     from .models import models
 
-    for cmd in (classify, embed, models, demo, diagnostics):
+    for cmd in (classify, embed, models, demo, diagnostics, map_region):
         cli.add_command(cmd)
 
 
