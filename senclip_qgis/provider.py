@@ -14,6 +14,7 @@ from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.classify_embeddings import ClassifyEmbeddingsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.install_backend import InstallBackendAlgorithm
+from .algorithms.map_region import MapRegionAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icon.svg"
 
@@ -33,5 +34,5 @@ class SenclipProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for alg in (ClassifyAlgorithm(), EmbedAlgorithm(), ClassifyEmbeddingsAlgorithm(),
-                    InstallBackendAlgorithm()):
+                    InstallBackendAlgorithm(), MapRegionAlgorithm()):
             self.addAlgorithm(alg)

@@ -1,8 +1,10 @@
 """``senclip map-region`` on Dask distributed with real Sentinel-2 scenes cut into STAC items.
 
-A LocalCluster of 2 worker processes (shared by the tests of this module, except the one that
-checks the command's own LocalCluster) runs a tiny random model: only the mechanics are checked
-(scenes found, tasks, retries, overlap rule, areas, resume, failures), never accuracy.
+The command's own LocalCluster (2 worker processes, made by the same function the command uses
+when no --scheduler is given) is shared by the tests of this module and reached with --scheduler,
+so each worker process imports torch once per module. A tiny random model runs: only the
+mechanics are checked (scenes found, tasks, retries, overlap rule, areas, resume, failures),
+never accuracy.
 """
 from __future__ import annotations
 
@@ -39,11 +41,11 @@ def items(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from distributed import LocalCluster
+    from senclip.region.job import _cluster
 
-    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                     env={"OMP_NUM_THREADS": "1"})
+    client, c = _cluster(None, 2, 1, dashboard=False)
     yield c
+    client.close()
     c.close()
 
 
@@ -120,12 +122,12 @@ def test_mosaic_of_synthetic_maps_with_cloud(tmp_path):
 
 
 # --- whole runs ----------------------------------------------------------------------------------
-def test_static_catalog_on_own_local_cluster_then_resume(items, tmp_path, tiny_checkpoint, capsys):
+def test_static_catalog_on_local_cluster_then_resume(items, tmp_path, tiny_checkpoint, cluster, capsys):
     root, its = items
     cat = rd.write_catalog(root, its, ids=BERLIN)
     out = tmp_path / "out"
-    code, stdout, err = run([cat, "--out", out, "--workers", 2, "--threads-per-worker", 1, "--no-dashboard",
-                             *common(tiny_checkpoint)], capsys)
+    code, stdout, err = run([cat, "--out", out, "--scheduler", cluster.scheduler_address, *common(tiny_checkpoint)],
+                            capsys)
     assert code == 0, err
     man = json.loads((out / "manifest.json").read_text())
     recs = {r["id"]: r for r in man["scenes"]}
@@ -160,7 +162,8 @@ def test_static_catalog_on_own_local_cluster_then_resume(items, tmp_path, tiny_c
     assert sum(m["area_m2"].values()) < sum(sum(r["area_m2"].values()) for r in recs.values())
     assert not (out / ".senclip-work").exists()
 
-    # the same command again: every scene is skipped, no cluster is started, nothing is rewritten
+    # the same command again, without --scheduler: every scene is skipped, so no cluster is even
+    # started (a LocalCluster would be), and nothing is rewritten
     stamps = {p: p.stat().st_mtime_ns for p in (out / "scenes").iterdir()}
     stamps[out / "mosaic.tif"] = (out / "mosaic.tif").stat().st_mtime_ns
     code, stdout, err = run([cat, "--out", out, "--workers", 2, "--no-dashboard", *common(tiny_checkpoint)], capsys)

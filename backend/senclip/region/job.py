@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -132,6 +133,23 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, SenclipError) else f"{name}: {exc}"
 
 
+def _remove_stale_work(folder: Path) -> None:
+    """Staging folders of runs on this host whose process is gone (killed: it could not clean up)."""
+    if not folder.is_dir():
+        return
+    host = socket.gethostname()
+    for d in folder.iterdir():
+        h, _, rest = d.name.rpartition("-")[0].rpartition("-")
+        if h != host or not rest.isdigit():
+            continue
+        try:
+            os.kill(int(rest), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is a file; give a folder for the regional outputs")
@@ -191,7 +209,8 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
             todo.append(s)
     feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo)} already done with these settings, "
                   f"{len(todo)} to map")
-    work = out / manifest.WORK_DIR / uuid.uuid4().hex[:12]
+    _remove_stale_work(out / manifest.WORK_DIR)
+    work = out / manifest.WORK_DIR / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     info = {"scheduler": None, "workers": None, "dashboard": None}
     man = {"format": manifest.FORMAT, "version": manifest.VERSION, "settings": settings, "settings_key": key,
            "overlap": overlap, "mosaic_crs": mosaic_crs, "cluster": info}
