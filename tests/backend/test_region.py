@@ -282,3 +282,36 @@ def test_corrupt_scene_fails_alone_and_rerun_redoes_only_it(items, tmp_path, tin
     assert all(r["status"] == "done" for r in st.values())
     assert {i: st[i]["finished"] for i in finished} == finished and all(st[i]["resumed"] for i in finished)
     assert not st["S2A_20170417T102101_c"].get("resumed")
+
+
+def test_sigterm_stops_own_cluster_and_leaves_only_complete_outputs(items, tmp_path, tiny_checkpoint):
+    """SIGTERM while the command's own LocalCluster works: exit 130, worker processes gone, no
+    staging left, and every scene map present is complete (has its record)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    root, its = items
+    cat = rd.write_catalog(root, its, ids=BERLIN)
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-m", "senclip.cli.main", "-q", "map-region", str(cat), "--out", str(out),
+                             "--workers", "1", "--no-dashboard", *map(str, common(tiny_checkpoint))],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (out / "manifest.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the manifest is written once the tasks are submitted
+    assert proc.poll() is None, proc.communicate()
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert children, "no cluster processes were started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, f"cluster processes still running: {alive}"
+    assert not (out / ".senclip-work").exists()
+    for tif in (out / "scenes").glob("*.tif"):
+        assert json.loads(tif.with_suffix(".json").read_text())["status"] == "done"
+    assert not [p for p in (out / "scenes").iterdir() if p.name.startswith(".")]
