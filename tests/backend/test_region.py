@@ -118,7 +118,8 @@ def test_mosaic_of_synthetic_maps_with_cloud(tmp_path):
     assert (cls[:, 4:6] == 2).all()  # a's cloud loses to b's class
     assert (cls[:, 6:] == 2).all()  # only b
     assert res.area_m2 == {"A": 16 * 320**2, "B": 16 * 320**2, "C": 0.0}
-    assert res.vrt.is_file()
+    view, vt = read_band(res.vrt)  # the quick view: the last listed (newest) map shows where they overlap
+    assert vt == t and view[0].tolist() == [1, 1, 2, 2, 2, 2, 2, 2]
 
 
 # --- whole runs ----------------------------------------------------------------------------------

@@ -68,11 +68,10 @@ def combine(cls: np.ndarray, conf: np.ndarray, k: int, rule: str = "confidence")
     votes = np.zeros((k, h, w), dtype=np.int32)
     best = np.zeros((k, h, w), dtype=np.int32)
     for c, p in zip(cls, conf):
-        real = (c >= 1) & (c <= k)
-        idx = np.where(real, c.astype(np.int64) - 1, 0)
-        np.add.at(votes, (idx[real], *np.nonzero(real)), 1)
-        cur = np.take_along_axis(best, idx[None], 0)[0]
-        np.put_along_axis(best, idx[None], np.where(real, np.maximum(cur, p), cur)[None], 0)
+        for j in range(k):
+            hit = c == j + 1
+            votes[j] += hit
+            np.maximum(best[j], np.where(hit, p, 0), out=best[j])
     seen = votes > 0
     if rule == "confidence":
         key = best * 1_000_000 + votes
@@ -228,7 +227,7 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
             feedback.finish()
         path = _publish_cog(Path(tmp), out_dir / "mosaic.tif", work, pam_xml(classes, class_colors(classes)),
                             qml(classes, class_colors(classes)))
-        vrt = _build_vrt([Path(m) for m in maps], [s.crs for s in srcs], dst_crs, out_dir)
+        vrt = _build_vrt([Path(m) for m in maps], [s.crs for s in srcs], dst_crs, out_dir, transform, width, height)
         metric = all(r is not None for r in ratios)
         return MosaicResult(
             path=path, vrt=vrt, crs=dst_crs.to_string(), width=width, height=height, resolution=res, rule=rule,
@@ -278,25 +277,13 @@ def _publish_cog(tmp: Path, dst: Path, work: Path, aux: str, style: str) -> Path
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _build_vrt(maps: list[Path], crss, dst_crs, out_dir: Path) -> Path:
-    """``mosaic.vrt`` over the per-scene COGs, for a quick look without the rule: where scenes
+def _build_vrt(maps: list[Path], crss, dst_crs, out_dir: Path, transform, width, height) -> Path:
+    """``mosaic.vrt`` over the per-scene COGs, for a quick look without the rule: where they
     overlap the last one listed (the newest) shows. Maps in another CRS enter through a warped
     VRT beside them (``<id>.warped.vrt``)."""
-    from osgeo import gdal
+    from .vrt import mosaic_vrt, warped_vrt
 
-    gdal.UseExceptions()
-    srcs = []
-    for m, c in zip(maps, crss):
-        if c == dst_crs:
-            srcs.append(str(m))
-        else:
-            wv = m.with_name(m.stem + ".warped.vrt")
-            gdal.Warp(str(wv), str(m), format="VRT", dstSRS=dst_crs.to_wkt(), resampleAlg="near", srcNodata=0,
-                      dstNodata=0)
-            srcs.append(str(wv))
-    dst = out_dir / "mosaic.vrt"
-    tmp = out_dir / f".mosaic.{os.getpid()}.tmp.vrt"
-    ds = gdal.BuildVRT(str(tmp), srcs, srcNodata=0, VRTNodata=0)
-    ds = None  # noqa: F841 - closing writes the file
-    os.replace(tmp, dst)
-    return dst
+    srcs = [m if c == dst_crs else warped_vrt(m, dst_crs, m.with_name(m.stem + ".warped.vrt"))
+            for m, c in zip(maps, crss)]
+    return mosaic_vrt(srcs, out_dir / "mosaic.vrt", crs=dst_crs, transform=transform, width=width, height=height,
+                      band_names=BAND_NAMES)

@@ -55,21 +55,10 @@ def cached_model(args: dict):
 def stac_vrt(scene, folder: Path) -> Path:
     """A 3-band VRT (red, green, blue: the band order ``senclip`` reads from 3-band rasters) over
     the item's band assets; GDAL reads them window by window when the VRT is read."""
-    from osgeo import gdal
+    from .vrt import stack_vrt
 
-    gdal.UseExceptions()
-    vrt = Path(folder) / f"{scene.id}.vrt"
     srcs = [scene.assets[r] for r in ("red", "green", "blue")]
-    try:
-        ds = gdal.BuildVRT(str(vrt), srcs, separate=True, resolution="highest")
-    except RuntimeError as e:
-        raise InputError(f"cannot read the band assets of STAC item {scene.id} ({e})") from None
-    if ds is None:
-        raise InputError(f"cannot read the band assets of STAC item {scene.id} ({gdal.GetLastErrorMsg()})")
-    for i, name in enumerate(("B04", "B03", "B02"), start=1):
-        ds.GetRasterBand(i).SetDescription(name)
-    ds = None
-    return vrt
+    return stack_vrt(srcs, Path(folder) / f"{scene.id}.vrt", ["B04", "B03", "B02"])
 
 
 def bbox_bounds(path, bbox, bands=None) -> list[float]:
