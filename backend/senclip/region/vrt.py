@@ -47,7 +47,7 @@ def stack_vrt(sources: list[str], path: Path, names: list[str]) -> Path:
                     f"    <Description>{escape(name)}</Description>\n"
                     f'    <SimpleSource>\n      <SourceFilename relativeToVRT="0">{escape(src)}</SourceFilename>\n'
                     f"      <SourceBand>1</SourceBand>\n    </SimpleSource>\n  </VRTRasterBand>\n")
-    return _write(Path(path), _header(w, h, t, crs) + "".join(body) + "</VRTDataset>\n")
+    return _write(Path(path), _header(w, h, crs, t) + "".join(body) + "</VRTDataset>\n")
 
 
 def warped_vrt(src_path: Path, crs, path: Path) -> Path:
