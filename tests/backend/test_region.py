@@ -134,6 +134,7 @@ def test_static_catalog_on_local_cluster_then_resume(items, tmp_path, tiny_check
     recs = {r["id"]: r for r in man["scenes"]}
     assert set(recs) == set(BERLIN) and all(r["status"] == "done" for r in recs.values())
     assert man["summary"]["done"] == 3 and man["cluster"]["workers"] == 2
+    assert man["cluster"]["dashboard"].startswith("http://")  # an existing scheduler's dashboard is announced
     # one model per worker process: each process loaded it at most once
     loads = [r["pid"] for r in recs.values() if r["model_loaded_here"]]
     assert len(loads) == len(set(loads)) and len(loads) <= 2

@@ -88,18 +88,19 @@ def _cluster(scheduler, workers, threads, dashboard: bool):
     if quiet:  # Dask logs every worker start and stop at INFO: keep the console for our own lines
         logging.getLogger("distributed").setLevel(logging.WARNING)
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":8787" if dashboard else None, env=env,
+                           dashboard_address=":8787" if dashboard else ":0", env=env,
                            silence_logs=logging.WARNING if quiet else False)
     return Client(cluster), cluster
 
 
-def _dashboard(client, cluster) -> str | None:
-    """The dashboard's address, when there is one (it needs bokeh; a LocalCluster may run without)."""
+def _dashboard(client, cluster, wanted: bool) -> str | None:
+    """The dashboard's address, when there is one: it needs bokeh, and our own LocalCluster only
+    advertises it when asked (with --no-dashboard it sits on a random port, unannounced)."""
     try:
         import bokeh  # noqa: F401
     except ImportError:
         return None
-    if cluster is not None and cluster.scheduler is not None and "dashboard" not in cluster.scheduler.services:
+    if cluster is not None and not wanted:
         return None
     return client.dashboard_link
 
@@ -258,7 +259,7 @@ def _run_tasks(todo, records, out, work, classify_kwargs, key, prompt_set, bbox,
         try:
             client, cluster = _cluster(scheduler, workers, threads, dashboard)
             info.update(scheduler=client.scheduler.address, workers=len(client.scheduler_info()["workers"]),
-                        dashboard=_dashboard(client, cluster))
+                        dashboard=_dashboard(client, cluster, dashboard))
             if info["dashboard"]:
                 feedback.info(f"Dask dashboard: {info['dashboard']}")
             futures = {}
