@@ -38,9 +38,10 @@ class MapRegionAlgorithm(SenclipAlgorithm):
             self.STAC, self.tr("STAC ItemCollection or catalog JSON (file path or URL)"), optional=True))
         self.add_prompt_params()
         self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, self.tr("Model"), options=catalog.model_ids(), defaultValue=0))
+            self.MODEL, self.tr("Model (auto = default model, or the checkpoint's own architecture)"),
+            options=catalog.model_choices(), defaultValue=catalog.MODEL_AUTO, usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; overrides the model)"),
+            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; wins over the model)"),
             optional=True))
         self.add_runtime_params()
         self.addParameter(QgsProcessingParameterEnum(
@@ -75,9 +76,7 @@ class MapRegionAlgorithm(SenclipAlgorithm):
             raise QgsProcessingException(self.tr(
                 "Give the scenes (INPUTS: raster layers or files) or a STAC JSON (STAC: file or URL)"))
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
-        model = None
-        if not checkpoint or parameters.get(self.MODEL) is not None:
-            model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
+        model = self.model_choice(parameters, checkpoint, feedback)
         stride = parameters.get(self.STRIDE)
         workers = parameters.get(self.WORKERS)
         args = {

@@ -27,6 +27,7 @@ def cli(ctx, verbose, quiet):
 
 
 def _register() -> None:
+    from .bundle import bundle
     from .classify import classify
     from .demo import demo
     from .diagnostics import diagnostics
@@ -34,7 +35,7 @@ def _register() -> None:
     from .map_region import map_region
     from .models import models
 
-    for cmd in (classify, embed, models, demo, diagnostics, map_region):
+    for cmd in (classify, embed, models, demo, diagnostics, bundle, map_region):
         cli.add_command(cmd)
 
 
