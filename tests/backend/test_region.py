@@ -317,3 +317,56 @@ def test_sigterm_stops_own_cluster_and_leaves_only_complete_outputs(items, tmp_p
     for tif in (out / "scenes").glob("*.tif"):
         assert json.loads(tif.with_suffix(".json").read_text())["status"] == "done"
     assert not [p for p in (out / "scenes").iterdir() if p.name.startswith(".")]
+
+
+def test_scene_discovery_from_folders_globs_and_products(tmp_path):
+    """Products are handed to the scene opener as they are: .SAFE folders, .SAFE.zip, band folders,
+    GeoTIFFs; hidden entries (our own staging) are never scenes."""
+    from senclip.errors import InputError
+    from senclip.region.sources import discover
+
+    d = tmp_path / "products"
+    (d / "S2B_MSIL2A_20240701T101559_N0510_R065_T32UPU_20240701T130000.SAFE").mkdir(parents=True)
+    (d / "S2A_MSIL1C_20240611T101601_N0510_R065_T32UPU_20240611T120000.SAFE.zip").write_bytes(b"")
+    (d / "bands").mkdir()
+    for b in ("B02", "B03", "B04"):
+        (d / "bands" / f"T32UPU_20240621T101559_{b}.jp2").write_bytes(b"")
+    (d / "cog_20240630T101559.tif").write_bytes(b"")
+    (d / ".senclip-work").mkdir()
+    (d / "notes.txt").write_text("x")
+    got = {s.id: s for s in discover([d])}
+    assert set(got) == {"S2B_MSIL2A_20240701T101559_N0510_R065_T32UPU_20240701T130000",
+                        "S2A_MSIL1C_20240611T101601_N0510_R065_T32UPU_20240611T120000", "bands", "cog_20240630T101559"}
+    assert got["cog_20240630T101559"].datetime == "2024-06-30T10:15:59Z"
+    assert got["bands"].path == str(d / "bands")
+    assert [s.id for s in discover([str(d / "*.tif"), d / "cog_20240630T101559.tif"])] == ["cog_20240630T101559"]
+    with pytest.raises(InputError, match="matches no file"):
+        discover([str(d / "*.jp2")])
+    with pytest.raises(InputError, match="no Sentinel-2 scenes"):
+        discover([d / ".senclip-work"])
+
+
+def test_stac_assets_by_key_or_common_name():
+    import pystac
+
+    from senclip.errors import InputError
+    from senclip.region.stac import item_to_scene
+
+    def item(assets, props=None):
+        it = pystac.Item("T32UPU_x", None, None, pystac.utils.str_to_datetime("2024-07-01T10:00:00Z"),
+                         dict({"s2:processing_baseline": "05.10"}, **(props or {})))
+        for k, (href, common) in assets.items():
+            it.add_asset(k, pystac.Asset(href, media_type="image/tiff; application=geotiff",
+                                         extra_fields={"eo:bands": [{"name": k, "common_name": common}]} if common else {}))
+        return it
+
+    pc = item_to_scene(item({"B04": ("https://x/B04.tif", None), "B03": ("https://x/B03.tif", None),
+                             "B02": ("s3://bucket/B02.tif", None), "SCL": ("https://x/SCL.tif", None)}))
+    assert pc.assets == {"red": "/vsicurl/https://x/B04.tif", "green": "/vsicurl/https://x/B03.tif",
+                         "blue": "/vsis3/bucket/B02.tif"}
+    assert pc.scl == "/vsicurl/https://x/SCL.tif" and (pc.offset, pc.scale) == (-1000.0, 10000.0)
+    odd = item_to_scene(item({"band_4": ("https://x/4.tif", "red"), "band_3": ("https://x/3.tif", "green"),
+                              "band_2": ("https://x/2.tif", "blue")}))
+    assert odd.assets["red"].endswith("4.tif") and odd.assets["blue"].endswith("2.tif")
+    with pytest.raises(InputError, match="no blue asset"):
+        item_to_scene(item({"red": ("https://x/4.tif", "red"), "green": ("https://x/3.tif", "green")}))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..scene import _BAND_FILE, find_band_files
+from ..s2product import _BAND, find_product, norm_band
 
 PRODUCT_SUFFIXES = (".tif", ".tiff", ".vrt")
 STAC_SUFFIXES = (".json", ".geojson")
@@ -87,8 +87,15 @@ def _stem(p: Path) -> str:
 
 
 def _is_band_folder(d: Path) -> bool:
-    names = {m.group(1).upper() for f in d.iterdir() if f.is_file() and (m := _BAND_FILE.search(f.name))}
-    return {"B02", "B03", "B04"} <= {("B" + n[1:].zfill(2)) if n != "B8A" else n for n in names}
+    names = {norm_band(m.group(1)) for f in d.iterdir() if f.is_file() and (m := _BAND.search(f.name))}
+    return {"B02", "B03", "B04"} <= names
+
+
+def _has_bands_below(d: Path) -> bool:
+    try:
+        return {"B02", "B03", "B04"} <= set(find_product(d).bands)
+    except InputError:
+        return False
 
 
 def _is_product(p: Path) -> bool:
@@ -106,7 +113,7 @@ def _expand_dir(d: Path) -> list[Path]:
     products = [c for c in sorted(d.iterdir()) if _is_product(c)]
     if products:
         return products
-    if {"B02", "B03", "B04"} <= set(find_band_files(d)):
+    if _has_bands_below(d):
         return [d]  # a granule tree (IMG_DATA somewhere below)
     raise InputError(f"no Sentinel-2 scenes found in folder {str(d)!r}: expected .SAFE folders, .SAFE.zip files, "
                      "GeoTIFF/COG files or folders of band files (*_B04.jp2)")
