@@ -15,7 +15,7 @@ import traceback
 
 from .common import RESULTS, VIT_B32_GFLOP, Row, quick, setup_env
 
-SECTIONS = ("roofline", "encoder", "pipeline", "reprompt", "memory", "gpu")
+SECTIONS = ("roofline", "encoder", "pipeline", "reprompt", "memory", "gpu", "region")
 
 
 def main(argv=None) -> int:

@@ -15,6 +15,7 @@ from .algorithms.classify_embeddings import ClassifyEmbeddingsAlgorithm
 from .algorithms.download_weights import DownloadWeightsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.install_backend import InstallBackendAlgorithm
+from .algorithms.map_region import MapRegionAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icon.svg"
 
@@ -34,5 +35,5 @@ class SenclipProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for alg in (ClassifyAlgorithm(), EmbedAlgorithm(), ClassifyEmbeddingsAlgorithm(),
-                    InstallBackendAlgorithm(), DownloadWeightsAlgorithm()):
+                    InstallBackendAlgorithm(), DownloadWeightsAlgorithm(), MapRegionAlgorithm()):
             self.addAlgorithm(alg)

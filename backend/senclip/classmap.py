@@ -93,3 +93,5 @@ def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *
 def check_resolution(resolution: str) -> None:
     if resolution not in RESOLUTIONS:
         raise InputError(f"--resolution must be 'grid' or 'pixel', got {resolution!r}")
+
+CLOUD_VALUE = 255

@@ -339,7 +339,17 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
     return dict(base, inside=True, top=[{"class": names[i], "probability": float(p[i])} for i in order])
 
 
+def op_map_region(args: dict, feedback: Feedback, state: State) -> dict:
+    """Many scenes on Dask into per-scene COGs and a mosaic (``senclip map-region``)."""
+    from .region import map_region
+
+    args = dict(args)
+    inputs, out = args.pop("inputs", None) or [], args.pop("out")
+    return to_jsonable(map_region(inputs, out, feedback=feedback, **args))
+
+
 OPS = {
+    "map_region": op_map_region,
     "classify": op_classify, "embed": op_embed, "classify_store": op_classify_store,
     "selfcheck": op_selfcheck, "diagnostics": op_diagnostics, "load_store": op_load_store,
     "reclassify": op_reclassify, "probe": op_probe,
@@ -444,8 +454,12 @@ def serve(stdin=None, stdout=None, persistent: bool = False) -> int:
 
 
 def main() -> int:
-    out = sys.stdout
-    sys.stdout = sys.stderr  # only the Channel writes to the protocol pipe
+    # Only the Channel writes to the protocol pipe: it gets a private copy of fd 1, and fd 1 itself
+    # (C libraries, child processes such as Dask's workers) is pointed at stderr.
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     stopping.handle_sigterm(sigint=True)
     return serve(sys.stdin, out, persistent="--persistent" in sys.argv[1:])
 

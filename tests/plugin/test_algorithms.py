@@ -8,7 +8,7 @@ import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend",
-        "senclip:download_weights"}
+        "senclip:download_weights", "senclip:map_region"}
 
 
 def run(alg, params, feedback=None, context=None):

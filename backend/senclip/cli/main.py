@@ -33,9 +33,10 @@ def _register() -> None:
     from .demo import demo
     from .diagnostics import diagnostics
     from .embed import embed
+    from .map_region import map_region
     from .models import models
 
-    for cmd in (classify, embed, models, demo, diagnostics, bundle):
+    for cmd in (classify, embed, models, demo, diagnostics, bundle, map_region):
         cli.add_command(cmd)
 
 
