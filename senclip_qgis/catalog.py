@@ -18,6 +18,7 @@ STATIC_MODELS = [
 PROMPT_STYLES = ["ground", "aerial", "generic"]
 BACKENDS = ["torch", "onnx"]
 DEVICES = ["auto", "cpu", "cuda"]
+PRECISIONS = ["auto", "fp32", "bf16", "int8"]  # senclip.precision.PRECISIONS
 RESOLUTIONS = ["grid", "pixel"]
 STRETCHES = ["fixed", "chip-minmax"]
 CALIBRATIONS = ["none", "column-mean"]

@@ -80,19 +80,25 @@ def _versions(backend: str) -> dict:
     return v
 
 
-def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False):
+def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False, precision="auto"):
     if loaded is not None:
         return loaded
-    if int8 and backend != "onnx":
-        raise InputError("--int8 quantises the ONNX image encoder: use it with --backend onnx")
     from .models import load_model
 
+    if int8:  # the --int8 flag of earlier versions
+        warnings.warn("int8=True / --int8 is deprecated: use precision='int8' / --precision int8", DeprecationWarning,
+                      stacklevel=3)
     return load_model(model=model, checkpoint=checkpoint, arch=arch, backend=backend, device=device,
-                      offline=offline, int8=int8, feedback=feedback)
+                      offline=offline, precision="int8" if int8 else precision, feedback=feedback)
+
+
+def _precision_tag(meta: dict) -> dict:
+    """What the store's image embeddings were computed in (stores from before --precision: fp32)."""
+    return meta.get("precision") or {"precision": "fp32", "engine": meta.get("backend", ""), "reason": "not recorded"}
 
 
 def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
-          int8: bool = False,
+          precision: str = "auto", int8: bool = False,
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
           min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
@@ -108,8 +114,9 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
-        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
-        feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}; {grid.rows}×{grid.cols} tiles "
+        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
+        feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}, {lm.precision} on {lm.engine or lm.backend}"
+                      f"{f' ({lm.precision_reason})' if lm.precision_reason else ''}; {grid.rows}×{grid.cols} tiles "
                       f"of {grid.tile} px, stride {grid.stride}")
         if lm.untrained:
             feedback.warning(UNTRAINED_NOTE)
@@ -119,6 +126,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
             "grid_transform": list(grid.transform(scene.transform))[:6], "crs": scene.crs.to_wkt(),
             "area_transform": list(scene.transform)[:6], "source": scene.fingerprint(),
             "mask": str(Path(mask).resolve()) if mask else None, "backend": lm.backend, "device": lm.device,
+            "precision": lm.precision_record(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(lm.backend),
         }
@@ -163,10 +171,15 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     prepare_output(out, overwrite)
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     meta = st.meta
-    if model is None and checkpoint is None and loaded_model is None:
+    lm = loaded_model
+    if lm is None and checkpoint is None and model in (None, meta["model"]["model_id"]):
+        from .models import load_text_model  # re-prompting needs the text encoder alone
+
+        lm = load_text_model(meta["model"], feedback=feedback)
+    if model is None and checkpoint is None and lm is None:
         model, checkpoint = (None, meta.get("checkpoint_path")) if meta["model"]["model_id"].startswith("checkpoint:") \
             else (meta["model"]["model_id"], None)
-    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, lm, precision="fp32")
     st.check_model(lm.record())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -192,6 +205,7 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         "SENCLIP_BACKEND": meta.get("backend", lm.backend), "SENCLIP_DEVICE": meta.get("device", lm.device),
         "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
         "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": f"{lm.backend}/{lm.device}",
+        "SENCLIP_PRECISION": _precision_tag(meta),
     }
     if lm.untrained or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
@@ -258,7 +272,7 @@ def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
 def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
              model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
-             int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
+             precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False,
              offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
@@ -291,7 +305,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
-    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
                     checkpoint=checkpoint, feedback=feedback, loaded_model=lm)

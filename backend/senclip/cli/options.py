@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..precision import PRECISIONS
 from ..prompts import STYLES
 from ..scene import DEFAULT_MAX_REFLECTANCE
 from ..tiling import DEFAULT_MIN_VALID, DEFAULT_TILE
@@ -27,8 +28,12 @@ model_options = _stack(
                  help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="auto uses CUDA when available and says which device ran."),
-    click.option("--int8", is_flag=True,
-                 help="With --backend onnx: int8-quantised image encoder (about 1.9x faster on CPU; cosine to fp32 >= 0.999)."),
+    click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+                 help="Number format of the image encoder. auto: the fastest this CPU and install run that keeps "
+                      "cosine >= 0.999 to fp32 (AMX + OpenVINO: bf16; VNNI or AVX2 with --backend onnx: int8, once "
+                      "checked on real chips; else fp32), recorded in every output. bf16 needs AMX/AVX512_BF16 "
+                      "(or CUDA with torch) and, with --backend onnx, OpenVINO; int8 needs --backend onnx."),
+    click.option("--int8", is_flag=True, help="Deprecated: same as --precision int8."),
     click.option("--offline", is_flag=True, help="Never download; use cached weights only."),
 )
 

@@ -106,17 +106,24 @@ def embed_dim_of(model) -> int:
 
 class TorchImageEncoder:
     backend = "torch"
+    engine = "torch"
 
-    def __init__(self, model, preprocess: Preprocess, device: str = "auto") -> None:
+    def __init__(self, model, preprocess: Preprocess, device: str = "auto", precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise BackendUnavailableError(f"the torch backend runs fp32 or bf16, not {precision!r}")
         self.device = pick_device(device)
         self.module = ChipEncoder(model, preprocess).to(self.device).eval()
         self.embed_dim = embed_dim_of(model)
+        self.precision = precision
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
         chips = check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        with torch.inference_mode():
+        # bf16 by autocast: matrix products in bf16 (AMX on CPU, tensor cores on CUDA); the uint8
+        # chips go to the device as they are and are resized and normalised there
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        with torch.inference_mode(), torch.autocast(kind, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.module(torch.from_numpy(chips).to(self.device))
         return out.float().cpu().numpy()
 
