@@ -246,4 +246,4 @@ def test_reprompting_from_a_store_loads_only_the_onnx_text_encoder(s2_scene, tmp
                      checkpoint=tiny_checkpoint, backend="torch")
     with rasterio.open(tmp_path / "m.tif") as a, rasterio.open(tmp_path / "ref.tif") as b:
         assert (a.read(1) == b.read(1)).mean() >= 0.99
-    assert ref_tags["SENCLIP_CHECKSUM_SHA256"] == b.tags()["SENCLIP_CHECKSUM_SHA256"]
+        assert ref_tags["SENCLIP_CHECKSUM_SHA256"] == b.tags()["SENCLIP_CHECKSUM_SHA256"]
