@@ -39,6 +39,7 @@ class EmbedResult:
     model: dict
     backend: str
     device: str
+    precision: dict | None = None  # how the image encoder ran: precision, engine, why
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ClassifyResult:
     device: str
     unclassified: int = 0
     warnings: list[str] = field(default_factory=list)
+    precision: dict | None = None  # how the store's image embeddings were computed
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -139,7 +141,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
             path = writer.commit()
-    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
+    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device, lm.precision_record())
 
 
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
@@ -238,7 +240,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         path=path, classes=names, counts=counts,
         area_m2={n: c * px_area for n, c in counts.items()} if metric else None,
         mean_confidence=conf, model=lm.record(), backend=lm.backend, device=lm.device,
-        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught])
+        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught],
+        precision=_precision_tag(meta))
 
 
 class _PixelValidity:

@@ -33,7 +33,8 @@ model_options = _stack(
                       "cosine >= 0.999 to fp32 (AMX + OpenVINO: bf16; VNNI or AVX2 with --backend onnx: int8, once "
                       "checked on real chips; else fp32), recorded in every output. bf16 needs AMX/AVX512_BF16 "
                       "(or CUDA with torch) and, with --backend onnx, OpenVINO; int8 needs --backend onnx."),
-    click.option("--int8", is_flag=True, help="Deprecated: same as --precision int8."),
+    click.option("--int8", is_flag=True, callback=lambda ctx, param, v: _deprecated_int8(v),
+                 help="Deprecated: same as --precision int8."),
     click.option("--offline", is_flag=True, help="Never download; use cached weights only."),
 )
 
@@ -69,6 +70,12 @@ prompt_options = _stack(
     click.option("--prompt-style", type=click.Choice(list(STYLES)), default="ground", show_default=True,
                  help="Built-in prompts: ground-level descriptions (SenCLIP), aerial, or generic templates."),
 )
+
+
+def _deprecated_int8(value: bool) -> bool:
+    if value:
+        click.echo("warning: --int8 is deprecated; use --precision int8", err=True)
+    return value
 
 
 def parse_bounds(value):
