@@ -77,5 +77,7 @@ class OpenVinoImageEncoder:
         chips = check_chips(chips)
         if len(chips) == 0:
             return np.zeros((0, self.embed_dim), np.float32)
-        out = self.request.infer({0: chips})[0]
-        return np.array(out, dtype=np.float32)  # a copy: the request reuses its output buffer
+        out = np.array(self.request.infer({0: chips})[0], dtype=np.float32)  # a copy: the buffer is reused
+        # unit length in fp32: under bf16 the graph's own normalisation may run in bf16 (rows ~0.3 % off)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
