@@ -123,12 +123,12 @@ def run(roofline_chips_s: float, ctx: dict) -> list[Row]:
     emb = {}
     for label, enc, _ in engines:  # warm-up batch each
         enc.encode_chips(chips[:BATCH])
+    limits.measure_round()
     for _ in range(rounds):
-        limits.measure_round()
-        for label, enc, _ in engines:
+        for label, enc, _ in engines:  # a limit sample before and after every engine pass
             emb[label], rate = _pass(enc, chips)
             best[label] = max(best[label], rate)
-    limits.measure_round()
+            limits.measure_round()
     ctx["limits"] = limits
     ref = emb["ONNX Runtime fp32"]
     cls = ctx["lm_fp32"].text.encode_texts([f"a satellite photo of {c.lower()}." for c in CLASSES])
@@ -146,12 +146,15 @@ def run(roofline_chips_s: float, ctx: dict) -> list[Row]:
         lim = limits.chips_per_s(fmt)
         r = best[label]
         ok = None if label == "ONNX Runtime fp32" else bool(cos.min() >= 0.999)
+        disturbed = bool(lim and r > lim)
         rows.append(Row("encoder", label, r, "chips/s", lim, f"{fmt} GEMM limit", r / lim if lim else None,
                         "cos >= 0.999", ok,
-                        note=f"{r / r_ort:.2f}x ORT fp32; cosine to ORT fp32 min {cos.min():.6f} mean {cos.mean():.6f}; "
+                        note=("LIMIT DISTURBED: the machine was too busy to measure its own GEMM limit (ratio > 1 "
+                              "is not real; rerun on a quiet machine); " if disturbed else "")
+                        + f"{r / r_ort:.2f}x ORT fp32; cosine to ORT fp32 min {cos.min():.6f} mean {cos.mean():.6f}; "
                              f"top-1 agreement {agree:.3f} (where the fp32 margin >= 0.005, {decided.mean():.0%} of "
                              f"chips: {agree_d:.3f})",
-                        extra={"x_ort_fp32": r / r_ort, "cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
+                        extra={"limit_disturbed": disturbed, "x_ort_fp32": r / r_ort, "cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
                                "top1": agree, "top1_decided": agree_d}))
     rows.append(Row("encoder", "precision auto chose", None, "", note=f"{auto.engine} {auto.precision}: "
                     f"{auto.precision_reason}; load {ctx['load_auto']:.1f} s",
