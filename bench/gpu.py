@@ -23,7 +23,7 @@ def run(roof: float, ctx: dict) -> list[Row]:
         return _not_measured("no GPU")
     from senclip.models import load_model
 
-    lm = load_model("untrained-smoke", backend="torch", device="cuda")
+    lm = load_model("untrained-smoke", backend="torch", device="cuda", precision="auto")  # bf16 autocast on CUDA
     mod = lm.image.module
     batch = 1024
     chips = torch.randint(0, 256, (batch, 3, 64, 64), dtype=torch.uint8, device="cuda")
@@ -71,5 +71,6 @@ def run(roof: float, ctx: dict) -> list[Row]:
     rate = n / dt
     rows.append(Row("gpu", "end to end classify", rate, "chips/s", H100_LIMIT_CHIPS_S, "H100 limit",
                     rate / H100_LIMIT_CHIPS_S, ">= 20k chips/s", rate >= 20_000,
-                    note=f"{size}² synthetic scene, {n} cells, {dt:.1f} s, as shipped (fp32 unless the encoder casts)"))
+                    note=f"{size}² synthetic scene, {n} cells, {dt:.1f} s, as shipped ({lm.engine} {lm.precision}: "
+                         f"{lm.precision_reason})"))
     return rows

@@ -19,7 +19,6 @@ CLASSES = "Forest;Sea or Lake;Annual Crop Land;Residential Buildings"
 
 def _scenes(n: int, size: int):
     import rasterio
-    from rasterio.windows import Window
 
     from .encoder import demo_scene
     from senclip.scene import open_scene

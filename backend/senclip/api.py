@@ -6,7 +6,6 @@ prompts into a class map (only the text encoder runs); ``classify`` does both in
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 import tempfile
 import warnings
@@ -40,6 +39,7 @@ class EmbedResult:
     model: dict
     backend: str
     device: str
+    precision: dict | None = None  # how the image encoder ran: precision, engine, why
 
 
 @dataclass
@@ -54,6 +54,7 @@ class ClassifyResult:
     device: str
     unclassified: int = 0
     warnings: list[str] = field(default_factory=list)
+    precision: dict | None = None  # how the store's image embeddings were computed
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -81,19 +82,25 @@ def _versions(backend: str) -> dict:
     return v
 
 
-def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False):
+def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False, precision="auto"):
     if loaded is not None:
         return loaded
-    if int8 and backend != "onnx":
-        raise InputError("--int8 quantises the ONNX image encoder: use it with --backend onnx")
     from .models import load_model
 
+    if int8:  # the --int8 flag of earlier versions
+        warnings.warn("int8=True / --int8 is deprecated: use precision='int8' / --precision int8", DeprecationWarning,
+                      stacklevel=3)
     return load_model(model=model, checkpoint=checkpoint, arch=arch, backend=backend, device=device,
-                      offline=offline, int8=int8, feedback=feedback)
+                      offline=offline, precision="int8" if int8 else precision, feedback=feedback)
+
+
+def _precision_tag(meta: dict) -> dict:
+    """What the store's image embeddings were computed in (stores from before --precision: fp32)."""
+    return meta.get("precision") or {"precision": "fp32", "engine": meta.get("backend", ""), "reason": "not recorded"}
 
 
 def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
-          int8: bool = False,
+          precision: str = "auto", int8: bool = False,
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
           min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
@@ -109,8 +116,9 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
-        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
-        feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}; {grid.rows}×{grid.cols} tiles "
+        lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
+        feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}, {lm.precision} on {lm.engine or lm.backend}"
+                      f"{f' ({lm.precision_reason})' if lm.precision_reason else ''}; {grid.rows}×{grid.cols} tiles "
                       f"of {grid.tile} px, stride {grid.stride}")
         if lm.untrained:
             feedback.warning(UNTRAINED_NOTE)
@@ -120,6 +128,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
             "grid_transform": list(grid.transform(scene.transform))[:6], "crs": scene.crs.to_wkt(),
             "area_transform": list(scene.transform)[:6], "source": scene.fingerprint(),
             "mask": str(Path(mask).resolve()) if mask else None, "backend": lm.backend, "device": lm.device,
+            "precision": lm.precision_record(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "versions": _versions(lm.backend),
         }
@@ -132,7 +141,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
             path = writer.commit()
-    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
+    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device, lm.precision_record())
 
 
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
@@ -164,10 +173,15 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     prepare_output(out, overwrite)
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     meta = st.meta
-    if model is None and checkpoint is None and loaded_model is None:
+    lm = loaded_model
+    if lm is None and checkpoint is None and model in (None, meta["model"]["model_id"]):
+        from .models import load_text_model  # re-prompting needs the text encoder alone
+
+        lm = load_text_model(meta["model"], feedback=feedback)
+    if model is None and checkpoint is None and lm is None:
         model, checkpoint = (None, meta.get("checkpoint_path")) if meta["model"]["model_id"].startswith("checkpoint:") \
             else (meta["model"]["model_id"], None)
-    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, lm, precision="fp32")
     st.check_model(lm.record())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -193,6 +207,7 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         "SENCLIP_BACKEND": meta.get("backend", lm.backend), "SENCLIP_DEVICE": meta.get("device", lm.device),
         "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
         "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": f"{lm.backend}/{lm.device}",
+        "SENCLIP_PRECISION": _precision_tag(meta),
     }
     if lm.untrained or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
@@ -224,7 +239,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         path=path, classes=names, counts=counts,
         area_m2={n: c * px_area for n, c in counts.items()} if metric else None,
         mean_confidence=conf, model=lm.record(), backend=lm.backend, device=lm.device,
-        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught])
+        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught],
+        precision=_precision_tag(meta))
 
 
 class _PixelValidity:
@@ -258,7 +274,7 @@ def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
 def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
              model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
-             int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
+             precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False,
              offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
@@ -293,7 +309,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
-    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8)
+    lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
                     checkpoint=checkpoint, feedback=feedback, loaded_model=lm)

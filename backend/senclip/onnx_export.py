@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -155,3 +156,34 @@ def _quantize(path: Path) -> None:
     quantize_dynamic(str(src), str(path), weight_type=getattr(QuantType, INT8_SETTINGS["weight_type"]),
                      reduce_range=INT8_SETTINGS["reduce_range"], per_channel=INT8_SETTINGS["per_channel"])
     src.unlink()
+
+
+def quantize_export(fp32_dir: str | Path, out_dir: str | Path, feedback: Feedback | None = None) -> Path:
+    """The int8 export made from an fp32 one: the image encoder quantised (``INT8_SETTINGS``), the
+    text encoder copied. Needs onnx and onnxruntime, not torch, so a torch-free install can make it.
+    Built in a temporary sibling folder and renamed, like :func:`export_onnx`."""
+    import onnx
+
+    feedback = feedback or Feedback()
+    fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
+    t0 = time.perf_counter()
+    feedback.info(f"quantising the image encoder of {fp32_dir.name} to int8 (once)")
+    try:
+        staged = Staged(out_dir, folder=True)
+    except OSError as e:
+        raise OutputError(f"cannot write the int8 export to {out_dir}: {e.strerror or e}") from None
+    with staged as tmp:  # renamed to out_dir when the block ends; removed on any error or stop
+        shutil.copyfile(fp32_dir / TEXT_FILE, tmp / TEXT_FILE)
+        shutil.copyfile(fp32_dir / IMAGE_FILE, tmp / IMAGE_FILE)
+        meta = {p.key: p.value for p in onnx.load(str(tmp / IMAGE_FILE)).metadata_props}
+        _quantize(tmp / IMAGE_FILE)
+        meta.update({"senclip.int8": json.dumps(True), "senclip.int8_settings": json.dumps(INT8_SETTINGS)})
+        proto = onnx.load(str(tmp / IMAGE_FILE))
+        del proto.metadata_props[:]
+        for k, v in meta.items():
+            proto.metadata_props.add(key=k, value=v)
+        proto.producer_name = "senclip"
+        onnx.save(proto, str(tmp / IMAGE_FILE))
+    feedback.info(f"int8 export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
+    return out_dir
+

@@ -221,7 +221,7 @@ class CachingText:
         return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.embed_dim), np.float32)
 
 
-MODEL_KEYS = ("model", "checkpoint", "arch", "backend", "device", "offline", "int8")
+MODEL_KEYS = ("model", "checkpoint", "arch", "backend", "device", "offline", "int8", "precision")
 
 
 def _loaded(args: dict, feedback: Feedback, state: State):
@@ -233,6 +233,7 @@ def _loaded(args: dict, feedback: Feedback, state: State):
         lm = load_model(model=args.get("model"), checkpoint=args.get("checkpoint"), arch=args.get("arch"),
                         backend=args.get("backend", "torch"), device=args.get("device", "auto"),
                         offline=bool(args.get("offline", False)), int8=bool(args.get("int8", False)),
+                        precision=args.get("precision") or "auto",
                         feedback=feedback)
         state.models[key] = dataclasses.replace(lm, text=CachingText(lm.text))
     return state.models[key]
@@ -267,7 +268,8 @@ def _store_model_args(meta: dict, args: dict) -> dict:
     else:
         out = {"model": rec["model_id"], "checkpoint": None}
     out.update(arch=None, backend=args.get("backend", meta.get("backend", "torch")),
-               device=args.get("device", "auto"), offline=args.get("offline", False))
+               device=args.get("device", "auto"), offline=args.get("offline", False),
+               precision=args.get("precision"))
     return out
 
 

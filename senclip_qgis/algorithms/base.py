@@ -49,6 +49,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     STORE = "STORE"
     OFFLINE = "OFFLINE"
     INT8 = "INT8"
+    PRECISION = "PRECISION"
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
@@ -139,8 +140,12 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         self._advanced(QgsProcessingParameterEnum(
             self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
                                   "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
+        self._advanced(QgsProcessingParameterEnum(
+            self.PRECISION, self.tr("Precision of the image encoder (auto = fastest this CPU runs at cosine >= 0.999 "
+                                    "to fp32; int8 needs the ONNX backend, bf16 AMX/AVX512_BF16 or CUDA)"),
+            options=catalog.PRECISIONS, defaultValue=0))
         self._advanced(QgsProcessingParameterBoolean(
-            self.INT8, self.tr("int8 image encoder (ONNX backend only; about 1.9x faster on CPU)"),
+            self.INT8, self.tr("int8 image encoder (deprecated: same as precision int8)"),
             defaultValue=False))
         self._advanced(QgsProcessingParameterBoolean(
             self.OFFLINE, self.tr("Offline (use cached weights only)"), defaultValue=False))
@@ -192,6 +197,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             "offline": self.parameterAsBoolean(parameters, self.OFFLINE, context) or None,
             "stretch": self.enum_value(parameters, self.STRETCH, context, catalog.STRETCHES),
             "int8": self.parameterAsBoolean(parameters, self.INT8, context) or None,
+            "precision": self.enum_value(parameters, self.PRECISION, context, catalog.PRECISIONS),
         }
         args.update(self.runtime_args(parameters, context))
         if parameters.get(self.EXTENT) not in (None, ""):

@@ -84,10 +84,16 @@ class SenclipDock(QDockWidget):
         self.backend_combo.addItems(catalog.BACKENDS)
         self.device_combo = QComboBox(body)
         self.device_combo.addItems(catalog.DEVICES)
+        self.precision_combo = QComboBox(body)
+        self.precision_combo.addItems(catalog.PRECISIONS)
+        self.precision_combo.setToolTip(self.tr(
+            "auto: the fastest format this CPU runs at cosine >= 0.999 to fp32 (bf16 on AMX with OpenVINO, "
+            "int8 with the onnx backend); the choice is recorded in the output"))
         row = QHBoxLayout()
         row.addWidget(self.backend_combo)
         row.addWidget(self.device_combo)
-        form.addRow(self.tr("Backend / device"), row)
+        row.addWidget(self.precision_combo)
+        form.addRow(self.tr("Backend / device / precision"), row)
         self.style_combo = QComboBox(body)
         self.style_combo.addItems(catalog.PROMPT_STYLES)
         self.style_combo.currentIndexChanged.connect(self._schedule_rerun)
@@ -217,7 +223,8 @@ class SenclipDock(QDockWidget):
     def model_args(self) -> dict:
         checkpoint = self.checkpoint.filePath().strip() or None
         return {"model": None if checkpoint else self.model_combo.currentText(), "checkpoint": checkpoint,
-                "backend": self.backend_combo.currentText(), "device": self.device_combo.currentText()}
+                "backend": self.backend_combo.currentText(), "device": self.device_combo.currentText(),
+                "precision": self.precision_combo.currentText()}
 
     def run(self) -> None:
         """Embed if layer/extent/model changed since the last run, then re-classify."""
@@ -272,7 +279,8 @@ class SenclipDock(QDockWidget):
             self.reclassify()
 
         self.worker.request("load_store", {"store": str(store), "backend": self.backend_combo.currentText(),
-                                           "device": self.device_combo.currentText()}, loaded, self._failed)
+                                           "device": self.device_combo.currentText(),
+                                           "precision": self.precision_combo.currentText()}, loaded, self._failed)
 
     def reclassify(self) -> None:
         if self.store_key is None:

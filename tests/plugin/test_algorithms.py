@@ -164,10 +164,10 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
     params["MODEL"] = "clip-rn50-openai"  # a model chosen beside a checkpoint: the checkpoint wins
     assert alg.request_args(params, context, QgsProcessingFeedback())["model"] is None
-    assert args["stretch"] == "fixed" and args["int8"] is None
-    params.update(STRETCH=1, INT8=True, BACKEND=1)
+    assert args["stretch"] == "fixed" and args["int8"] is None and args["precision"] == "auto"
+    params.update(STRETCH=1, INT8=True, BACKEND=1, PRECISION=3)
     args = alg.request_args(params, context, QgsProcessingFeedback())
-    assert (args["stretch"], args["int8"], args["backend"]) == ("chip-minmax", True, "onnx")
+    assert (args["stretch"], args["int8"], args["backend"], args["precision"]) == ("chip-minmax", True, "onnx", "int8")
 
 
 def test_readme_documents_every_processing_parameter(provider):

@@ -93,7 +93,7 @@ def test_empty_class_table_is_reported_before_encoding(new_dock, project_dir):
 
 
 def test_web_layer_says_how_to_export_a_geotiff(new_dock, project_dir, provider, tmp_path):
-    from qgis.core import QgsProcessingContext, QgsProcessingException
+    from qgis.core import QgsProcessingException
 
     from senclip_qgis.algorithms.base import SenclipAlgorithm
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import site
 import subprocess
 from pathlib import Path
 

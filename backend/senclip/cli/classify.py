@@ -9,7 +9,9 @@ from .options import model_options, parse_bounds, prompt_options, tiling_options
 
 
 def report(res) -> str:
-    lines = [f"wrote {res.path} ({res.model['model_id']} on {res.backend}/{res.device})"]
+    prec = res.precision or {}
+    how = f", image encoder {prec['precision']} on {prec['engine']}" if prec.get("precision") else ""
+    lines = [f"wrote {res.path} ({res.model['model_id']} on {res.backend}/{res.device}{how})"]
     total = sum(res.counts.values()) or 1
     for name in res.classes:
         area = f"{res.area_m2[name] / 1e6:9.3f} km²" if res.area_m2 is not None else ""

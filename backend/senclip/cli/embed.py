@@ -23,4 +23,5 @@ def embed(ctx, input, out, bounds, **kw):
     fb = TqdmFeedback(quiet=ctx.obj["quiet"])
     res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)
     click.echo(f"wrote {res.path} ({res.chips} chips, grid {res.grid['rows']}×{res.grid['cols']}, "
-               f"{res.model['model_id']} on {res.backend}/{res.device})")
+               f"{res.model['model_id']} on {res.backend}/{res.device}, {res.precision['precision']} on "
+               f"{res.precision['engine']})")

@@ -27,8 +27,13 @@ model_options = _stack(
                  help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
     click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
                  help="auto uses CUDA when available and says which device ran."),
-    click.option("--int8", is_flag=True,
-                 help="With --backend onnx: int8-quantised image encoder (about 1.9x faster on CPU; cosine to fp32 >= 0.999)."),
+    click.option("--precision", type=click.Choice(choices("precision")), default=default("precision"), show_default=True,
+                 help="Number format of the image encoder. auto: the fastest this CPU and install run that keeps "
+                      "cosine >= 0.999 to fp32 (AMX + OpenVINO: bf16; VNNI or AVX2 with --backend onnx: int8, once "
+                      "checked on real chips; else fp32), recorded in every output. bf16 needs AMX/AVX512_BF16 "
+                      "(or CUDA with torch) and, with --backend onnx, OpenVINO; int8 needs --backend onnx."),
+    click.option("--int8", is_flag=True, callback=lambda ctx, param, v: _deprecated_int8(v),
+                 help="Deprecated: same as --precision int8."),
     click.option("--offline", is_flag=True, help="Never download; use cached weights only."),
 )
 
@@ -64,6 +69,12 @@ prompt_options = _stack(
     click.option("--prompt-style", type=click.Choice(choices("prompt_style")), default=default("prompt_style"), show_default=True,
                  help="Built-in prompts: ground-level descriptions (SenCLIP), aerial, or generic templates."),
 )
+
+
+def _deprecated_int8(value: bool) -> bool:
+    if value:
+        click.echo("warning: --int8 is deprecated; use --precision int8", err=True)
+    return value
 
 
 def parse_bounds(value):

@@ -43,12 +43,19 @@ class LoadedModel:
     untrained: bool
     backend: str
     device: str
-    image: ImageEncoder
+    image: ImageEncoder | None  # None: loaded for re-prompting only (text encoder alone)
     text: TextEncoder
+    precision: str = "fp32"  # what the image encoder computes in: fp32 | bf16 | int8
+    engine: str = ""  # what runs it: torch | onnxruntime | openvino
+    precision_reason: str = ""  # why --precision auto chose it, for the log and the run record
 
     @property
     def embed_dim(self) -> int:
-        return self.image.embed_dim
+        return (self.image or self.text).embed_dim
+
+    def precision_record(self) -> dict:
+        """How the image embeddings were computed; stores and GeoTIFF tags carry it."""
+        return {"precision": self.precision, "engine": self.engine or self.backend, "reason": self.precision_reason}
 
     def record(self) -> dict:
         """The identity an embedding store is bound to and that output tags carry."""

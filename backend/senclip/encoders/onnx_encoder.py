@@ -29,6 +29,14 @@ def _ort():
     return onnxruntime
 
 
+def cuda_available() -> bool:
+    """Whether this onnxruntime build has the CUDA provider (``--device auto`` then uses it)."""
+    try:
+        return "CUDAExecutionProvider" in _ort().get_available_providers()
+    except BackendUnavailableError:
+        return False
+
+
 def _session(path: Path, device: str):
     ort = _ort()
     if not path.is_file():
@@ -70,6 +78,7 @@ def _meta(sess, path: Path) -> dict:
 
 class OnnxImageEncoder:
     backend = "onnx"
+    engine = "onnxruntime"
 
     def __init__(self, path: str | Path, device: str = "auto") -> None:
         self.path = Path(path)
@@ -77,6 +86,7 @@ class OnnxImageEncoder:
         self.meta = _meta(self.session, self.path)
         self.embed_dim = int(self.meta["embed_dim"])
         self.preprocess = Preprocess.from_dict(json.loads(self.meta["preprocess"]))
+        self.precision = "int8" if json.loads(self.meta.get("int8", "false")) else "fp32"
         self._input = self.session.get_inputs()[0].name
 
     def encode_chips(self, chips: np.ndarray) -> np.ndarray:
