@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from .classify import classify as _classify_cmd
 
 # Every option of ``senclip classify`` that shapes the map is an option here too, taken from the
@@ -66,7 +67,7 @@ def report(res) -> str:
               help="STAC datetime or range for --stac, e.g. 2024-06-01/2024-08-31.")
 @click.option("--max-cloud", type=float, default=None, help="With --stac: only items with eo:cloud_cover below this (%).")
 @click.option("--limit", type=int, default=None, help="With --stac: at most this many items.")
-@click.option("--overlap", type=click.Choice(["confidence", "majority"]), default="confidence", show_default=True,
+@click.option("--overlap", type=click.Choice(choices("overlap")), default=default("overlap"), show_default=True,
               help="Where scenes overlap: the most confident observation wins, or the class seen most often over "
                    "the dates (cloud loses to any class).")
 @click.option("--mosaic-crs", default=None, metavar="CRS",

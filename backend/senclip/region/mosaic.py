@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import choices
 from ..classmap import CLOUD_VALUE
 from ..errors import InputError
 
-RULES = ("confidence", "majority")
+RULES = tuple(choices("overlap"))  # resources/options.json; the first is the default
 BLOCK = 512
 BAND_NAMES = ("class", "confidence (%)", "agreement (%)")
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "256", "OVERVIEW_RESAMPLING": "MODE", "BIGTIFF": "IF_SAFER"}
