@@ -16,7 +16,8 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from .colors import class_colors
+from .classmap import CLOUD_LABEL, CLOUD_VALUE
+from .colors import CLOUD_COLOR, class_colors
 from .store import prepare_output
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
@@ -24,8 +25,9 @@ PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "bloc
 BAND_NAMES = ("class", "confidence (%)", "margin (%)")
 
 
-def encode_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %."""
+def encode_probabilities(probs: np.ndarray, valid: np.ndarray, cloud: np.ndarray | None = None) -> np.ndarray:
+    """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %.
+    Pixels in ``cloud`` (and not valid) get class :data:`CLOUD_VALUE` and no confidence."""
     out = np.zeros((3,) + valid.shape, dtype=np.uint8)
     if probs.shape[0] == 1:
         top1, second = probs[0], np.zeros_like(probs[0])
@@ -38,14 +40,22 @@ def encode_probabilities(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out[0] = np.where(valid, cls + 1, 0)
     out[1] = np.where(valid, np.clip(np.rint(top1 * 100), 0, 100), 0)
     out[2] = np.where(valid, np.clip(np.rint((top1 - second) * 100), 0, 100), 0)
+    if cloud is not None:
+        out[0][cloud & ~valid] = CLOUD_VALUE
     return out
 
 
-def qml(classes: list[str], colors) -> str:
+def legend(classes: list[str], colors, cloud: bool = False) -> list[tuple[int, str, tuple[int, int, int]]]:
+    """(value, label, colour) of every legend entry: the classes 1..K, then the cloud class."""
+    items = [(i, name, tuple(c)) for i, (name, c) in enumerate(zip(classes, colors), start=1)]
+    return items + ([(CLOUD_VALUE, CLOUD_LABEL, CLOUD_COLOR)] if cloud else [])
+
+
+def qml(classes: list[str], colors, cloud: bool = False) -> str:
     """A QGIS paletted-renderer style with class names (QGIS loads ``<name>.qml`` by itself)."""
     entries = "\n".join(
         f'        <paletteEntry value="{i}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" label="{escape(name, {chr(34): "&quot;"})}"/>'
-        for i, (name, (r, g, b)) in enumerate(zip(classes, colors), start=1))
+        for i, name, (r, g, b) in legend(classes, colors, cloud))
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
 <qgis version="3.22" styleCategories="Symbology">
   <pipe>
@@ -61,14 +71,19 @@ def qml(classes: list[str], colors) -> str:
 """
 
 
-def pam_xml(classes: list[str], colors) -> str:
+def pam_xml(classes: list[str], colors, cloud: bool = False) -> str:
     """GDAL's .aux.xml with the colour table and category names of band 1. A GeoTIFF can hold
     a palette only when it has a single band, and category names never: GDAL (and so QGIS,
     rasterio, ArcGIS) reads both from this sidecar."""
-    cats = "".join(f"<Category>{escape(c)}</Category>" for c in ["unclassified", *classes])
+    names = ["unclassified", *classes]
+    if cloud:  # category names are positional: fill up to the cloud value
+        names += [""] * (CLOUD_VALUE - len(names)) + [CLOUD_LABEL]
+    cats = "".join(f"<Category>{escape(c)}</Category>" for c in names)
     entries = ['<Entry c1="0" c2="0" c3="0" c4="0"/>']
     entries += [f'<Entry c1="{r}" c2="{g}" c3="{b}" c4="255"/>' for r, g, b in colors]
     entries += ['<Entry c1="0" c2="0" c3="0" c4="0"/>'] * (256 - len(entries))
+    if cloud:
+        entries[CLOUD_VALUE] = '<Entry c1="{}" c2="{}" c3="{}" c4="255"/>'.format(*CLOUD_COLOR)
     table = "".join(entries)
     return (f'<PAMDataset>\n  <PAMRasterBand band="1">\n    <ColorInterp>Palette</ColorInterp>\n'
             f"    <CategoryNames>{cats}</CategoryNames>\n    <ColorTable>{table}</ColorTable>\n"
@@ -79,11 +94,13 @@ class ClassMapWriter:
     """Stream a class map block by block; :meth:`commit` publishes it (tif, .aux.xml, .qml)."""
 
     def __init__(self, path, *, width: int, height: int, transform, crs, classes: list[str],
-                 tags: dict, overwrite: bool = False) -> None:
+                 tags: dict, overwrite: bool = False, cloud: bool = False) -> None:
         import rasterio
 
         self.path = prepare_output(path, overwrite)
         self.classes = classes
+        self.cloud = cloud  # a cloud mask was used: the legend gets the cloud class
+        self.cloud_count = 0
         self.colors = class_colors(classes)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp.tif")
         os.close(fd)
@@ -99,18 +116,22 @@ class ClassMapWriter:
             self.ds.set_band_description(i, name)
         self.ds.update_tags(**{k: v if isinstance(v, str) else json.dumps(v) for k, v in tags.items()})
         self.ds.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *classes]))
+        if cloud:
+            self.ds.update_tags(1, CLOUD_VALUE=str(CLOUD_VALUE), CLOUD_LABEL=CLOUD_LABEL)
 
-    def write(self, window, probs: np.ndarray, valid: np.ndarray) -> None:
-        bands = encode_probabilities(probs, valid)
+    def write(self, window, probs: np.ndarray, valid: np.ndarray, cloud: np.ndarray | None = None) -> None:
+        bands = encode_probabilities(probs, valid, cloud)
         self.ds.write(bands, window=window)
-        self.counts += np.bincount(bands[0].ravel(), minlength=len(self.counts))
-        self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=len(self.counts))
+        hist = np.bincount(bands[0].ravel(), minlength=256)
+        self.cloud_count += int(hist[CLOUD_VALUE])
+        self.counts += hist[:len(self.counts)]
+        self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=256)[:len(self.counts)]
 
     def commit(self) -> Path:
         self.ds.close()
         aux = Path(str(self.tmp) + ".aux.xml")
-        aux.write_text(pam_xml(self.classes, self.colors), encoding="utf-8")
-        style = qml(self.classes, self.colors)
+        aux.write_text(pam_xml(self.classes, self.colors, self.cloud), encoding="utf-8")
+        style = qml(self.classes, self.colors, self.cloud)
         qml_tmp = self.tmp.with_suffix(".qml")
         qml_tmp.write_text(style, encoding="utf-8")
         os.replace(self.tmp, self.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from ..feedback import TqdmFeedback
-from .options import model_options, parse_bounds, tiling_options
+from .options import cloud_options, model_options, parse_bounds, tiling_options
 
 
 @click.command()
@@ -12,6 +12,7 @@ from .options import model_options, parse_bounds, tiling_options
 @click.option("--out", required=True, type=click.Path(), help="Embedding store folder to create.")
 @model_options
 @tiling_options
+@cloud_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.pass_context
 def embed(ctx, input, out, bounds, **kw):
