@@ -6,7 +6,7 @@
   the 10 m grid). Masked: no data (0), saturated/defective (1), cloud shadow (3), cloud medium (8)
   and high (9) probability, thin cirrus (10); snow (11) only with ``mask_snow``.
 - ``s2cloudless``: Sentinel Hub's pretrained LightGBM pixel classifier on L1C top-of-atmosphere
-  reflectance, at 60 m, plus geometric cloud shadows (:mod:`senclip.s2cloudmask`).
+  reflectance, at 180 m, plus geometric cloud shadows (:mod:`senclip.s2cloudmask`).
 - a raster file: any raster, non-zero = masked, warped onto the scene's grid.
 - ``auto``: SCL when the product has one, else s2cloudless when the L1C bands are there, else
   nothing, with a one-line note why. ``none``: no mask.

@@ -63,8 +63,8 @@ def find_mtd_tl(root: Path, start: Path) -> Path | None:
 
 
 def _stack_bands(path: Path) -> dict[str, tuple[Path, int]]:
-    """Band names of a multi-band file: from band descriptions (``B01``…), else the L1C order of a
-    13-band stack. A 12-band stack is the L2A order, which has no B10."""
+    """Band names of a multi-band file: from band descriptions (``B01``…), else the usual order for
+    its band count (13 = L1C; 12 = L2A, which has no B10; 4 = B02-B04, B08; 3 = RGB)."""
     import rasterio
 
     from .scene import BAND_ORDERS, _norm_band
@@ -79,7 +79,7 @@ def _stack_bands(path: Path) -> dict[str, tuple[Path, int]]:
     if len(named) >= 3:
         return named
     order = BAND_ORDERS.get(count, [])
-    return {b: (path, i) for i, b in enumerate(order, start=1)} if count in (12, 13) else {}
+    return {b: (path, i) for i, b in enumerate(order, start=1)}
 
 
 def locate(scene) -> ProductFiles:
