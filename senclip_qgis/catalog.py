@@ -21,6 +21,7 @@ DEVICES = ["auto", "cpu", "cuda"]
 RESOLUTIONS = ["grid", "pixel"]
 STRETCHES = ["fixed", "chip-minmax"]
 CALIBRATIONS = ["none", "column-mean"]
+CLOUD_MASKS = ["auto", "scl", "s2cloudless", "none"]  # senclip.cloudmask.MODES
 
 
 def backend_source_dir() -> Path | None:

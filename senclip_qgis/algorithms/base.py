@@ -14,7 +14,7 @@ from qgis.core import (
     QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
+    QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
     QgsProviderRegistry, QgsVectorFileWriter, QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication, QVariant
@@ -48,6 +48,9 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     OFFLINE = "OFFLINE"
     INT8 = "INT8"
     STRETCH = "STRETCH"
+    CLOUD_MASK = "CLOUD_MASK"
+    CLOUD_MASK_RASTER = "CLOUD_MASK_RASTER"
+    MASK_SNOW = "MASK_SNOW"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
 
@@ -133,6 +136,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.MASK, self.tr("Mask polygons (only inside is classified)"),
             [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.add_cloud_params()
         self._advanced(QgsProcessingParameterEnum(
             self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
                                   "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
@@ -141,6 +145,23 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             defaultValue=False))
         self._advanced(QgsProcessingParameterBoolean(
             self.OFFLINE, self.tr("Offline (use cached weights only)"), defaultValue=False))
+
+    def add_cloud_params(self) -> None:
+        self.addParameter(QgsProcessingParameterEnum(
+            self.CLOUD_MASK, self.tr("Cloud and shadow mask (auto: the L2A scene classification, else s2cloudless "
+                                     "on L1C bands, else none)"), options=catalog.CLOUD_MASKS, defaultValue=0))
+        self._advanced(QgsProcessingParameterRasterLayer(
+            self.CLOUD_MASK_RASTER, self.tr("Cloud mask raster (non-zero = masked; replaces the cloud mask above)"),
+            optional=True))
+        self._advanced(QgsProcessingParameterBoolean(
+            self.MASK_SNOW, self.tr("Also mask snow (scene classification class 11)"), defaultValue=False))
+
+    def cloud_args(self, parameters, context) -> dict:
+        raster = self.parameterAsRasterLayer(parameters, self.CLOUD_MASK_RASTER, context) \
+            if parameters.get(self.CLOUD_MASK_RASTER) not in (None, "") else None
+        return {"cloud_mask": self.raster_path(raster) if raster is not None
+                else self.enum_value(parameters, self.CLOUD_MASK, context, catalog.CLOUD_MASKS),
+                "mask_snow": self.parameterAsBoolean(parameters, self.MASK_SNOW, context) or None}
 
     def add_runtime_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
@@ -195,6 +216,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             "int8": self.parameterAsBoolean(parameters, self.INT8, context) or None,
         }
         args.update(self.runtime_args(parameters, context))
+        args.update(self.cloud_args(parameters, context))
         if parameters.get(self.EXTENT) not in (None, ""):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             if not rect.isEmpty():
@@ -279,7 +301,18 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
                 sink.addFeature(f, QgsFeatureSink.FastInsert)
         if classes and all(a is None for a in areas):
             feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
+        self.report_cloud(result, total, feedback)
         return dest
+
+    def report_cloud(self, result: dict, classified: float, feedback) -> None:
+        """The masked share and which mask was used (or why none was)."""
+        masked = int(result.get("cloud_masked") or 0)
+        if masked:
+            feedback.pushInfo(self.tr("  cloud / shadow (masked): {:.2f} % of the mapped area").format(
+                100.0 * masked / (classified + masked)))
+        record = result.get("cloud_mask") or {}
+        if record.get("note"):
+            feedback.pushInfo(self.tr("Cloud mask: {}").format(record["note"]))
 
 
 def per_class(values, classes: list, default) -> list:

@@ -19,7 +19,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from .. import catalog
-from ..styling import style_class_layer
+from ..styling import CLOUD_LABEL, style_class_layer
 from .prompt_table import PromptTable
 from .worker_process import WorkerProcess
 
@@ -71,6 +71,12 @@ class SenclipDock(QDockWidget):
         row.addWidget(self.backend_combo)
         row.addWidget(self.device_combo)
         form.addRow(self.tr("Backend / device"), row)
+        self.cloud_combo = QComboBox(body)
+        self.cloud_combo.addItems(catalog.CLOUD_MASKS)
+        self.cloud_combo.setToolTip(self.tr("Clouds and their shadows become the class 'cloud / shadow' instead of "
+                                            "a land-cover guess. auto: the L2A scene classification (SCL), else "
+                                            "s2cloudless on L1C bands, else none"))
+        form.addRow(self.tr("Cloud mask"), self.cloud_combo)
         self.style_combo = QComboBox(body)
         self.style_combo.addItems(catalog.PROMPT_STYLES)
         self.style_combo.currentIndexChanged.connect(self._schedule_rerun)
@@ -189,7 +195,7 @@ class SenclipDock(QDockWidget):
 
         path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or layer.source()
         self.input_crs = layer.crs()
-        args = dict(self.model_args(), input=path, bounds=self._bounds(layer))
+        args = dict(self.model_args(), input=path, bounds=self._bounds(layer), cloud_mask=self.cloud_combo.currentText())
         key = repr(sorted(args.items(), key=lambda kv: kv[0]))
         if key == self.store_key:
             self.reclassify()
@@ -242,9 +248,11 @@ class SenclipDock(QDockWidget):
             layer.setDataSource(path, layer.name(), "gdal")
         style_class_layer(layer, classes)
         self._fill_results(result)
+        note = (result.get("cloud_mask") or {}).get("note")
         secs = result.get("seconds")
         self.show_status(self.tr("Classified {} classes{}.").format(
-            len(classes), f" in {secs:.2f} s" if secs is not None else ""))
+            len(classes), f" in {secs:.2f} s" if secs is not None else "")
+            + (self.tr(" Cloud mask: {}").format(note) if note else ""))
         self.progress.setValue(100)
 
     def _fill_results(self, result: dict) -> None:
@@ -255,12 +263,17 @@ class SenclipDock(QDockWidget):
         areas = per_class(result.get("area_m2"), classes, None)
         conf = per_class(result.get("mean_confidence"), classes, None)
         total = float(sum(counts)) or 1.0
-        self.results.setRowCount(len(classes))
+        masked = int(result.get("cloud_masked") or 0)
+        self.results.setRowCount(len(classes) + (1 if masked else 0))
         for i, name in enumerate(classes):
             cells = [name, "n/a" if areas[i] is None else f"{areas[i] / 1e6:.3f}",
                      f"{100 * counts[i] / total:.1f}", "n/a" if conf[i] is None else f"{conf[i]:.2f}"]
             for j, text in enumerate(cells):
                 self.results.setItem(i, j, QTableWidgetItem(text))
+        if masked:  # share of the mapped area (classified + masked), not of the classes
+            row = [CLOUD_LABEL, "", f"{100 * masked / (total + masked):.1f}", ""]
+            for j, text in enumerate(row):
+                self.results.setItem(len(classes), j, QTableWidgetItem(text))
 
     def _failed(self, error) -> None:
         self.show_status(str(error), error=True)
