@@ -58,8 +58,8 @@ tiling_options = _stack(
 )
 
 cloud_options = _stack(
-    click.option("--cloud-mask", default="auto", show_default=True, metavar="auto|scl|s2cloudless|none|FILE",
-                 help="Mask clouds and cloud shadows before classifying: scl = the L2A product's scene "
+    click.option("--cloud-mask", default="auto", show_default=True, metavar="MODE|FILE",
+                 help="Mask clouds and cloud shadows before classifying. MODE: auto, scl, s2cloudless or none. scl = the L2A product's scene "
                       "classification; s2cloudless = the pretrained L1C cloud detector plus projected shadows; "
                       "FILE = any raster, non-zero = masked; auto = scl if present, else s2cloudless if the L1C "
                       "bands are there, else none (with a note). Masked pixels get class 255 (cloud / shadow)."),
