@@ -40,6 +40,7 @@ class EmbedResult:
     model: dict
     backend: str
     device: str
+    cloud_mask: dict | None = None  # which mask was used (or why none) and the share it masked
 
 
 @dataclass
@@ -142,7 +143,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
             path = writer.commit()
-    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device)
+    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device, writer.meta.get("cloud_mask"))
 
 
 def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid, geoms, feedback) -> int:

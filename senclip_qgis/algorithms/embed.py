@@ -31,4 +31,5 @@ class EmbedAlgorithm(SenclipAlgorithm):
         for key in ("tiles", "shape", "model"):
             if result.get(key) is not None:
                 feedback.pushInfo(f"{key}: {result[key]}")
+        self.report_cloud(result, 0, feedback)
         return {self.OUTPUT: result.get("path") or args["out"]}

@@ -314,3 +314,29 @@ def test_shadows_fall_away_from_the_sun():
     # sun in the west (270): shadows to the east
     rows, cols = np.nonzero(shift_union(cloud, shadow_offsets(45.0, 270.0, 100.0, heights=(1000.0, 1500.0))))
     assert set(rows) == {20} and cols.min() == 30 and cols.max() == 35
+
+
+def test_cancel_during_masking_leaves_nothing(tmp_path, tiny_checkpoint):
+    """The mask is built in strips with a cancel check each: a cancel there stops the run cleanly."""
+    from senclip.errors import Cancelled
+
+    src = write_s2(tmp_path / "s.tif", bands=4)
+    mask = tmp_path / "m.tif"
+    prof = dict(driver="GTiff", width=160, height=96, count=1, dtype="uint8", crs="EPSG:32633",
+                transform=from_origin(330000, 5822000, 10, 10))
+    with rasterio.open(mask, "w", **prof) as ds:
+        ds.write(np.ones((96, 160), np.uint8), 1)
+
+    stages = []
+
+    class CancelAtMask(Feedback):
+        def start(self, total, text):
+            stages.append(text)
+            if "cloud mask" in text:
+                self.cancel()
+
+    with pytest.raises(Cancelled):
+        senclip.embed(src, tmp_path / "store", checkpoint=tiny_checkpoint, tile=32, device="cpu",
+                      cloud_mask=str(mask), feedback=CancelAtMask())
+    assert not any("encoding" in s for s in stages), "the run went on after the cancel"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tif", "s.tif"]

@@ -23,3 +23,7 @@ def embed(ctx, input, out, bounds, **kw):
     res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)
     click.echo(f"wrote {res.path} ({res.chips} chips, grid {res.grid['rows']}×{res.grid['cols']}, "
                f"{res.model['model_id']} on {res.backend}/{res.device})")
+    cm = res.cloud_mask or {}
+    if cm.get("note"):
+        share = f"; {100 * cm['masked_fraction']:.1f} % of the pixels masked" if "masked_fraction" in cm else ""
+        click.echo(f"cloud mask: {cm['note']}{share}")
