@@ -138,7 +138,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
         with all_or_nothing(writer):
             n = _encode_masked(scene, grid, lm, writer, cloud_plan, batch_size=batch_size, min_valid=min_valid,
                                geoms=geoms, feedback=feedback)
-            if n == 0:
+            if n == 0 and not writer.meta["cloud_mask"].get("cells"):  # all cloud is an answer, all nodata is not
                 raise InputError(
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")

@@ -86,7 +86,7 @@ def plan_mask(spec, scene, *, mask_snow: bool = False) -> MaskPlan:
     files = locate(scene)
     name = Path(scene.path).name
     if spec in ("auto", "scl") and files.scl is not None:
-        return MaskPlan("scl", f"the product's scene classification ({files.scl.name})",
+        return MaskPlan("scl", f"the product's scene classification ({Path(str(files.scl)).name})",
                         source=str(files.scl), mask_snow=mask_snow)
     if spec == "scl":
         raise InputError(

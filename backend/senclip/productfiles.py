@@ -24,8 +24,8 @@ PRODUCT_MARKERS = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml", "manifest.safe")
 class ProductFiles:
     """What was found for one input. ``bands`` maps band name → (path, 1-based band index)."""
 
-    scl: Path | None = None
-    mtd_tl: Path | None = None
+    scl: Path | str | None = None  # str: a GDAL virtual path (/vsizip/...)
+    mtd_tl: Path | str | None = None
     bands: dict[str, tuple[Path, int]] = field(default_factory=dict)
 
     def missing_bands(self, needed=S2CLOUDLESS_BANDS) -> list[str]:
@@ -67,7 +67,7 @@ def _stack_bands(path: Path) -> dict[str, tuple[Path, int]]:
     its band count (13 = L1C; 12 = L2A, which has no B10; 4 = B02-B04, B08; 3 = RGB)."""
     import rasterio
 
-    from .scene import BAND_ORDERS, _norm_band
+    from .scene import BAND_ORDERS
 
     with rasterio.open(path) as ds:
         descs = [(d or "").strip().upper() for d in ds.descriptions]
@@ -75,7 +75,7 @@ def _stack_bands(path: Path) -> dict[str, tuple[Path, int]]:
     named = {}
     for i, d in enumerate(descs, start=1):
         if re.fullmatch(r"B(0?[1-9]|1[0-2]|8A)", d):
-            named[_norm_band(d)] = (path, i)
+            named["B8A" if d == "B8A" else f"B{int(d[1:]):02d}"] = (path, i)
     if len(named) >= 3:
         return named
     order = BAND_ORDERS.get(count, [])
@@ -84,8 +84,6 @@ def _stack_bands(path: Path) -> dict[str, tuple[Path, int]]:
 
 def locate(scene) -> ProductFiles:
     """SCL, MTD_TL.xml and the spectral bands available for ``scene`` (a :class:`~senclip.scene.Scene`)."""
-    from .scene import find_band_files
-
     path = Path(scene.path)
     files = ProductFiles(scl=_as_path(getattr(scene, "scl_path", None)),
                          mtd_tl=_as_path(getattr(scene, "mtd_tl_path", None)))
@@ -93,12 +91,21 @@ def locate(scene) -> ProductFiles:
     if root is not None:
         files.scl = files.scl or find_scl(root)
         files.mtd_tl = files.mtd_tl or find_mtd_tl(root, path if path.is_dir() else path.parent)
-    if path.is_dir():
+    product = getattr(scene, "product", None)  # a scene that knows its product's band files
+    if product is not None and getattr(product, "bands", None):
+        files.bands = {b: (_as_path(res[min(res, key=lambda r: r or 0)]), 1) for b, res in product.bands.items()}
+    elif path.is_dir():
+        from .scene import find_band_files
+
         files.bands = {b: (p, 1) for b, p in find_band_files(path).items()}
     elif path.is_file():
         files.bands = _stack_bands(path)
     return files
 
 
-def _as_path(value) -> Path | None:
-    return Path(value) if value else None
+def _as_path(value):
+    """A path from the scene; GDAL virtual paths (``/vsizip/…`` inside a zipped SAFE) stay strings,
+    since ``Path`` would fold their double slashes."""
+    if not value:
+        return None
+    return value if str(value).startswith("/vsi") else Path(value)

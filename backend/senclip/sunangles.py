@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,8 @@ def from_mtd_tl(path) -> SunAngles | None:
     import xml.etree.ElementTree as ET
 
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
+        root = ET.fromstring(_read_bytes(path))
+    except (ET.ParseError, OSError, KeyError, zipfile.BadZipFile):
         return None
     for el in root.iter():
         if el.tag.split("}")[-1] == "Mean_Sun_Angle":
@@ -41,6 +42,15 @@ def from_mtd_tl(path) -> SunAngles | None:
             except (KeyError, TypeError, ValueError):
                 return None
     return None
+
+
+def _read_bytes(path) -> bytes:
+    """A file's bytes; ``/vsizip/…/x.zip/inner`` paths (a zipped SAFE) are read from the zip."""
+    m = re.match(r"/vsizip/(.+?\.zip)/(.+)$", str(path), re.I)
+    if m:
+        with zipfile.ZipFile(m.group(1)) as z:
+            return z.read(m.group(2))
+    return Path(path).read_bytes()
 
 
 def acquisition_time(*names) -> _dt.datetime | None:

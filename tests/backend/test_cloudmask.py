@@ -340,3 +340,48 @@ def test_cancel_during_masking_leaves_nothing(tmp_path, tiny_checkpoint):
                       cloud_mask=str(mask), feedback=CancelAtMask())
     assert not any("encoding" in s for s in stages), "the run went on after the cancel"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tif", "s.tif"]
+
+
+def test_all_cloudy_scene_is_all_cloud_class(tmp_path, tiny_checkpoint):
+    """Nothing to classify because of clouds is an answer (class 255 everywhere), not an error."""
+    src = write_s2(tmp_path / "s.tif", bands=4, width=128, height=64)
+    prof = dict(driver="GTiff", width=128, height=64, count=1, dtype="uint8", crs="EPSG:32633",
+                transform=from_origin(330000, 5822000, 10, 10))
+    with rasterio.open(tmp_path / "m.tif", "w", **prof) as ds:
+        ds.write(np.ones((64, 128), np.uint8), 1)
+    res = senclip.classify(src, tmp_path / "map.tif", classes="A;B", checkpoint=tiny_checkpoint, tile=32,
+                           device="cpu", cloud_mask=str(tmp_path / "m.tif"))
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        assert (ds.read(1) == CLOUD_VALUE).all()
+    assert sum(res.counts.values()) == 0 and res.cloud_masked == 4 * 8
+
+
+MTD_TL = ('<n1:Level-1C_Tile_ID xmlns:n1="x"><n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle>'
+          '<ZENITH_ANGLE unit="deg">66.4</ZENITH_ANGLE><AZIMUTH_ANGLE unit="deg">162.9</AZIMUTH_ANGLE>'
+          "</Mean_Sun_Angle></Tile_Angles></n1:Geometric_Info></n1:Level-1C_Tile_ID>")
+
+
+def test_sun_angles_from_a_zipped_product(tmp_path):
+    from senclip.sunangles import from_mtd_tl
+
+    z = tmp_path / "S2A_MSIL1C.SAFE.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("S2A_MSIL1C.SAFE/GRANULE/L1C_T33UUU/MTD_TL.xml", MTD_TL)
+    sun = from_mtd_tl(f"/vsizip/{z}/S2A_MSIL1C.SAFE/GRANULE/L1C_T33UUU/MTD_TL.xml")
+    assert (sun.zenith, sun.azimuth) == (66.4, 162.9)
+    assert from_mtd_tl(f"/vsizip/{z}/S2A_MSIL1C.SAFE/GRANULE/other/MTD_TL.xml") is None
+
+
+def test_l1c_granule_folder_uses_its_mtd_tl(l1c_scene, tmp_path):
+    """A granule folder (IMG_DATA + MTD_TL.xml) takes the sun from the metadata, not the clock."""
+    import shutil
+
+    granule = tmp_path / "L1C_T33UUU_A008000_20170216T102101"
+    shutil.copytree(l1c_scene, granule / "IMG_DATA")
+    (granule / "MTD_TL.xml").write_text(MTD_TL)
+    with open_scene(granule) as scene:
+        plan = plan_mask("s2cloudless", scene)
+        from senclip.sunangles import sun_angles
+
+        sun = sun_angles(scene, plan.mtd_tl)
+    assert plan.mtd_tl and (sun.zenith, sun.azimuth) == (66.4, 162.9) and "MTD_TL.xml" in sun.source
