@@ -26,8 +26,10 @@ import numpy as np
 from .errors import BackendUnavailableError, InputError
 from .productfiles import S2CLOUDLESS_BANDS, locate
 
-MODES = ("auto", "scl", "s2cloudless", "none")
-DEFAULT_MODE = "auto"
+from .choices import choices as _choices  # noqa: E402 - resources/options.json
+
+MODES = tuple(_choices("cloud_mask"))  # or a raster file
+DEFAULT_MODE = MODES[0]
 MASK_FILE = "cloudmask.tif"  # inside an embedding store
 CELLS_FILE = "cloud.npy"  # grid cells left unclassified because of the mask
 STRIP_ROWS = 512  # rows of the area grid computed and written at once

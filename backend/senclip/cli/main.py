@@ -27,13 +27,14 @@ def cli(ctx, verbose, quiet):
 
 
 def _register() -> None:
+    from .bundle import bundle
     from .classify import classify
     from .demo import demo
     from .diagnostics import diagnostics
     from .embed import embed
     from .models import models
 
-    for cmd in (classify, embed, models, demo, diagnostics):
+    for cmd in (classify, embed, models, demo, diagnostics, bundle):
         cli.add_command(cmd)
 
 
