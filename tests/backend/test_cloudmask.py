@@ -133,7 +133,7 @@ def make_l2a(tmp_path, l1c_scene, *, h=192, w=256):
     img = safe / "GRANULE" / "L2A_T33UUU_A008000_20170216T102101" / "IMG_DATA"
     (img / "R10m").mkdir(parents=True)
     (img / "R20m").mkdir()
-    (safe / "MTD_MSIL2A.xml").write_text("<n1:Level-2A_User_Product/>")
+    (safe / "MTD_MSIL2A.xml").write_text('<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd"/>')
     r0, c0 = 300, 400
     for b in ("B02", "B03", "B04", "B08"):
         with rasterio.open(l1c_scene / f"{STEM}_{b}.jp2") as src:
