@@ -124,4 +124,5 @@ DEVICES = OPTIONS["device"]
 RESOLUTIONS = OPTIONS["resolution"]
 STRETCHES = OPTIONS["stretch"]
 CALIBRATIONS = OPTIONS["calibrate"]
-CLOUD_MASKS = OPTIONS["cloud_mask"]  # choices of --cloud-mask (a raster file is the other way)
+# --cloud-mask also takes a raster path (no click.Choice, so not in options.json): senclip.cloudmask.MODES
+CLOUD_MASKS = ["auto", "scl", "s2cloudless", "none"]

@@ -26,10 +26,10 @@ import numpy as np
 from .errors import BackendUnavailableError, InputError
 from .productfiles import S2CLOUDLESS_BANDS, locate
 
-from .choices import choices as _choices  # noqa: E402 - resources/options.json
-
-MODES = tuple(_choices("cloud_mask"))  # or a raster file
-DEFAULT_MODE = MODES[0]
+# Not in resources/options.json: --cloud-mask also takes a raster path, so it is no click.Choice;
+# the plugin mirrors these in senclip_qgis/catalog.py (CLOUD_MASKS).
+MODES = ("auto", "scl", "s2cloudless", "none")
+DEFAULT_MODE = "auto"
 MASK_FILE = "cloudmask.tif"  # inside an embedding store
 CELLS_FILE = "cloud.npy"  # grid cells left unclassified because of the mask
 STRIP_ROWS = 512  # rows of the area grid computed and written at once

@@ -385,3 +385,13 @@ def test_l1c_granule_folder_uses_its_mtd_tl(l1c_scene, tmp_path):
 
         sun = sun_angles(scene, plan.mtd_tl)
     assert plan.mtd_tl and (sun.zenith, sun.azimuth) == (66.4, 162.9) and "MTD_TL.xml" in sun.source
+
+
+def test_plugin_menu_lists_the_backend_modes():
+    """The plugin cannot import senclip; its cloud-mask menu must still match the backend's modes."""
+    import re
+
+    from senclip.cloudmask import MODES
+
+    text = (REPO / "senclip_qgis" / "catalog.py").read_text()
+    assert re.search(r"CLOUD_MASKS = (\[.*?\])", text).group(1) == str(list(MODES)).replace("'", '"')
