@@ -27,8 +27,8 @@ venv: $(BIN)/senclip  ## the backend virtual environment (system site packages: 
 $(BIN)/senclip: requirements/*.txt backend/pyproject.toml training/pyproject.toml
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PIP) install -q --disable-pip-version-check -c requirements/constraints.txt \
-	  -r requirements/backend-torch.txt -r requirements/backend.txt -r requirements/dev.txt \
-	  -r requirements/openvino.txt
+	  -r requirements/backend-torch.txt -r requirements/backend.txt -r requirements/backend-cloud.txt \
+	  -r requirements/dev.txt -r requirements/openvino.txt
 	$(PIP) install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat -e backend -e training
 	touch $@
 

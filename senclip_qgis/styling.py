@@ -17,6 +17,12 @@ FALLBACK = ["#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#76b7b2", "#edc948", "#
             "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8"]
 
 
+# The backend's cloud / shadow class (senclip.classmap.CLOUD_VALUE, CLOUD_LABEL; colours.CLOUD_COLOR).
+CLOUD_VALUE = 255
+CLOUD_LABEL = "cloud / shadow"
+CLOUD_COLOUR = "#e1e1e6"  # grey-white
+
+
 def file_colours(layer: QgsRasterLayer) -> dict[int, QColor]:
     """Colours from band 1's GDAL colour table (value -> colour), empty when there is none."""
     provider = layer.dataProvider()
@@ -27,15 +33,22 @@ def file_colours(layer: QgsRasterLayer) -> dict[int, QColor]:
     return {int(item.value): QColor(item.color) for item in items or []}
 
 
-def class_renderer(layer: QgsRasterLayer, classes: list[str]) -> QgsPalettedRasterRenderer:
-    """Band 1 holds 0 = unclassified and 1..K = ``classes``; 0 stays transparent."""
+def class_renderer(layer: QgsRasterLayer, classes: list[str],
+                   cloud: bool | None = None) -> QgsPalettedRasterRenderer:
+    """Band 1 holds 0 = unclassified and 1..K = ``classes``; 0 stays transparent. ``cloud`` adds the
+    cloud / shadow class; None: when the file's colour table has it (the backend writes it there
+    whenever a cloud mask was used)."""
     colours = file_colours(layer)
+    if cloud is None:
+        cloud = CLOUD_VALUE in colours and colours[CLOUD_VALUE].alpha() > 0
     items = []
     for value, name in enumerate(classes, start=1):
         colour = colours.get(value) or QColor(FALLBACK[(value - 1) % len(FALLBACK)])
         if colour.alpha() == 0:
             colour.setAlpha(255)
         items.append(QgsPalettedRasterRenderer.Class(value, colour, name))
+    if cloud:
+        items.append(QgsPalettedRasterRenderer.Class(CLOUD_VALUE, QColor(CLOUD_COLOUR), CLOUD_LABEL))
     return QgsPalettedRasterRenderer(layer.dataProvider(), 1, items)
 
 

@@ -16,9 +16,10 @@ import numpy as np
 
 from . import __version__
 from .classmap import check_resolution, write_grid, write_pixels
+from .cloudmask import DEFAULT_MODE as DEFAULT_CLOUD_MASK
 from .errors import InputError, StoreMismatchError
 from .feedback import Feedback
-from .geotiff import ClassMapWriter
+from .geotiff import CLOUD_VALUE, ClassMapWriter
 from .pipeline import encode_scene, load_mask_geometries
 from .prompts import build_prompt_set
 from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
@@ -40,6 +41,7 @@ class EmbedResult:
     backend: str
     device: str
     precision: dict | None = None  # how the image encoder ran: precision, engine, why
+    cloud_mask: dict | None = None  # which mask was used (or why none) and the share it masked
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ClassifyResult:
     unclassified: int = 0
     warnings: list[str] = field(default_factory=list)
     precision: dict | None = None  # how the store's image embeddings were computed
+    cloud_masked: int = 0  # output pixels of the cloud / shadow class (CLOUD_VALUE)
+    cloud_mask: dict | None = None  # which mask the embeddings were made with, and its masked share
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -103,9 +107,14 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
           precision: str = "auto", int8: bool = False,
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
-          min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False, offline: bool = False,
+          min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,
+          mask_snow: bool = False, overwrite: bool = False, offline: bool = False,
           feedback: Feedback | None = None, loaded_model=None) -> EmbedResult:
-    """Encode ``input`` (raster or band folder) into an embedding store folder ``out``."""
+    """Encode ``input`` (raster or band folder) into an embedding store folder ``out``.
+
+    ``cloud_mask`` (auto | scl | s2cloudless | none | a raster path) is computed first, kept in the
+    store (:mod:`senclip.cloudmask`), and removes masked pixels before chips are cut."""
+    from .cloudmask import plan_mask
     feedback = feedback or Feedback()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -116,6 +125,9 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
+        cloud_plan = plan_mask(cloud_mask, scene, mask_snow=mask_snow)
+        if cloud_plan.method == "none":
+            feedback.info(f"cloud mask: {cloud_plan.note}")
         lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
         feedback.info(f"model {lm.model_id} on {lm.backend}/{lm.device}, {lm.precision} on {lm.engine or lm.backend}"
                       f"{f' ({lm.precision_reason})' if lm.precision_reason else ''}; {grid.rows}×{grid.cols} tiles "
@@ -134,14 +146,35 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
         }
         with all_or_nothing(lambda: StoreWriter(out, rows=grid.rows, cols=grid.cols, dim=lm.embed_dim, meta=meta,
                                                 overwrite=overwrite)) as writer:
-            n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
-                             geoms=geoms, feedback=feedback)
-            if n == 0:
+            n = _encode_masked(scene, grid, lm, writer, cloud_plan, batch_size=batch_size, min_valid=min_valid,
+                               geoms=geoms, feedback=feedback)
+            if n == 0 and not writer.meta["cloud_mask"].get("cells"):  # all cloud is an answer, all nodata is not
                 raise InputError(
                     f"no tile of {Path(input).name} has at least {min_valid:.0%} valid pixels (all nodata"
                     f"{' or outside the mask' if mask else ''}); check the input, its nodata value or the mask")
             path = writer.commit()
-    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device, lm.precision_record())
+    return EmbedResult(path, n, grid.to_dict(), lm.record(), lm.backend, lm.device,
+                       precision=lm.precision_record(), cloud_mask=writer.meta.get("cloud_mask"))
+
+
+
+def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid, geoms, feedback) -> int:
+    """Build the cloud mask into the store being written (once per scene), then encode the chips
+    with masked pixels taken out; the store keeps the mask file and the rejected cells."""
+    from .cloudmask import CELLS_FILE, MASK_FILE, MaskReader, build_mask
+
+    built = build_mask(cloud_plan, scene, writer.tmp / MASK_FILE, feedback=feedback)
+    writer.meta["cloud_mask"] = built.record if built else cloud_plan.record()
+    if built is None:
+        return encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
+                            geoms=geoms, feedback=feedback)
+    cells = np.zeros(grid.shape, dtype=bool)
+    with MaskReader(built.path) as reader:
+        n = encode_scene(scene, grid, lm.image, writer, batch_size=batch_size, min_valid=min_valid,
+                         geoms=geoms, feedback=feedback, cloud=reader, cloud_cells=cells)
+    np.save(writer.tmp / CELLS_FILE, cells)
+    writer.meta["cloud_mask"]["cells"] = int(cells.sum())
+    return n
 
 
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
@@ -170,6 +203,8 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     check_resolution(resolution)
     prompt_set = build_prompt_set(classes, prompts=prompts, style=prompt_style)
     names = list(prompt_set)
+    if len(names) >= CLOUD_VALUE:
+        raise InputError(f"{len(names)} classes are too many for a uint8 class map; use at most {CLOUD_VALUE - 1}")
     prepare_output(out, overwrite)
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     meta = st.meta
@@ -211,6 +246,12 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     }
     if lm.untrained or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
+    from .cloudmask import store_mask
+
+    cloud_record = meta.get("cloud_mask")
+    mask_file, cloud_cells = store_mask(st.path)
+    if cloud_record:
+        tags["SENCLIP_CLOUD_MASK"] = cloud_record
     tags.update(extra_tags or {})
 
     if resolution == "grid":
@@ -218,16 +259,12 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     else:
         transform, width, height = area_t, grid.width, grid.height
     with all_or_nothing(lambda: ClassMapWriter(out, width=width, height=height, transform=transform, crs=crs,
-                                               classes=names, tags=tags, overwrite=overwrite)) as writer:
+                                               classes=names, tags=tags, overwrite=overwrite,
+                                               cloud=cloud_cells is not None)) as writer:
         if resolution == "grid":
-            write_grid(writer, probs, st.valid, feedback)
+            write_grid(writer, probs, st.valid, feedback, cloud=cloud_cells)
         else:
-            pixel_valid = _pixel_validity(meta, input)
-            try:
-                write_pixels(writer, probs, st.valid, grid, pixel_valid=pixel_valid, feedback=feedback)
-            finally:
-                if pixel_valid is not None:
-                    pixel_valid.close()
+            _write_pixel_map(writer, probs, st.valid, grid, meta, input, mask_file, cloud_cells, feedback)
         path = writer.commit()
 
     px_area = abs(transform.a * transform.e - transform.b * transform.d)
@@ -240,7 +277,25 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
         area_m2={n: c * px_area for n, c in counts.items()} if metric else None,
         mean_confidence=conf, model=lm.record(), backend=lm.backend, device=lm.device,
         unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught],
-        precision=_precision_tag(meta))
+        precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record)
+
+
+
+def _write_pixel_map(writer, probs, valid, grid, meta, input, mask_file, cloud_cells, feedback) -> None:
+    """Pixel-resolution output: input validity re-read from the input, clouds from the store's mask."""
+    from .cloudmask import MaskReader
+
+    pixel_valid = _pixel_validity(meta, input)
+    reader = MaskReader(mask_file) if mask_file is not None else None
+    pixel_cloud = (lambda y0, h: reader.read(y0, 0, h, grid.width)) if reader is not None else None
+    try:
+        write_pixels(writer, probs, valid, grid, pixel_valid=pixel_valid, feedback=feedback,
+                     cloud_cells=cloud_cells, pixel_cloud=pixel_cloud)
+    finally:
+        if pixel_valid is not None:
+            pixel_valid.close()
+        if reader is not None:
+            reader.close()
 
 
 class _PixelValidity:
@@ -276,7 +331,8 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
              model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
              precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
-             min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, overwrite: bool = False,
+             min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,
+             mask_snow: bool = False, overwrite: bool = False,
              offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
     """Scene (or an existing store, ``embeddings=``) + classes/prompts → class-map GeoTIFF ``out``."""
     feedback = feedback or Feedback()
@@ -309,10 +365,14 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
+        from .cloudmask import plan_mask
+
+        plan_mask(cloud_mask, scene, mask_snow=mask_snow)  # an impossible --cloud-mask fails here
     lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
-                    checkpoint=checkpoint, feedback=feedback, loaded_model=lm)
+                    cloud_mask=cloud_mask, mask_snow=mask_snow, checkpoint=checkpoint, feedback=feedback,
+                    loaded_model=lm)
     if save_embeddings is not None:
         res = embed(input, save_embeddings, overwrite=overwrite, **emb_opts)
         return classify_store(res.path, out, loaded_model=lm, **common)

@@ -13,7 +13,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from .errors import InputError
-from .geotiff import encode_probabilities
+from .geotiff import CLOUD_VALUE, encode_probabilities
 from .tiling import TileGrid
 
 RESOLUTIONS = ("grid", "pixel")
@@ -22,13 +22,15 @@ MEMORY_BUDGET = 64 << 20  # bytes of working arrays per block of pixel rows
 PIXEL_BYTES = 16  # per output pixel: 3 bands, index and validity arrays, the input validity read
 
 
-def write_grid(writer, probs: np.ndarray, valid: np.ndarray, feedback) -> None:
-    """``probs`` (rows, cols, K), ``valid`` (rows, cols) straight to the output."""
+def write_grid(writer, probs: np.ndarray, valid: np.ndarray, feedback, cloud: np.ndarray | None = None) -> None:
+    """``probs`` (rows, cols, K), ``valid`` (rows, cols) straight to the output; ``cloud`` (rows, cols)
+    marks the cells left unclassified because of the cloud mask."""
     rows, cols = valid.shape
     for r0 in range(0, rows, BLOCK_ROWS):
         feedback.check()
         r1 = min(rows, r0 + BLOCK_ROWS)
-        writer.write(Window(0, r0, cols, r1 - r0), np.moveaxis(probs[r0:r1], -1, 0), valid[r0:r1])
+        writer.write(Window(0, r0, cols, r1 - r0), np.moveaxis(probs[r0:r1], -1, 0), valid[r0:r1],
+                     None if cloud is None else cloud[r0:r1])
 
 
 def prefix_sums(probs: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -66,9 +68,17 @@ def block_rows(grid: TileGrid, k: int, n_col_ranges: int, budget: int | None = N
 
 
 def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *, pixel_valid, feedback,
-                 budget: int | None = None) -> None:
+                 cloud_cells: np.ndarray | None = None, pixel_cloud=None, budget: int | None = None) -> None:
     """Average the probabilities of covering chips per pixel. ``pixel_valid(row_off, h)`` gives the
-    input validity of a block of rows (full width), or None when the input is not at hand."""
+    input validity of a block of rows (full width), or None when the input is not at hand.
+
+    Cloud: a pixel the mask covers (``pixel_cloud(row_off, h)``) is cloud whatever its chips say;
+    a pixel no classified chip covers is cloud when a chip over it was rejected for clouds
+    (``cloud_cells``), and no data otherwise."""
+    ccsum = None  # prefix sums of the cells rejected for clouds
+    if cloud_cells is not None:
+        ccsum = np.zeros((cloud_cells.shape[0] + 1, cloud_cells.shape[1] + 1))
+        ccsum[1:, 1:] = cloud_cells.cumsum(0).cumsum(1)
     rows, cols, k = probs.shape
     psum, csum = prefix_sums(probs, valid)
     col_pairs, col_index = _ranges(*grid.covering(0, grid.width, cols))
@@ -82,9 +92,15 @@ def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *
         r0, r1 = row_pairs[:, 0, None], row_pairs[:, 1, None]
         n = _box(csum, r0, r1, a0, a1)
         p = (_box(psum, r0, r1, a0, a1) / np.maximum(n, 1)).astype(np.float32)
-        bands = encode_probabilities(p, n > 0)[:, row_index[:, None], col_index[None, :]]
-        if pixel_valid is not None:
-            bands[:, ~pixel_valid(y0, h)] = 0
+        cloud = None if ccsum is None else (_box(ccsum, r0, r1, a0, a1) > 0) & (n == 0)
+        bands = encode_probabilities(p, n > 0, cloud)[:, row_index[:, None], col_index[None, :]]
+        inside = pixel_valid(y0, h) if pixel_valid is not None else None
+        if pixel_cloud is not None:  # a masked pixel is cloud whatever its chips say
+            masked = pixel_cloud(y0, h) if inside is None else pixel_cloud(y0, h) & inside
+            bands[:, masked] = 0
+            bands[0][masked] = CLOUD_VALUE
+        if inside is not None:
+            bands[:, ~inside] = 0
         writer.write_bands(Window(0, y0, grid.width, h), bands)
         feedback.advance(h)
     feedback.finish()
@@ -93,5 +109,3 @@ def write_pixels(writer, probs: np.ndarray, valid: np.ndarray, grid: TileGrid, *
 def check_resolution(resolution: str) -> None:
     if resolution not in RESOLUTIONS:
         raise InputError(f"--resolution must be 'grid' or 'pixel', got {resolution!r}")
-
-CLOUD_VALUE = 255

@@ -32,6 +32,10 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (219, 219, 141), (158, 218, 229)]
 
 
+# The cloud / shadow class (senclip.classmap.CLOUD_VALUE): grey-white, like a cloud on a map.
+CLOUD_COLOR = (225, 225, 230)
+
+
 def class_colors(classes: list[str]) -> list[tuple[int, int, int]]:
     used: set[tuple[int, int, int]] = set()
     out = []

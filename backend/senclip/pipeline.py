@@ -83,10 +83,24 @@ def block_ranges(n: int, per_block: int) -> list[tuple[int, int]]:
     return [(a, min(n, a + per_block)) for a in range(0, n, per_block)]
 
 
+def chip_counts(valid: np.ndarray, ys: np.ndarray, xs: np.ndarray, t: int) -> np.ndarray:
+    """Valid-pixel count of the ``t``×``t`` chips at (ys[i], xs[j]) via a summed-area table."""
+    h, w = valid.shape
+    sat = np.zeros((h + 1, w + 1), dtype=np.int32)
+    np.cumsum(valid, axis=0, dtype=np.int32, out=sat[1:, 1:])
+    np.cumsum(sat[1:, 1:], axis=1, out=sat[1:, 1:])
+    return (sat[ys[:, None] + t, xs[None, :] + t] - sat[ys[:, None], xs[None, :] + t]
+            - sat[ys[:, None] + t, xs[None, :]] + sat[ys[:, None], xs[None, :]])
+
+
 def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, geoms=None,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, cloud=None, cloud_cells=None):
     """Yield :class:`Batch` es of valid chips, block by block; cells with less than ``min_valid``
     valid pixels are never encoded (they stay nodata, never guessed).
+
+    ``cloud`` (a :class:`~senclip.cloudmask.MaskReader`) removes masked pixels from the valid ones;
+    a cell that had enough valid pixels before the mask and too few after it is marked in
+    ``cloud_cells`` (rows × cols bool), so the map can say "cloud" there instead of "no data".
 
     The grid is read in blocks of about ``BLOCK_PIXELS``² pixels (rows of blocks left to right,
     top to bottom), not full-width strips, so the memory held per read is the same for a
@@ -105,14 +119,13 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
             y0, x0 = grid.chip_origin(r0, c0)
             dn, valid = scene.read(y0, x0, height, width)
             valid = inside_mask(scene, valid, y0, x0, geoms)
-            # valid-pixel count of every chip in the block via a summed-area table
-            sat = np.zeros((height + 1, width + 1), dtype=np.int32)
-            np.cumsum(valid, axis=0, dtype=np.int32, out=sat[1:, 1:])
-            np.cumsum(sat[1:, 1:], axis=1, out=sat[1:, 1:])
             ys, xs = np.arange(r1 - r0) * s, np.arange(c1 - c0) * s
-            counts = (sat[ys[:, None] + t, xs[None, :] + t] - sat[ys[:, None], xs[None, :] + t]
-                      - sat[ys[:, None] + t, xs[None, :]] + sat[ys[:, None], xs[None, :]])
-            del sat
+            if cloud is not None:
+                before = chip_counts(valid, ys, xs, t) >= need
+                valid &= ~cloud.read(y0, x0, height, width)
+            counts = chip_counts(valid, ys, xs, t)
+            if cloud is not None and cloud_cells is not None:
+                cloud_cells[r0:r1, c0:c1] = before & (counts < need)
             sel = list(zip(*np.nonzero(counts >= need)))
             rad = scene.radiometry
             if rad.per_chip:  # each chip stretched by its own range: keep the DNs
@@ -137,7 +150,7 @@ def iter_batches(scene, grid: TileGrid, *, batch_size: int, min_valid: float, ge
 
 
 def encode_scene(scene, grid: TileGrid, encoder, writer, *, batch_size: int, min_valid: float,
-                 geoms=None, feedback: Feedback) -> int:
+                 geoms=None, feedback: Feedback, cloud=None, cloud_cells=None) -> int:
     """Encode every valid chip into ``writer``; returns the number of chips encoded."""
     q: queue.Queue = queue.Queue(maxsize=3)
     stop = threading.Event()
@@ -145,7 +158,8 @@ def encode_scene(scene, grid: TileGrid, encoder, writer, *, batch_size: int, min
 
     def produce():
         try:
-            for b in iter_batches(scene, grid, batch_size=batch_size, min_valid=min_valid, geoms=geoms, stop=stop):
+            for b in iter_batches(scene, grid, batch_size=batch_size, min_valid=min_valid, geoms=geoms, stop=stop,
+                                  cloud=cloud, cloud_cells=cloud_cells):
                 while not stop.is_set():
                     try:
                         q.put(b, timeout=0.1)

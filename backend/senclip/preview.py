@@ -44,6 +44,7 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         cmap = ds.colormap(1)
         tags = ds.tags()
         names = json.loads(ds.tags(1)["CLASS_NAMES"])
+        cloud_label = ds.tags(1).get("CLOUD_LABEL")  # the map has the cloud / shadow class
     lut = np.zeros((256, 3), dtype=np.uint8)
     for k, rgba in cmap.items():
         lut[k] = rgba[:3]
@@ -63,7 +64,7 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     w = sum(p.width for p in panels) + 10 * len(panels) + legend_w
     if banner:
         w = max(w, int(draw_width(tags["SENCLIP_WARNING"], font)) + 20)
-    h = max(max(p.height for p in panels), 30 + 22 * len(names)) + banner + 40
+    h = max(max(p.height for p in panels), 30 + 22 * (len(names) + 1)) + banner + 40
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
     x = 0
@@ -76,9 +77,14 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         draw.rectangle([0, 0, w, banner - 4], fill=(200, 0, 0))
         draw.text((8, 10), tags["SENCLIP_WARNING"], fill="white", font=font)
     y = banner + 34
-    counts = np.bincount(cls.ravel(), minlength=len(names))
+    counts = np.bincount(cls.ravel(), minlength=256)
     valid = max(1, counts[1:].sum())
-    for i, name in enumerate(names[1:], start=1):
+    entries = list(enumerate(names[1:], start=1))
+    if cloud_label:
+        from .geotiff import CLOUD_VALUE
+
+        entries.append((CLOUD_VALUE, cloud_label))
+    for i, name in entries:
         draw.rectangle([x, y, x + 16, y + 16], fill=tuple(int(v) for v in lut[i]), outline="black")
         draw.text((x + 24, y), f"{name} ({100 * counts[i] / valid:.1f} %)", fill="black", font=small)
         y += 22

@@ -14,8 +14,8 @@ from qgis.core import (
     QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
-    QgsProviderRegistry, QgsVectorFileWriter,
+    QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils, QgsProviderRegistry, QgsVectorFileWriter,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -51,6 +51,9 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     INT8 = "INT8"
     PRECISION = "PRECISION"
     STRETCH = "STRETCH"
+    CLOUD_MASK = "CLOUD_MASK"
+    CLOUD_MASK_RASTER = "CLOUD_MASK_RASTER"
+    MASK_SNOW = "MASK_SNOW"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
     RESOLUTION_LABELS = {"grid": "tile grid (fast)", "pixel": "input pixels (smoother)"}  # by choice
@@ -137,6 +140,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.MASK, self.tr("Mask polygons (only inside is classified)"),
             [compat.SOURCE_VECTOR_POLYGON], optional=True))
+        self.add_cloud_params()
         self._advanced(QgsProcessingParameterEnum(
             self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
                                   "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
@@ -149,6 +153,23 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             defaultValue=False))
         self._advanced(QgsProcessingParameterBoolean(
             self.OFFLINE, self.tr("Offline (use cached weights only)"), defaultValue=False))
+
+    def add_cloud_params(self) -> None:
+        self.addParameter(QgsProcessingParameterEnum(
+            self.CLOUD_MASK, self.tr("Cloud and shadow mask (auto: the L2A scene classification, else s2cloudless "
+                                     "on L1C bands, else none)"), options=catalog.CLOUD_MASKS, defaultValue=0))
+        self._advanced(QgsProcessingParameterRasterLayer(
+            self.CLOUD_MASK_RASTER, self.tr("Cloud mask raster (non-zero = masked; replaces the cloud mask above)"),
+            optional=True))
+        self._advanced(QgsProcessingParameterBoolean(
+            self.MASK_SNOW, self.tr("Also mask snow (scene classification class 11)"), defaultValue=False))
+
+    def cloud_args(self, parameters, context) -> dict:
+        raster = self.parameterAsRasterLayer(parameters, self.CLOUD_MASK_RASTER, context) \
+            if parameters.get(self.CLOUD_MASK_RASTER) not in (None, "") else None
+        return {"cloud_mask": self.raster_path(raster) if raster is not None
+                else self.enum_value(parameters, self.CLOUD_MASK, context, catalog.CLOUD_MASKS),
+                "mask_snow": self.parameterAsBoolean(parameters, self.MASK_SNOW, context) or None}
 
     def add_runtime_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
@@ -200,6 +221,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             "precision": self.enum_value(parameters, self.PRECISION, context, catalog.PRECISIONS),
         }
         args.update(self.runtime_args(parameters, context))
+        args.update(self.cloud_args(parameters, context))
         if parameters.get(self.EXTENT) not in (None, ""):
             rect = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
             if not rect.isEmpty():
@@ -307,7 +329,18 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
                 sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
         if classes and all(a is None for a in areas):
             feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
+        self.report_cloud(result, total, feedback)
         return dest
+
+    def report_cloud(self, result: dict, classified: float, feedback) -> None:
+        """The masked share and which mask was used (or why none was)."""
+        masked = int(result.get("cloud_masked") or 0)
+        if masked:
+            feedback.pushInfo(self.tr("  cloud / shadow (masked): {:.2f} % of the mapped area").format(
+                100.0 * masked / (classified + masked)))
+        record = result.get("cloud_mask") or {}
+        if record.get("note"):
+            feedback.pushInfo(self.tr("Cloud mask: {}").format(record["note"]))
 
 
 def per_class(values, classes: list, default) -> list:

@@ -30,6 +30,7 @@ class EmbedAlgorithm(SenclipAlgorithm):
         result = self.run_backend("embed", args, feedback)
         for line in embed_summary(result):
             feedback.pushInfo(line)
+        self.report_cloud(result, 0, feedback)
         return {self.OUTPUT: result.get("path") or args["out"]}
 
 

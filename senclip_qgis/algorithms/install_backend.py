@@ -45,8 +45,8 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
             behavior=compat.FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.EXTRAS, self.tr("What to install"),
-            options=[self.tr("PyTorch + open_clip + ONNX Runtime (all models; large download)"),
-                     self.tr("ONNX Runtime only (light; exported .onnx models)"),
+            options=[self.tr("PyTorch + open_clip + ONNX Runtime + s2cloudless (all models, L1C cloud masks; large download)"),
+                     self.tr("ONNX Runtime only (light; exported .onnx models; no L1C cloud masks)"),
                      self.tr("the backend only (dependencies already present)")], defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.TORCH_BUILD, self.tr("PyTorch build (auto: CUDA with an NVIDIA GPU, else CPU-only ≈ 0.9 GB "

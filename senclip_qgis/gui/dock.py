@@ -25,7 +25,7 @@ from qgis.PyQt.QtWidgets import (
 from .. import backend_client, catalog, compat
 from ..messages import not_a_file_raster
 from ..progress import ProgressTracker, format_seconds
-from ..styling import style_class_layer
+from ..styling import CLOUD_LABEL, style_class_layer
 from . import results_folder
 from .prompt_table import PromptTable
 from .worker_process import WorkerProcess
@@ -94,6 +94,12 @@ class SenclipDock(QDockWidget):
         row.addWidget(self.device_combo)
         row.addWidget(self.precision_combo)
         form.addRow(self.tr("Backend / device / precision"), row)
+        self.cloud_combo = QComboBox(body)
+        self.cloud_combo.addItems(catalog.CLOUD_MASKS)
+        self.cloud_combo.setToolTip(self.tr("Clouds and their shadows become the class 'cloud / shadow' instead of "
+                                            "a land-cover guess. auto: the L2A scene classification (SCL), else "
+                                            "s2cloudless on L1C bands, else none"))
+        form.addRow(self.tr("Cloud mask"), self.cloud_combo)
         self.style_combo = QComboBox(body)
         self.style_combo.addItems(catalog.PROMPT_STYLES)
         self.style_combo.currentIndexChanged.connect(self._schedule_rerun)
@@ -249,7 +255,7 @@ class SenclipDock(QDockWidget):
 
         path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or layer.source()
         self.input_crs = layer.crs()
-        args = dict(self.model_args(), input=path, bounds=self._bounds(layer))
+        args = dict(self.model_args(), input=path, bounds=self._bounds(layer), cloud_mask=self.cloud_combo.currentText())
         key = repr(sorted(args.items(), key=lambda kv: kv[0]))
         if key == self.store_key:
             self.reclassify()
@@ -330,7 +336,9 @@ class SenclipDock(QDockWidget):
             self._remove_written(old)  # superseded by this re-classification
         self._fill_results(result, layer)
         self.save_map_button.setEnabled(True)
-        self.show_status(self.finished_text(len(classes), result.get("seconds")))
+        note = (result.get("cloud_mask") or {}).get("note")
+        self.show_status(self.finished_text(len(classes), result.get("seconds"))
+                         + (self.tr(" Cloud mask: {}").format(note) if note else ""))
         self.progress.setValue(100)
 
     def finished_text(self, n_classes: int, seconds: float | None) -> str:
@@ -405,7 +413,8 @@ class SenclipDock(QDockWidget):
         areas = per_class(result.get("area_m2"), classes, None)
         conf = per_class(result.get("mean_confidence"), classes, None)
         total = float(sum(counts)) or 1.0
-        self.results.setRowCount(len(classes))
+        masked = int(result.get("cloud_masked") or 0)
+        self.results.setRowCount(len(classes) + (1 if masked else 0))
         for i, name in enumerate(classes):
             cells = [name, "n/a" if areas[i] is None else f"{areas[i] / 1e6:.3f}",
                      f"{100 * counts[i] / total:.1f}", "n/a" if conf[i] is None else f"{conf[i]:.2f}"]
@@ -417,6 +426,10 @@ class SenclipDock(QDockWidget):
                         item.setData(Qt.ItemDataRole.DecorationRole, colours[i + 1])
                 self.results.setItem(i, j, item)
         self.results.resizeRowsToContents()
+        if masked:  # share of the mapped area (classified + masked), not of the classes
+            row = [CLOUD_LABEL, "", f"{100 * masked / (total + masked):.1f}", ""]
+            for j, text in enumerate(row):
+                self.results.setItem(len(classes), j, QTableWidgetItem(text))
 
     def _failed(self, error) -> None:
         self.run_started = None

@@ -21,7 +21,7 @@ import rasterio
 
 import region_data as rd
 from senclip.cli.main import main
-from senclip.classmap import CLOUD_VALUE
+from senclip.geotiff import CLOUD_VALUE
 from senclip.region import map_region
 from senclip.region.mosaic import build_mosaic, combine
 from stac_server import StacServer

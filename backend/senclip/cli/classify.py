@@ -5,7 +5,7 @@ import click
 
 from ..choices import choices, default
 from ..feedback import TqdmFeedback
-from .options import model_options, parse_bounds, prompt_options, tiling_options
+from .options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options
 
 
 def report(res) -> str:
@@ -17,6 +17,13 @@ def report(res) -> str:
         area = f"{res.area_m2[name] / 1e6:9.3f} km²" if res.area_m2 is not None else ""
         lines.append(f"  {name:<32} {100 * res.counts[name] / total:5.1f} %  {area}  "
                      f"mean confidence {100 * res.mean_confidence[name]:5.1f} %")
+    if res.cloud_masked:
+        lines.append(f"  {'cloud / shadow (masked)':<32} {100 * res.cloud_masked / (total + res.cloud_masked):5.1f} % "
+                     "of the mapped area")
+    cm = res.cloud_mask or {}
+    if cm.get("note"):
+        share = f"; {100 * cm['masked_fraction']:.1f} % of the pixels masked" if "masked_fraction" in cm else ""
+        lines.append(f"  cloud mask: {cm['note']}{share}")
     if res.model.get("untrained"):
         lines.append("  NOTE: random (untrained) weights; this map only checks the pipeline")
     return "\n".join(lines)
@@ -36,6 +43,7 @@ def report(res) -> str:
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
 @model_options
 @tiling_options
+@cloud_options
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing output that senclip wrote (a class map, an embedding store); "
                    "anything else is refused and left untouched.")

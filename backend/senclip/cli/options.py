@@ -62,6 +62,15 @@ tiling_options = _stack(
                  help="GeoJSON polygons: only classify inside them."),
 )
 
+cloud_options = _stack(
+    click.option("--cloud-mask", default="auto", show_default=True, metavar="MODE|FILE",
+                 help="Mask clouds and cloud shadows before classifying. MODE: auto, scl, s2cloudless or none. scl = the L2A product's scene "
+                      "classification; s2cloudless = the pretrained L1C cloud detector plus projected shadows; "
+                      "FILE = any raster, non-zero = masked; auto = scl if present, else s2cloudless if the L1C "
+                      "bands are there, else none (with a note). Masked pixels get class 255 (cloud / shadow)."),
+    click.option("--mask-snow", is_flag=True, help="With the SCL mask: also mask snow/ice (SCL class 11)."),
+)
+
 prompt_options = _stack(
     click.option("--classes", default=None, help='Class names separated by ";", e.g. "Forest;Sea or Lake".'),
     click.option("--prompts", type=click.Path(dir_okay=False), default=None,

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import choices
-from ..classmap import CLOUD_VALUE
+from ..geotiff import CLOUD_VALUE
 from ..errors import InputError
 
 RULES = tuple(choices("overlap"))  # resources/options.json; the first is the default
