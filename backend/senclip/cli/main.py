@@ -32,8 +32,12 @@ def _register() -> None:
     from .diagnostics import diagnostics
     from .embed import embed
     from .models import models
+    from .fewshot import fewshot
+    from .similar import similar
+    from .change import change
+    from .accuracy import accuracy
 
-    for cmd in (classify, embed, models, demo, diagnostics):
+    for cmd in (classify, embed, models, demo, diagnostics, fewshot, similar, change, accuracy):
         cli.add_command(cmd)
 
 
