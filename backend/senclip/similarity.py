@@ -94,7 +94,8 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
     mean0 = np.divide(m0, w0, out=np.zeros_like(m0), where=w0 > 0)
     mean1 = np.divide(m0[-1] - m0, w1, out=np.zeros_like(m0), where=w1 > 0)
     between = w0 * w1 * (mean0 - mean1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))  # a gap gives a plateau: take its middle
+    return float((edges[best[0] + 1] + edges[best[-1] + 1]) / 2)
 
 
 def find_similar(store, out, *, query=None, text: str | None = None, threshold="auto", mask_out=None,
