@@ -14,6 +14,10 @@ from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.classify_embeddings import ClassifyEmbeddingsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.install_backend import InstallBackendAlgorithm
+from .algorithms.accuracy import AccuracyAlgorithm
+from .algorithms.change import ChangeAlgorithm
+from .algorithms.fewshot import FewShotAlgorithm
+from .algorithms.find_similar import FindSimilarAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icon.svg"
 
@@ -33,5 +37,6 @@ class SenclipProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for alg in (ClassifyAlgorithm(), EmbedAlgorithm(), ClassifyEmbeddingsAlgorithm(),
-                    InstallBackendAlgorithm()):
+                    InstallBackendAlgorithm(), FewShotAlgorithm(), FindSimilarAlgorithm(), ChangeAlgorithm(),
+                    AccuracyAlgorithm()):
             self.addAlgorithm(alg)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
-ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend"}
+ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend",
+        "senclip:fewshot", "senclip:find_similar", "senclip:change", "senclip:accuracy"}
 
 
 def run(alg, params, feedback=None, context=None):
