@@ -9,9 +9,11 @@ calibration, pixel resolution and the class map are unchanged.
 
 Image and text embeddings of CLIP-like models occupy different cones (the "modality gap",
 Liang et al. 2022): a raw image prototype would beat every text vector on cosine whatever the
-pixel. When text classes are present, prototypes are therefore moved by the gap between the
-mean text class embedding and the scene's mean image embedding before blending, so that text-
-only and example classes compete on equal terms.
+pixel, and image-to-image differences have another scale than image-to-text ones. When text
+classes are present, prototypes are therefore re-centred from the scene's mean image embedding
+onto the mean text class embedding and scaled so that their scores spread over the scene as
+much as the text classes' do (:func:`class_vectors`), so text-only and example classes compete on
+equal terms.
 
 Why this and not a logistic-regression head initialised from the text classifier: with 1–10
 examples per class in 512 dimensions a fitted head needs a regularisation strength nobody can
@@ -99,33 +101,36 @@ def collect_examples(st: EmbeddingStore, features, names: list[str]) -> ExampleS
     return ExampleSet(emb, np.concatenate(labels), np.concatenate(groups), kept, dropped)
 
 
-def image_mean(st: EmbeddingStore) -> np.ndarray:
-    """Mean image embedding of the store's valid cells (read block by block)."""
-    total, n = None, 0
-    for r0, r1, emb in st.iter_rows(64):
-        e = emb[st.valid[r0:r1]].astype(np.float32)
-        total = e.sum(0) if total is None else total + e.sum(0)
-        n += len(e)
-    return total / max(n, 1)
+def scene_sample(st: EmbeddingStore, n: int = 4096, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` L2-normalised embeddings of valid cells drawn at random (fixed seed): the
+    scene statistics the prototype alignment needs, without reading the whole store."""
+    rr, cc = np.nonzero(st.valid)
+    pick = np.sort(np.random.default_rng(seed).permutation(len(rr))[:n])
+    e = np.asarray(st.embeddings[rr[pick], cc[pick]], dtype=np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
 def class_vectors(k: int, text: dict[int, np.ndarray], emb: np.ndarray, label: np.ndarray, *,
-                  weight: float, img_mean: np.ndarray | None) -> np.ndarray:
+                  weight: float, sample: np.ndarray | None) -> np.ndarray:
     """(k, D) class vectors of the prototype blend; a class with neither text nor examples gets a
-    zero vector (cosine 0), which a class with either always beats."""
+    zero vector (cosine 0), which a class with either always beats.
+
+    With text classes present, each prototype ``p`` is aligned to the text cone before blending:
+    ``normalise(μ_text + s·(p − μ_image))`` where μ are the mean text class embedding and the
+    scene's mean image embedding, and ``s`` makes the prototypes' scores vary over the scene as
+    much as the text classes' scores do (ratio of the standard deviations over ``sample``)."""
     dim = emb.shape[1]
     out = np.zeros((k, dim), dtype=np.float32)
-    gap = None
-    if text and img_mean is not None:
-        gap = np.mean(list(text.values()), axis=0) - img_mean
+    protos = {c: _unit(emb[label == c].mean(0)) for c in range(k) if (label == c).any()}
+    if text and protos and sample is not None and len(sample):
+        mu_i, mu_t = sample.mean(0), np.mean(list(text.values()), axis=0)
+        dev = {c: p - mu_i for c, p in protos.items()}
+        spread_t = np.mean([np.std(sample @ t) for t in text.values()])
+        spread_p = np.mean([np.std(sample @ d) for d in dev.values()])
+        scale = spread_t / max(float(spread_p), 1e-12)
+        protos = {c: _unit(mu_t + scale * d) for c, d in dev.items()}
     for c in range(k):
-        m = label == c
-        proto = None
-        if m.any():
-            proto = _unit(emb[m].mean(0))
-            if gap is not None:
-                proto = _unit(proto + gap)
-        t = text.get(c)
+        t, proto = text.get(c), protos.get(c)
         if t is not None and proto is not None:
             out[c] = _unit((1 - weight) * t + weight * proto)
         elif t is not None:
@@ -140,7 +145,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 
 def cross_validate(ex: ExampleSet, names: list[str], text: dict[int, np.ndarray], *, weight: float,
-                   img_mean: np.ndarray | None, folds: int = DEFAULT_FOLDS, seed: int = 0) -> dict | None:
+                   sample: np.ndarray | None, folds: int = DEFAULT_FOLDS, seed: int = 0) -> dict | None:
     """Accuracy on held-out examples: features are dealt into folds class by class; each fold is
     predicted from class vectors built without it. None when there are too few features."""
     n_feat = int(ex.group.max()) + 1
@@ -162,7 +167,7 @@ def cross_validate(ex: ExampleSet, names: list[str], text: dict[int, np.ndarray]
         test = fold_of[ex.group] == f
         if not test.any():
             continue
-        w = class_vectors(len(names), text, ex.emb[~test], ex.label[~test], weight=weight, img_mean=img_mean)
+        w = class_vectors(len(names), text, ex.emb[~test], ex.label[~test], weight=weight, sample=sample)
         scores = ex.emb[test] @ w.T
         scores[:, ~np.any(w, axis=1)] = -np.inf  # a class with nothing left cannot be predicted
         pred[test] = scores.argmax(1)
@@ -209,9 +214,9 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
         lm = store_text_model(st, backend=backend, device=device, offline=offline, feedback=feedback,
                               loaded_model=loaded_model)
         text = dict(enumerate(prompt_vectors(lm, prompt_set, feedback)))
-    img_mean = image_mean(st) if text else None
-    vectors = class_vectors(len(names), text, ex.emb, ex.label, weight=float(example_weight), img_mean=img_mean)
-    cv = cross_validate(ex, names, text, weight=float(example_weight), img_mean=img_mean, folds=folds)
+    sample = scene_sample(st) if text else None
+    vectors = class_vectors(len(names), text, ex.emb, ex.label, weight=float(example_weight), sample=sample)
+    cv = cross_validate(ex, names, text, weight=float(example_weight), sample=sample, folds=folds)
     record = {"method": METHOD, "example_weight": float(example_weight), "field": field,
               "examples": ex.counts(names), "classes_with_prompts": list(prompt_set),
               "cross_validation": cv}
