@@ -118,7 +118,9 @@ def class_vectors(k: int, text: dict[int, np.ndarray], emb: np.ndarray, label: n
     With text classes present, each prototype ``p`` is aligned to the text cone before blending:
     ``normalise(μ_text + s·(p − μ_image))`` where μ are the mean text class embedding and the
     scene's mean image embedding, and ``s`` makes the prototypes' scores vary over the scene as
-    much as the text classes' scores do (ratio of the standard deviations over ``sample``)."""
+    much as the text classes' scores do (ratio of the standard deviations over ``sample``). With
+    examples only, prototypes are centred (``normalise(p − μ_image)``): what all cells share
+    says nothing about the class, and without it a spread-out class loses to a compact one."""
     dim = emb.shape[1]
     out = np.zeros((k, dim), dtype=np.float32)
     protos = {c: _unit(emb[label == c].mean(0)) for c in range(k) if (label == c).any()}
@@ -129,6 +131,9 @@ def class_vectors(k: int, text: dict[int, np.ndarray], emb: np.ndarray, label: n
         spread_p = np.mean([np.std(sample @ d) for d in dev.values()])
         scale = spread_t / max(float(spread_p), 1e-12)
         protos = {c: _unit(mu_t + scale * d) for c, d in dev.items()}
+    elif protos and sample is not None and len(sample):  # examples only: centred prototypes
+        mu_i = sample.mean(0)
+        protos = {c: _unit(p - mu_i) for c, p in protos.items()}
     for c in range(k):
         t, proto = text.get(c), protos.get(c)
         if t is not None and proto is not None:
@@ -214,7 +219,7 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
         lm = store_text_model(st, backend=backend, device=device, offline=offline, feedback=feedback,
                               loaded_model=loaded_model)
         text = dict(enumerate(prompt_vectors(lm, prompt_set, feedback)))
-    sample = scene_sample(st) if text else None
+    sample = scene_sample(st)
     vectors = class_vectors(len(names), text, ex.emb, ex.label, weight=float(example_weight), sample=sample)
     cv = cross_validate(ex, names, text, weight=float(example_weight), sample=sample, folds=folds)
     record = {"method": METHOD, "example_weight": float(example_weight), "field": field,

