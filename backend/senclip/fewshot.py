@@ -116,24 +116,23 @@ def class_vectors(k: int, text: dict[int, np.ndarray], emb: np.ndarray, label: n
     zero vector (cosine 0), which a class with either always beats.
 
     With text classes present, each prototype ``p`` is aligned to the text cone before blending:
-    ``normalise(μ_text + s·(p − μ_image))`` where μ are the mean text class embedding and the
-    scene's mean image embedding, and ``s`` makes the prototypes' scores vary over the scene as
+    ``normalise(μ_text + s·d)`` with ``d`` the prototype's deviation from the scene's mean image
+    embedding (:func:`_deviations`), μ_text the mean text class embedding, and ``s`` makes the prototypes' scores vary over the scene as
     much as the text classes' scores do (ratio of the standard deviations over ``sample``). With
-    examples only, prototypes are centred (``normalise(p − μ_image)``): what all cells share
+    examples only, prototypes are centred (``normalise(d)``): what all cells share
     says nothing about the class, and without it a spread-out class loses to a compact one."""
     dim = emb.shape[1]
     out = np.zeros((k, dim), dtype=np.float32)
     protos = {c: _unit(emb[label == c].mean(0)) for c in range(k) if (label == c).any()}
-    if text and protos and sample is not None and len(sample):
-        mu_i, mu_t = sample.mean(0), np.mean(list(text.values()), axis=0)
-        dev = {c: p - mu_i for c, p in protos.items()}
+    dev = _deviations(protos, sample) if protos and sample is not None and len(sample) else None
+    if text and dev:
+        mu_t = np.mean(list(text.values()), axis=0)
         spread_t = np.mean([np.std(sample @ t) for t in text.values()])
         spread_p = np.mean([np.std(sample @ d) for d in dev.values()])
         scale = spread_t / max(float(spread_p), 1e-12)
         protos = {c: _unit(mu_t + scale * d) for c, d in dev.items()}
-    elif protos and sample is not None and len(sample):  # examples only: centred prototypes
-        mu_i = sample.mean(0)
-        protos = {c: _unit(p - mu_i) for c, p in protos.items()}
+    elif dev:  # examples only: centred prototypes
+        protos = {c: _unit(d) for c, d in dev.items()}
     for c in range(k):
         t, proto = text.get(c), protos.get(c)
         if t is not None and proto is not None:
@@ -142,6 +141,19 @@ def class_vectors(k: int, text: dict[int, np.ndarray], emb: np.ndarray, label: n
             out[c] = t
         elif proto is not None:
             out[c] = proto
+    return out
+
+
+def _deviations(protos: dict, sample: np.ndarray) -> dict:
+    """Prototype minus the scene's mean embedding, with the mean's direction projected out: every
+    cell lies close to that direction, so any component along it would act as a per-class bias
+    (a class vector has no separate bias term) instead of telling classes apart."""
+    mu = sample.mean(0)
+    axis = mu / max(float(np.linalg.norm(mu)), 1e-12)
+    out = {}
+    for c, p in protos.items():
+        d = p - mu
+        out[c] = d - float(d @ axis) * axis
     return out
 
 
