@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsProcessingParameterFile,
+    QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+    QgsProcessingParameterString,
     QgsProcessingParameterRasterDestination, QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -30,7 +31,13 @@ class ChangeAlgorithm(SenclipAlgorithm):
                            (self.STORE_AFTER, "Embedding store of the later date (same grid and model)")):
             self.addParameter(QgsProcessingParameterFile(name, self.tr(text),
                                                          behavior=QgsProcessingParameterFile.Behavior.Folder))
-        self.add_prompt_params()
+        self.addParameter(QgsProcessingParameterString(
+            self.CLASSES, self.tr("Class names, separated by ';' (for the from → to table; optional)"), optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.PROMPTS, self.tr("Prompt file (JSON: class -> list of prompts)"), extension="json", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.PROMPT_STYLE, self.tr("Prompt style for classes without prompts"), options=catalog.PROMPT_STYLES,
+            defaultValue=0))
         self.add_runtime_params()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Cosine distance")))
         self.addParameter(QgsProcessingParameterRasterDestination(
