@@ -45,10 +45,11 @@ def dock(qgis_iface, s2_raster, plugin_checkpoint):
 
 
 def click(tool, canvas, x, y, button=Qt.MouseButton.LeftButton):
-    """A real mouse release at map coordinates (x, y) (the canvas is in the raster's CRS)."""
+    """A mouse click (press, then release) at map coordinates (x, y) (the canvas is in the raster's CRS)."""
     px = canvas.getCoordinateTransform().transform(x, y)
-    event = QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonRelease, QPoint(int(px.x()), int(px.y())), button)
-    tool.canvasReleaseEvent(event)
+    pos = QPoint(int(px.x()), int(px.y()))
+    tool.canvasPressEvent(QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonPress, pos, button, button))
+    tool.canvasReleaseEvent(QgsMapMouseEvent(canvas, QEvent.Type.MouseButtonRelease, pos, button))
 
 
 # s2_raster: x 400000..401280, y 5798720..5800000; water left half, vegetation right half
