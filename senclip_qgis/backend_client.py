@@ -42,7 +42,10 @@ class BackendMissing(BackendError):
 
 
 class BackendCancelled(BackendError):
-    """The user cancelled; the child was killed and wrote nothing."""
+    """The user cancelled; the child was stopped and wrote nothing."""
+
+
+STOP_GRACE_S = 5.0  # SIGTERM first; SIGKILL only for a worker still alive after this many seconds
 
 
 def default_venv_dir() -> Path:
@@ -54,7 +57,7 @@ def default_venv_dir() -> Path:
     """
     from qgis.PyQt.QtCore import QStandardPaths
 
-    base = QStandardPaths.writableLocation(QStandardPaths.GenericDataLocation)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
     if not base:
         base = str(Path.home() / ".local" / "share")
     return Path(base) / "senclip" / "venv"
@@ -130,6 +133,9 @@ def request_line(rid, op: str, args: dict) -> str:
 def error_from_event(event: dict) -> BackendError:
     message = event.get("message") or "the backend failed without a message"
     type_ = event.get("type", "BackendError")
+    from .messages import for_qgis
+
+    message = for_qgis(message, type_)
     if type_ == "Cancelled":
         return BackendCancelled(message, type_, 130)
     return BackendError(message, type_, int(event.get("exit_code") or 1))
@@ -143,17 +149,45 @@ def error_from_stderr(stderr: str, python: Path) -> BackendError:
     return BackendError("the backend process ended without an answer:\n" + "\n".join(tail))
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """Kill the worker (and anything it started); the API leaves no partial output behind."""
-    if proc.poll() is not None:
-        return
+def _signal_group(proc: subprocess.Popen, sig) -> None:
+    """``sig`` to the worker's process group (it runs in its own session), or to the worker alone."""
     try:
         if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, sig)
+        elif sig == signal.SIGTERM:
+            proc.terminate()
         else:
             proc.kill()
     except (ProcessLookupError, PermissionError, OSError):
-        proc.kill()
+        try:
+            proc.send_signal(sig)
+        except OSError:
+            pass
+
+
+def stop_tree(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
+    """Ask the worker (and anything it started) to stop, and kill it only if it does not.
+
+    SIGTERM lets the backend remove its temporary files (``.map.*.tmp.tif``, ``.store.tmp-*``,
+    ``$TMPDIR/senclip-*``) as on Ctrl-C; SIGKILL, which no cleanup survives, follows only after
+    ``grace_s`` seconds. (Windows has no SIGTERM: ``terminate`` there ends the process at once.)
+    """
+    if proc.poll() is not None:
+        return
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    kill_tree(proc)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """Kill the worker (and anything it started) at once: the last resort of :func:`stop_tree`."""
+    if proc.poll() is not None:
+        return
+    _signal_group(proc, signal.SIGKILL)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -165,7 +199,8 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
     """Run one request in a fresh worker and return its result.
 
     ``on_event(event)`` sees every progress/info/warning event; ``is_canceled()`` is polled ten
-    times a second and, when true, the child is killed and :class:`BackendCancelled` raised.
+    times a second and, when true, the child is stopped (:func:`stop_tree`: SIGTERM, then SIGKILL
+    after a grace period) and :class:`BackendCancelled` raised.
     """
     python = Path(python) if python else backend_python()
     if not Path(python).is_file():
@@ -204,7 +239,7 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
     try:
         while True:
             if is_canceled is not None and is_canceled():
-                kill_tree(proc)
+                stop_tree(proc)
                 raise BackendCancelled("cancelled by the user; the backend was stopped and "
                                        "no output was written", "Cancelled", 130)
             try:
@@ -229,7 +264,20 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
             deadline = time.monotonic() + 5
             while proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-            kill_tree(proc)
+            stop_tree(proc)
+        close_pipes(proc, threads)
+
+
+def close_pipes(proc: subprocess.Popen, threads=()) -> None:
+    """Close a finished child's pipes (else each run leaves ResourceWarnings in the QGIS log)."""
+    for t in threads:
+        t.join(timeout=2)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            try:
+                pipe.close()
+            except OSError:
+                pass
 
 
 def plugin_version() -> str:
@@ -248,8 +296,10 @@ def plugin_version() -> str:
 def qgis_python_info() -> dict:
     """The QGIS side of the diagnostics report (the backend answers the rest)."""
     from qgis.core import Qgis, QgsApplication
+    from qgis.PyQt.QtCore import PYQT_VERSION_STR, QT_VERSION_STR
 
-    return {"qgis": Qgis.QGIS_VERSION, "qgis_python": sys.version.split()[0],
+    return {"qgis": Qgis.QGIS_VERSION, "qt": QT_VERSION_STR, "pyqt": PYQT_VERSION_STR,
+            "qgis_python": sys.version.split()[0],
             "plugin": plugin_version(), "plugin_dir": str(PLUGIN_DIR),
             "settings_dir": QgsApplication.qgisSettingsDirPath(),
             "backend_python": configured_python()[0] or str(venv_python(default_venv_dir()))}

@@ -17,7 +17,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import backend_client, catalog
+from . import backend_client, catalog, install_plan
 
 EXTRAS = {
     "torch": "torch,onnx",  # every model, ONNX export, and onnxruntime for exported models
@@ -69,12 +69,14 @@ def stream(cmd: list[str], log, is_canceled, env=None) -> int:
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    while proc.poll() is None:
-        if is_canceled():
-            backend_client.kill_tree(proc)
-            raise backend_client.BackendCancelled("installation cancelled", "Cancelled", 130)
-        reader.join(timeout=0.2)
-    reader.join(timeout=5)
+    try:
+        while proc.poll() is None:
+            if is_canceled():
+                backend_client.stop_tree(proc)
+                raise backend_client.BackendCancelled("installation cancelled", "Cancelled", 130)
+            reader.join(timeout=0.2)
+    finally:
+        backend_client.close_pipes(proc, [reader])
     return proc.returncode
 
 
@@ -92,13 +94,25 @@ def copy_backend_source(dest_root: Path) -> Path:
 
 def install(venv_dir: Path, *, base_python: Path | None = None, system_site_packages: bool | None = None,
             extras: str = "torch", pip_options: list[str] | None = None, recreate: bool = False,
+            torch_build: str = "auto", bundle: Path | None = None, use_uv: bool = True,
             log=print, is_canceled=lambda: False) -> dict:
-    """Make ``venv_dir`` a working backend environment and return its self-check report."""
+    """Make ``venv_dir`` a working backend environment and return its self-check report.
+
+    What gets installed (CPU/CUDA PyTorch, ONNX only, from an offline bundle) and its cost is decided
+    by :func:`install_plan.make_plan` and logged before anything is downloaded.
+    """
     venv_dir = Path(venv_dir)
     if system_site_packages is None:
         system_site_packages = default_system_site_packages()
     if extras not in EXTRAS:
         raise InstallError(f"extras must be one of {', '.join(EXTRAS)}, got {extras!r}")
+    try:
+        plan = install_plan.make_plan(extras, torch_build, bundle=Path(bundle) if bundle else None,
+                                      uv=install_plan.find_uv() if use_uv else None)
+    except ValueError as exc:
+        raise InstallError(str(exc)) from None
+    extras = plan.extras
+    log(plan.summary())
     catalog_dir = catalog.PLUGIN_DIR.resolve()
     if catalog_dir == venv_dir.resolve() or catalog_dir in venv_dir.resolve().parents:
         raise InstallError(f"{venv_dir} is inside the plugin folder, which QGIS deletes on update; "
@@ -121,11 +135,14 @@ def install(venv_dir: Path, *, base_python: Path | None = None, system_site_pack
     with tempfile.TemporaryDirectory(prefix="senclip-install-") as tmp:
         src = copy_backend_source(Path(tmp))
         target = f"{src}[{EXTRAS[extras]}]" if EXTRAS[extras] else str(src)
-        cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "--progress-bar", "off", "--upgrade", target] + list(pip_options or [])
+        cmd = install_plan.install_command(python, target, plan, list(pip_options or []))
         if stream(cmd, log, is_canceled) != 0:
             raise InstallError("pip could not install the backend (see the log above); "
                                "check the network or pass pip options such as --find-links")
+    if plan.bundle is not None:
+        cmd = [str(python), "-m", "senclip.cli.main", "bundle", "import", str(plan.bundle)]
+        if stream(cmd, log, is_canceled) != 0:
+            raise InstallError(f"the weights of the bundle {plan.bundle} could not be imported (see the log above)")
     log("running the backend self-check")
     report = backend_client.run_request("selfcheck", {}, python=python, is_canceled=is_canceled)
     log(f"self-check passed: {report.get('checks')}")

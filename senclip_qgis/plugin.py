@@ -22,8 +22,7 @@ class SenclipPlugin:
         self.initProcessing()
         if self.iface is None:
             return
-        from qgis.PyQt.QtWidgets import QAction
-
+        from .compat import QAction
         from .provider import ICON
         from qgis.PyQt.QtGui import QIcon
 
@@ -43,14 +42,14 @@ class SenclipPlugin:
 
         if self.dock is None:
             self.dock = SenclipDock(self.iface, self.iface.mainWindow())
-            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.show()
         self.dock.raise_()
 
     def show_diagnostics(self):
         from .gui.diagnostics import show_diagnostics
 
-        show_diagnostics(self.iface.mainWindow())
+        self._diagnostics = show_diagnostics(self.iface.mainWindow())  # non-modal: keep it alive
 
     def unload(self):
         if self.provider is not None:

@@ -12,6 +12,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.classify_embeddings import ClassifyEmbeddingsAlgorithm
+from .algorithms.download_weights import DownloadWeightsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.install_backend import InstallBackendAlgorithm
 from .algorithms.accuracy import AccuracyAlgorithm
@@ -37,6 +38,6 @@ class SenclipProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for alg in (ClassifyAlgorithm(), EmbedAlgorithm(), ClassifyEmbeddingsAlgorithm(),
-                    InstallBackendAlgorithm(), FewShotAlgorithm(), FindSimilarAlgorithm(), ChangeAlgorithm(),
-                    AccuracyAlgorithm()):
+                    InstallBackendAlgorithm(), DownloadWeightsAlgorithm(), FewShotAlgorithm(), FindSimilarAlgorithm(),
+                    ChangeAlgorithm(), AccuracyAlgorithm()):
             self.addAlgorithm(alg)

@@ -54,6 +54,14 @@ def renderer_labels(layer: QgsRasterLayer) -> dict[int, str]:
     return {int(c.value): c.label for c in renderer.classes()}
 
 
+def renderer_colours(layer: QgsRasterLayer) -> dict[int, QColor]:
+    """value -> colour of a paletted layer (the dock's results table shows them as swatches)."""
+    renderer = layer.renderer() if layer is not None else None
+    if not isinstance(renderer, QgsPalettedRasterRenderer):
+        return {}
+    return {int(c.value): QColor(c.color) for c in renderer.classes()}
+
+
 class ClassMapPostProcessor(QgsProcessingLayerPostProcessorInterface):
     """Applies the class renderer once Processing has loaded the output layer."""
 

@@ -24,6 +24,9 @@ class Iface:
 
 win = QMainWindow(); canvas = QgsMapCanvas(win); win.setCentralWidget(canvas)
 layer = QgsRasterLayer(str(raster), "Sentinel-2 L2A (synthetic)"); QgsProject.instance().addMapLayer(layer)
+from qgis.core import QgsSettings
+from senclip_qgis.gui import results_folder
+QgsSettings().setValue(results_folder.SETTINGS_KEY, str(TMP / "results"))  # not the user's folder
 from senclip_qgis.gui.dock import SenclipDock
 dock = SenclipDock(Iface(canvas, win), win); win.addDockWidget(Qt.RightDockWidgetArea, dock)
 dock.layer_combo.setLayer(layer); dock.checkpoint.setFilePath(str(CKPT))
@@ -42,4 +45,5 @@ while "%" not in dock.probe_label.text() and time.time() - t < 30:
 for _ in range(50): QApplication.processEvents(); time.sleep(0.02)
 dock.grab().save(str(REPO / "docs" / "img" / "dock.png"))
 print("saved", dock.status.text())
+QgsSettings().remove(results_folder.SETTINGS_KEY)
 dock.shutdown(); app.exitQgis()

@@ -12,6 +12,9 @@ CKPT = make_tiny_checkpoint(TMP / "tiny.ckpt")
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer
 app = QgsApplication([], True); app.initQgis()
 from qgis.gui import QgsMapCanvas
+from qgis.core import QgsSettings
+from senclip_qgis.gui import results_folder
+QgsSettings().setValue(results_folder.SETTINGS_KEY, str(TMP / "results"))  # not the user's folder
 from qgis.PyQt.QtWidgets import QMainWindow, QApplication
 from qgis.PyQt.QtCore import Qt
 from plugin_env import write_s2_gdal
@@ -55,4 +58,5 @@ canvas.zoomToFullExtent(); canvas.refresh()
 for _ in range(100): QApplication.processEvents(); time.sleep(0.02)
 win.grab().save(str(REPO / "docs" / "img" / "dock_tools.png"))
 print("saved", dock.status.text())
+QgsSettings().remove(results_folder.SETTINGS_KEY)
 dock.shutdown(); app.exitQgis()

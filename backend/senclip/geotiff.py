@@ -75,6 +75,20 @@ def pam_xml(classes: list[str], colors) -> str:
             f"  </PAMRasterBand>\n</PAMDataset>\n")
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux: /proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 class ClassMapWriter:
     """Stream a class map block by block; :meth:`commit` publishes it (tif, .aux.xml, .qml)."""
 
@@ -87,6 +101,7 @@ class ClassMapWriter:
         self.colors = class_colors(classes)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp.tif")
         os.close(fd)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; the map is for others too
         self.tmp = Path(tmp)
         profile = dict(PROFILE, width=width, height=height, transform=transform, crs=crs, nodata=0)
         if width < 256 or height < 256:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .choices import choices
 from .errors import InputError
 from .registry import RESOURCES
 
-STYLES = ("generic", "aerial", "ground")
+STYLES = tuple(choices("prompt_style"))  # resources/options.json; TEMPLATES has one entry per style
 PROMPT_SETS = ("eurosat", "bigearthnet")
 TEMPLATES = {
     "generic": ["a photo of {c}.", "a satellite photo of {c}.", "an image of {c}."],

@@ -1,14 +1,15 @@
 """Sentinel-2 scenes: which bands are R, G, B, how digital numbers become 8-bit RGB, what is valid.
 
-A scene is one multi-band raster (GeoTIFF/JP2/VRT) or a folder of single-band files (a SAFE
-granule's IMG_DATA, or files named like ``*_B04.jp2``). Either way the pipeline asks for the same
-thing: 8-bit RGB and a validity mask for a pixel window, padded where the window leaves the
-raster, so tiles at the edges are handled like any other.
+A scene is one multi-band raster (GeoTIFF/JP2/VRT, or an 8-bit true-colour TCI) or a Sentinel-2
+product read band by band: a ``.SAFE`` folder or its ``.zip``, a granule, its ``IMG_DATA``, or a
+folder of files named like ``*_B04.jp2`` (which file is which band is :mod:`senclip.s2product`'s
+business). Either way the pipeline asks for the same thing: 8-bit RGB and a validity mask for a
+pixel window, padded where the window leaves the raster, so tiles at the edges are handled like
+any other.
 """
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import s2product
 from .errors import InputError, SenclipWarning
+from .s2product import RGB, norm_band
 
 # Sentinel-2 band orders of the common multi-band products, by band count.
 BAND_ORDERS: dict[int, list[str]] = {
@@ -25,16 +28,10 @@ BAND_ORDERS: dict[int, list[str]] = {
     4: ["B02", "B03", "B04", "B08"],
     3: ["B04", "B03", "B02"],
 }
-RGB = ("B04", "B03", "B02")
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt", ".img")
-_BAND_FILE = re.compile(r"(?:^|[_.-])(B(?:0?[1-9]|1[0-2]|8A))(?:_(10|20|60)m)?\.(?:jp2|tif|tiff)$", re.I)
-_BASELINE = re.compile(r"_N(\d{4})_")
 DEFAULT_MAX_REFLECTANCE = 0.3
-
-
-def _norm_band(name: str) -> str:
-    name = name.upper()
-    return "B8A" if name == "B8A" else f"B{int(name[1:]):02d}"
+SCALE_SAMPLES = 8  # float input: the reflectance scale is judged on SCALE_SAMPLES² small windows …
+SCALE_SAMPLE_SIDE = 32  # … of this many pixels, spread evenly over the whole raster
 
 
 STRETCHES = ("fixed", "chip-minmax")
@@ -69,41 +66,14 @@ class Radiometry:
         if self.passthrough_8bit:
             return dn.astype(np.uint8, copy=False)
         refl = (dn.astype(np.float32) + self.offset) / self.scale
+        if dn.dtype.kind == "f":  # NaN nodata: invalid anyway, but must not reach the uint8 cast
+            refl = np.nan_to_num(refl, copy=False)
         out = np.clip(refl * (255.0 / self.max_reflectance), 0, 255)
         return (out + 0.5).astype(np.uint8)
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "offset": self.offset, "max_reflectance": self.max_reflectance,
                 "passthrough_8bit": self.passthrough_8bit, "stretch": self.stretch}
-
-
-def _read_offset_from_metadata(path: Path) -> float | None:
-    """The BOA/RADIO_ADD_OFFSET of a SAFE product (baseline 04.00+: −1000), if its MTD file is near."""
-    for parent in [path, *path.parents][:6]:
-        for mtd in ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml"):
-            f = parent / mtd
-            if f.is_file():
-                m = re.search(r"<(?:BOA|RADIO)_ADD_OFFSET[^>]*>\s*(-?\d+)", f.read_text(errors="ignore"))
-                return float(m.group(1)) if m else 0.0
-    m = _BASELINE.search(str(path))
-    if m:
-        return -1000.0 if int(m.group(1)) >= 400 else 0.0
-    return None
-
-
-def find_band_files(folder: Path) -> dict[str, Path]:
-    """Band name → file for a folder of Sentinel-2 band files (SAFE, IMG_DATA, or flat)."""
-    found: dict[str, tuple[int, Path]] = {}
-    for f in sorted(folder.rglob("*")):
-        m = _BAND_FILE.search(f.name)
-        if not m or not f.is_file():
-            continue
-        band, res = _norm_band(m.group(1)), int(m.group(2) or 0)
-        # Prefer the finest resolution: an L2A product ships B04 at 10, 20 and 60 m.
-        rank = res if res else 1
-        if band not in found or rank < found[band][0]:
-            found[band] = (rank, f)
-    return {b: p for b, (_, p) in found.items()}
 
 
 def parse_bands(spec: str | None) -> list[str] | None:
@@ -124,9 +94,10 @@ class Scene:
                  area=None) -> None:
         import rasterio
 
-        self.path = Path(path)
+        self.path = s2product.from_subdataset(str(path)) or Path(path)
         if not self.path.exists():
-            raise InputError(f"input {str(path)!r} does not exist; give a Sentinel-2 raster or a folder of band files")
+            raise InputError(f"input {str(path)!r} does not exist; give a Sentinel-2 raster, a .SAFE product (folder "
+                             "or .zip) or a folder of band files")
         self._stack = ExitStack()
         try:
             self._open(rasterio, parse_bands(bands))
@@ -145,62 +116,83 @@ class Scene:
             raise InputError(f"cannot read {str(p)!r} as a raster ({e}); give a GeoTIFF, JP2 or VRT") from None
 
     def _open(self, rasterio, band_spec) -> None:
-        if self.path.is_dir():
-            files = find_band_files(self.path)
-            names = [_norm_band(b) for b in band_spec] if band_spec else list(RGB)
-            if any(not re.fullmatch(r"B(0?[1-9]|1[0-2]|8A)", n, re.I) for n in names):
-                raise InputError(f"--bands for a folder must be band names like B04,B03,B02, got {band_spec}")
-            missing = [b for b in names if b not in files]
-            if missing:
-                raise InputError(
-                    f"no file for band(s) {', '.join(missing)} in {str(self.path)!r}; expected Sentinel-2 band files "
-                    "named like *_B04.jp2 (or a SAFE folder)")
-            self._sources = [(self._open_ds(rasterio, files[b]), 1) for b in names]
-            self.band_names = names
-            ref = self._sources[0][0]
-            for ds, _ in self._sources[1:]:
-                if (ds.width, ds.height, ds.transform) != (ref.width, ref.height, ref.transform):
-                    raise InputError(
-                        f"band files {ref.name} and {ds.name} are on different grids; choose bands of the same "
-                        "resolution (B02, B03, B04 and B08 are the 10 m bands)")
-            self.level = "L2A" if any("L2A" in str(p) or "_10m" in p.name for p in files.values()) else "L1C"
+        self.product = None
+        if s2product.is_product(self.path):
+            self._open_product(rasterio, band_spec)
         else:
-            ds = self._open_ds(rasterio, self.path)
-            n = ds.count
-            if band_spec:
-                idx = []
-                names = BAND_ORDERS.get(n, [])
-                descs = [(d or "").upper() for d in ds.descriptions]
-                for tok in band_spec:
-                    if tok.isdigit():
-                        idx.append(int(tok))
-                    else:
-                        t = _norm_band(tok) if re.fullmatch(r"B\d+A?", tok, re.I) else tok.upper()
-                        if t in names:
-                            idx.append(names.index(t) + 1)
-                        elif t in descs:
-                            idx.append(descs.index(t) + 1)
-                        else:
-                            raise InputError(f"--bands: band {tok!r} not found in a {n}-band raster; use 1-based indices like 4,3,2")
-                self.band_names = [str(i) for i in band_spec]
-            else:
-                if n not in BAND_ORDERS:
-                    raise InputError(
-                        f"{str(self.path)!r} has {n} band(s); the band mapping is known for 13 (L1C), 12 (L2A), "
-                        "4 (B2,B3,B4,B8) or 3 (RGB) bands. Say which bands are red, green, blue with --bands, e.g. --bands 3,2,1")
-                order = BAND_ORDERS[n]
-                idx = [order.index(b) + 1 for b in RGB]
-                self.band_names = list(RGB)
-            bad = [i for i in idx if not 1 <= i <= n]
-            if bad:
-                raise InputError(f"--bands {','.join(map(str, idx))}: the raster has only {n} band(s)")
-            self._sources = [(ds, i) for i in idx]
-            self.level = "L2A" if (n == 12 or "L2A" in self.path.name.upper()) else "L1C"
+            self._open_raster(rasterio, band_spec)
         ref = self._sources[0][0]
         self.full_width, self.full_height = ref.width, ref.height
         self.crs, self.full_transform = ref.crs, ref.transform
         self.dtype = np.dtype(ref.dtypes[0])
         self.nodata = ref.nodata
+
+    def _open_product(self, rasterio, band_spec) -> None:
+        self.product = s2product.find_product(self.path)
+        names = [norm_band(b) if s2product.is_band_name(b) else b for b in band_spec] if band_spec else list(RGB)
+        if any(not s2product.is_band_name(n) for n in names):
+            raise InputError(f"--bands for a Sentinel-2 product or band folder must be band names like B04,B03,B02, "
+                             f"got {','.join(band_spec)}")
+        paths, _ = self.product.select(names)
+        self._sources = [(self._open_ds(rasterio, p), 1) for p in paths]
+        self.band_names = names
+        ref = self._sources[0][0]
+        for ds, _ in self._sources[1:]:
+            if (ds.width, ds.height, ds.transform) != (ref.width, ref.height, ref.transform):
+                raise InputError(
+                    f"band files {ref.name} and {ds.name} are on different grids; choose bands of the same "
+                    "resolution (B02, B03, B04 and B08 are the 10 m bands)")
+        self.level = self.product.level or "L1C"
+
+    def _open_raster(self, rasterio, band_spec) -> None:
+        ds = self._open_ds(rasterio, self.path)
+        n = ds.count
+        if band_spec:
+            idx = []
+            names = BAND_ORDERS.get(n, [])
+            descs = [(d or "").upper() for d in ds.descriptions]
+            for tok in band_spec:
+                if tok.isdigit():
+                    idx.append(int(tok))
+                else:
+                    t = norm_band(tok) if s2product.is_band_name(tok) else tok.upper()
+                    if t in names:
+                        idx.append(names.index(t) + 1)
+                    elif t in descs:
+                        idx.append(descs.index(t) + 1)
+                    else:
+                        raise InputError(f"--bands: band {tok!r} not found in a {n}-band raster; use 1-based indices like 4,3,2")
+            self.band_names = [str(i) for i in band_spec]
+        else:
+            if n not in BAND_ORDERS:
+                raise InputError(
+                    f"{str(self.path)!r} has {n} band(s); the band mapping is known for 13 (L1C), 12 (L2A), "
+                    "4 (B2,B3,B4,B8) or 3 (RGB) bands. Say which bands are red, green, blue with --bands, e.g. --bands 3,2,1")
+            order = BAND_ORDERS[n]
+            idx = [order.index(b) + 1 for b in RGB]
+            self.band_names = list(RGB)
+        bad = [i for i in idx if not 1 <= i <= n]
+        if bad:
+            raise InputError(f"--bands {','.join(map(str, idx))}: the raster has only {n} band(s)")
+        self._sources = [(ds, i) for i in idx]
+        self.level = "L2A" if (n == 12 or "L2A" in self.path.name.upper()) else "L1C"
+
+    @property
+    def band_paths(self) -> list[str]:
+        """The files R, G, B are read from (GDAL paths: ``/vsizip/…`` inside a zip)."""
+        return [ds.name for ds, _ in self._sources]
+
+    @property
+    def scl_path(self) -> str | None:
+        """The L2A scene classification layer (SCL, 20 m where present) of a product input, else None.
+        Not a spectral band: for cloud masking. A ``/vsizip/`` path inside a zip; GDAL opens it."""
+        return self.product.scl_path if self.product else None
+
+    @property
+    def mtd_tl_path(self) -> str | None:
+        """The granule metadata (``MTD_TL.xml``: sun and view angles) of a product input, else None;
+        read it with :func:`senclip.s2product.read_text` (it may lie inside a zip)."""
+        return self.product.mtd_tl_path if self.product else None
 
     def _check_georef(self) -> None:
         if self.crs is None:
@@ -221,8 +213,12 @@ class Scene:
             raise InputError(f"--stretch must be one of {', '.join(STRETCHES)}, got {stretch!r}")
         if self.dtype == np.uint8 and scale in ("auto", None):
             return Radiometry(passthrough_8bit=True)
+        meta, names = self._metadata(), self.band_names
         if scale in ("auto", None):
-            s = 1.0 if self.dtype.kind == "f" and self._looks_like_reflectance() else 10000.0
+            if self.dtype.kind == "f" and self._looks_like_reflectance():
+                s = 1.0
+            else:
+                s = (meta.quantification if meta and meta.quantification else None) or 10000.0
         else:
             try:
                 s = float(scale)
@@ -231,7 +227,8 @@ class Scene:
             if not s > 0:
                 raise InputError(f"--scale must be > 0, got {scale!r}")
         if offset in ("auto", None):
-            o = _read_offset_from_metadata(self.path)
+            o = s2product.radiometric_offset(meta, names if all(map(s2product.is_band_name, names)) else RGB,
+                                             self.path.resolve())
             o = 0.0 if (o is None or s == 1.0) else o
         else:
             try:
@@ -240,14 +237,25 @@ class Scene:
                 raise InputError(f"--offset must be 'auto' or a number (e.g. -1000 for baseline 04.00+), got {offset!r}") from None
         return Radiometry(scale=s, offset=o, max_reflectance=float(max_reflectance), stretch=stretch)
 
+    def _metadata(self):
+        """Product metadata (``MTD_MSIL*.xml``) of the input, or of the product a single file lies in."""
+        if self.product is not None:
+            return self.product.metadata
+        return s2product.metadata_near(self.path)[0]
+
     def _looks_like_reflectance(self) -> bool:
-        ds, b = self._sources[0]
-        h, w = min(ds.height, 256), min(ds.width, 256)
+        """Float input holding reflectance (0..1) rather than DNs: judged on valid pixels of small
+        windows spread over the whole raster, so a nodata corner cannot decide it."""
         from rasterio.windows import Window
 
-        sample = ds.read(b, window=Window(0, 0, w, h))
-        finite = sample[np.isfinite(sample)]
-        return finite.size == 0 or float(np.nanpercentile(finite, 99)) <= 2.0
+        vals = []
+        for y in _spread(self.full_height, SCALE_SAMPLE_SIDE, SCALE_SAMPLES):
+            for x in _spread(self.full_width, SCALE_SAMPLE_SIDE, SCALE_SAMPLES):
+                win = Window(x, y, min(SCALE_SAMPLE_SIDE, self.full_width), min(SCALE_SAMPLE_SIDE, self.full_height))
+                dn, ok = self._read_window(win)
+                vals.append(dn[:, ok].ravel())
+        v = np.concatenate(vals)
+        return v.size == 0 or float(np.percentile(v, 99)) <= 2.0
 
     def _set_area(self, bounds, area) -> None:
         """Restrict work to ``bounds`` (minx, miny, maxx, maxy in the raster CRS), snapped to
@@ -287,23 +295,29 @@ class Scene:
             return data, valid
         win = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
         ys, xs = slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0)
+        data[:, ys, xs], valid[ys, xs] = self._read_window(win)
+        return data, valid
+
+    def _read_window(self, win) -> tuple[np.ndarray, np.ndarray]:
+        """R, G, B (3, h, w) of a window inside the raster, and which pixels hold data: not the declared
+        nodata, finite, inside the raster's mask, and (no nodata declared) not 0 in all three bands:
+        Sentinel-2's DN 0 and the black (0, 0, 0) border of an 8-bit true-colour image are no data."""
+        from rasterio.enums import MaskFlags
+
+        data = np.empty((3, int(win.height), int(win.width)), dtype=self.dtype)
         ok = np.ones((int(win.height), int(win.width)), dtype=bool)
         for i, (ds, b) in enumerate(self._sources):
             arr = ds.read(b, window=win)
-            data[i, ys, xs] = arr
+            data[i] = arr
             if ds.nodata is not None:
                 ok &= ~((arr == ds.nodata) | (np.isnan(arr) if arr.dtype.kind == "f" else False))
             elif arr.dtype.kind == "f":
                 ok &= np.isfinite(arr)
-            from rasterio.enums import MaskFlags
-
             if MaskFlags.per_dataset in ds.mask_flag_enums[b - 1] or MaskFlags.alpha in ds.mask_flag_enums[b - 1]:
                 ok &= ds.read_masks(b, window=win) > 0
-        if self.nodata is None and self.dtype.kind in "ui" and not self.radiometry.passthrough_8bit:
-            # Sentinel-2 products use DN 0 for "no data" without declaring it.
-            ok &= np.any(data[:, ys, xs] != 0, axis=0)
-        valid[ys, xs] = ok
-        return data, valid
+        if self.nodata is None and self.dtype.kind in "ui":
+            ok &= np.any(data != 0, axis=0)
+        return data, ok
 
     def fingerprint(self) -> dict:
         """Enough to tell whether an embedding store was made from this input."""
@@ -321,6 +335,11 @@ class Scene:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _spread(length: int, side: int, n: int) -> list[int]:
+    """Offsets of ``n`` windows of ``side`` px spread evenly over ``length`` px (fewer if it is short)."""
+    return sorted({int(round(v)) for v in np.linspace(0, max(length - side, 0), n)})
 
 
 def open_scene(path, **kwargs) -> Scene:

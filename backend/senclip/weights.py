@@ -132,8 +132,11 @@ def fetch_weights(spec: ModelSpec, *, offline: bool = False, endpoint: str | Non
         return _verify(spec, path)
     if is_offline(offline):
         raise _missing(spec, path, endpoint, "offline mode")
-    path.parent.mkdir(parents=True, exist_ok=True)
     url = source_url(spec, endpoint)
+    unreachable = _unresolvable_host(url)
+    if unreachable:  # not transient: fail now, no retry warnings
+        raise _missing(spec, path, endpoint, f"no network: the name {unreachable} does not resolve")
+    path.parent.mkdir(parents=True, exist_ok=True)
     feedback.info(f"downloading {spec.id} weights from {url} to {path}")
     try:
         if spec.source.url:
@@ -148,6 +151,30 @@ def fetch_weights(spec: ModelSpec, *, offline: bool = False, endpoint: str | Non
         _cleanup(path)
         raise
     return _verify(spec, path)
+
+
+def _unresolvable_host(url: str) -> str | None:
+    """The host of ``url`` when DNS says it does not exist (offline, air-gapped, blocked), else None.
+
+    huggingface_hub retries connection errors five times a second apart, printing a warning each
+    time; a name that does not resolve will not resolve a second later, so we ask DNS once first.
+    A temporary DNS failure (EAI_AGAIN) is left to the downloader and its retries.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
+    except socket.gaierror as e:
+        transient = {getattr(socket, "EAI_AGAIN", None)}
+        return None if e.errno in transient else host
+    except OSError:
+        return None
+    return None
 
 
 def resolve_weights(spec: ModelSpec, *, offline: bool = False, endpoint: str | None = None,

@@ -136,6 +136,18 @@ def op_selfcheck(args: dict, feedback: Feedback, state: State) -> dict:
     return dict(selfcheck(), protocol=PROTOCOL)
 
 
+def op_download_weights(args: dict, feedback: Feedback, state: State) -> dict:
+    """Fetch (or verify the cached) weights of a registry model: the plugin's 'Download model weights'."""
+    from .registry import get_model_spec
+    from .weights import fetch_weights
+
+    spec = get_model_spec(str(args.get("model") or ""))
+    if spec.source is None:
+        return {"model": spec.id, "path": None, "sha256": None, "verified": False}
+    got = fetch_weights(spec, offline=bool(args.get("offline", False)), feedback=feedback)
+    return {"model": spec.id, "path": str(got.path), "sha256": got.sha256, "verified": got.verified}
+
+
 def _api():
     from . import api
 
@@ -343,6 +355,7 @@ OPS = {
     "classify": op_classify, "embed": op_embed, "classify_store": op_classify_store,
     "selfcheck": op_selfcheck, "diagnostics": op_diagnostics, "load_store": op_load_store,
     "reclassify": op_reclassify, "probe": op_probe,
+    "download_weights": op_download_weights,
     "fewshot": op_fewshot, "similar": op_similar, "change": op_change, "accuracy": op_accuracy,
 }
 

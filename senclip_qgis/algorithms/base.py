@@ -11,15 +11,17 @@ from pathlib import Path
 
 from qgis.core import (
     QgsCoordinateTransform, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
-    QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterExtent,
+    QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum, QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
     QgsProcessingParameterString, QgsProcessingParameterVectorLayer, QgsProcessingUtils,
-    QgsProviderRegistry, QgsVectorFileWriter, QgsWkbTypes,
+    QgsProviderRegistry, QgsVectorFileWriter,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QVariant
+from qgis.PyQt.QtCore import QCoreApplication
 
-from .. import backend_client, catalog
+from .. import backend_client, catalog, compat
+from ..messages import not_a_file_raster
+from ..progress import ProgressTracker, format_seconds
 
 HELP_DIR = Path(__file__).resolve().parent.parent / "help"
 
@@ -50,6 +52,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     STRETCH = "STRETCH"
     OUTPUT = "OUTPUT"
     OUTPUT_TABLE = "OUTPUT_TABLE"
+    RESOLUTION_LABELS = {"grid": "tile grid (fast)", "pixel": "input pixels (smoother)"}  # by choice
 
     # -- identity ------------------------------------------------------------------------------
     def tr(self, text: str) -> str:
@@ -88,7 +91,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     # -- parameter groups ----------------------------------------------------------------------
     def _advanced(self, param):
-        param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        param.setFlags(param.flags() | compat.PARAMETER_ADVANCED)
         self.addParameter(param)
 
     def add_prompt_params(self) -> None:
@@ -103,27 +106,27 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             options=catalog.PROMPT_STYLES, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.RESOLUTION, self.tr("Output resolution"),
-            options=[self.tr("tile grid (fast)"), self.tr("input pixels (smoother)")],
-            defaultValue=0))
+            options=[self.tr(self.RESOLUTION_LABELS.get(r, r)) for r in catalog.RESOLUTIONS], defaultValue=0))
         self._advanced(QgsProcessingParameterEnum(
             self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
             options=catalog.CALIBRATIONS, defaultValue=0))
 
     def add_model_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
-            self.MODEL, self.tr("Model"), options=catalog.model_ids(), defaultValue=0))
+            self.MODEL, self.tr("Model (auto = default model, or the checkpoint's own architecture)"),
+            options=catalog.model_choices(), defaultValue=catalog.MODEL_AUTO, usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
-            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; overrides the model)"),
+            self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; wins over the model)"),
             optional=True))
         self.add_runtime_params()
         self._advanced(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
+            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
             defaultValue=64, minValue=8, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
             self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
-            QgsProcessingParameterNumber.Integer, optional=True, minValue=1, maxValue=4096))
+            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer,
+            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
             defaultValue=32, minValue=1, maxValue=4096))
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, self.tr("Band numbers for red,green,blue (empty = detect Sentinel-2 B04,B03,B02)"),
@@ -132,7 +135,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             self.EXTENT, self.tr("Extent (empty = whole raster)"), optional=True))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.MASK, self.tr("Mask polygons (only inside is classified)"),
-            [QgsProcessing.TypeVectorPolygon], optional=True))
+            [compat.SOURCE_VECTOR_POLYGON], optional=True))
         self._advanced(QgsProcessingParameterEnum(
             self.STRETCH, self.tr("8-bit conversion (fixed 0-0.3 reflectance, or each tile's own min-max as in "
                                   "SenCLIP training)"), options=catalog.STRETCHES, defaultValue=0))
@@ -150,7 +153,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def add_table_output(self) -> None:
         self.addParameter(QgsProcessingParameterFeatureSink(
-            self.OUTPUT_TABLE, self.tr("Class areas"), QgsProcessing.TypeVector, optional=True,
+            self.OUTPUT_TABLE, self.tr("Class areas"), compat.SOURCE_VECTOR, optional=True,
             createByDefault=True))
 
     # -- parameters -> backend kwargs ----------------------------------------------------------
@@ -177,11 +180,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
     def model_args(self, parameters, context, layer, feedback) -> dict:
         checkpoint = self.parameterAsFile(parameters, self.CHECKPOINT, context) or None
-        # With a checkpoint the architecture is inferred from its weights; a MODEL set explicitly
-        # still names the recipe (preprocessing) to use with it.
-        model = None
-        if not checkpoint or parameters.get(self.MODEL) is not None:
-            model = self.enum_value(parameters, self.MODEL, context, catalog.model_ids())
+        model = self.model_choice(parameters, checkpoint, feedback)
         bands_text = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
         bands = bands_text.replace(" ", "") or None  # "4,3,2" or "B04,B03,B02"; checked by the backend
         stride = parameters.get(self.STRIDE)
@@ -204,15 +203,34 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             args["mask"] = self.export_mask(mask, layer.crs(), context, feedback)
         return args
 
+    def model_choice(self, parameters, checkpoint, feedback) -> str | None:
+        """The model id to send (None with a checkpoint: the checkpoint wins), see catalog."""
+        try:
+            model, note = catalog.resolve_model_choice(parameters.get(self.MODEL), checkpoint)
+        except ValueError as exc:
+            raise QgsProcessingException(str(exc))
+        if note and feedback is not None:
+            feedback.pushInfo(note)
+        return model
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - Qt naming
+        """Accept the integer MODEL of models/scripts saved before ids became strings."""
+        value = parameters.get(self.MODEL) if self.parameterDefinition(self.MODEL) else None
+        if value is not None and str(value).strip().lstrip("-").isdigit():
+            try:
+                model, _ = catalog.resolve_model_choice(value, None)
+            except ValueError as exc:
+                return False, str(exc)
+            parameters = dict(parameters, **{self.MODEL: model})
+        return super().checkParameterValues(parameters, context)
+
     @staticmethod
     def raster_path(layer) -> str:
         """The file behind a raster layer; the backend reads files, not QGIS providers."""
         if layer is None:
             raise QgsProcessingException("INPUT: no raster layer given")
         if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"INPUT: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
-                "SenCLIP needs a file-based raster (GeoTIFF, JP2, VRT). Export it first.")
+            raise QgsProcessingException("INPUT: " + not_a_file_raster(layer.name(), layer.providerType()))
         parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
         return parts.get("path") or layer.source()
 
@@ -224,19 +242,22 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         options.fileEncoding = "UTF-8"
         options.ct = QgsCoordinateTransform(mask.crs(), crs, context.transformContext())
         err = QgsVectorFileWriter.writeAsVectorFormatV3(mask, path, context.transformContext(), options)
-        if err[0] != QgsVectorFileWriter.NoError:
+        if err[0] != QgsVectorFileWriter.WriterError.NoError:
             raise QgsProcessingException(f"MASK: cannot export '{mask.name()}' to {path}: {err[1]}")
         feedback.pushInfo(f"mask exported to {path}")
         return path
 
     # -- running -------------------------------------------------------------------------------
     def run_backend(self, op: str, args: dict, feedback) -> dict:
+        tracker = ProgressTracker()
+
         def on_event(event):
             kind = event.get("event")
             if kind == "progress":
-                feedback.setProgress(float(event.get("percent") or 0.0))
-                if event.get("text"):
-                    feedback.setProgressText(f"{event['text']} ({event.get('done')}/{event.get('total')})")
+                percent, line, _ = tracker.update(event)
+                feedback.setProgress(percent)
+                if line:  # Processing logs every setProgressText: once per stage, not per batch
+                    feedback.setProgressText(line)
             elif kind == "info":
                 feedback.pushInfo(event.get("message", ""))
             elif kind == "warning":
@@ -244,11 +265,13 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
 
         feedback.pushDebugInfo(f"senclip worker request: {op} {args}")
         try:
-            return backend_client.run_request(op, args, on_event=on_event,
-                                               is_canceled=feedback.isCanceled,
-                                               on_stderr=feedback.pushDebugInfo)
+            result = backend_client.run_request(op, args, on_event=on_event,
+                                                is_canceled=feedback.isCanceled,
+                                                on_stderr=feedback.pushDebugInfo)
         except backend_client.BackendError as exc:
             raise QgsProcessingException(str(exc))
+        feedback.pushInfo(self.tr("SenCLIP {} finished in {}").format(op, format_seconds(tracker.elapsed())))
+        return result
 
     # -- class areas ---------------------------------------------------------------------------
     def report_areas(self, result: dict, parameters, context, feedback) -> str | None:
@@ -259,12 +282,11 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         conf = per_class(result.get("mean_confidence"), classes, None)
         total = float(sum(counts)) or 1.0  # percent of the classified area
         fields = QgsFields()
-        for name, kind in (("value", QVariant.Int), ("class", QVariant.String),
-                           ("pixels", QVariant.LongLong), ("area_km2", QVariant.Double),
-                           ("percent", QVariant.Double), ("mean_confidence", QVariant.Double)):
-            fields.append(QgsField(name, kind))
+        for name, kind in (("value", "int"), ("class", "string"), ("pixels", "int64"),
+                           ("area_km2", "double"), ("percent", "double"), ("mean_confidence", "double")):
+            fields.append(QgsField(name, compat.field_type(kind)))
         sink, dest = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields,
-                                          QgsWkbTypes.NoGeometry)
+                                          compat.NO_GEOMETRY)
         feedback.pushInfo(self.tr("Class areas:"))
         for i, name in enumerate(classes):
             km2 = None if areas[i] is None else areas[i] / 1e6
@@ -276,7 +298,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             if sink is not None:
                 f = QgsFeature(fields)
                 f.setAttributes([i + 1, name, int(counts[i]), km2, pct, mc])
-                sink.addFeature(f, QgsFeatureSink.FastInsert)
+                sink.addFeature(f, QgsFeatureSink.Flag.FastInsert)
         if classes and all(a is None for a in areas):
             feedback.pushInfo(self.tr("(areas need a projected CRS; the raster's CRS is geographic)"))
         return dest

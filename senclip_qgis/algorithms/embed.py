@@ -28,7 +28,25 @@ class EmbedAlgorithm(SenclipAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         args = self.request_args(parameters, context, feedback)
         result = self.run_backend("embed", args, feedback)
-        for key in ("tiles", "shape", "model"):
-            if result.get(key) is not None:
-                feedback.pushInfo(f"{key}: {result[key]}")
+        for line in embed_summary(result):
+            feedback.pushInfo(line)
         return {self.OUTPUT: result.get("path") or args["out"]}
+
+
+def embed_summary(result: dict) -> list[str]:
+    """Log lines from the worker's answer, i.e. ``senclip.api.EmbedResult`` as JSON:
+    ``path``, ``chips``, ``grid`` (tile, stride, rows, cols, width, height), ``model`` (the
+    encoder's record), ``backend``, ``device``."""
+    lines = []
+    if result.get("chips") is not None:
+        lines.append(f"chips encoded: {result['chips']}")
+    grid = result.get("grid") or {}
+    if grid.get("rows") is not None and grid.get("cols") is not None:
+        lines.append(f"grid: {grid['rows']} x {grid['cols']} cells (tile {grid.get('tile')} px, "
+                     f"stride {grid.get('stride')} px) over {grid.get('width')} x {grid.get('height')} px")
+    model = result.get("model") or {}
+    if model.get("model_id"):
+        lines.append(f"model: {model['model_id']} ({model.get('arch')}, {model.get('embed_dim')}-d)")
+    if result.get("backend"):
+        lines.append(f"backend: {result['backend']} on {result.get('device')}")
+    return lines

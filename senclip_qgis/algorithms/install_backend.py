@@ -9,7 +9,7 @@ from qgis.core import (
     QgsSettings,
 )
 
-from .. import backend_client, installer
+from .. import backend_client, compat, install_plan, installer
 from .base import SenclipAlgorithm
 
 
@@ -24,6 +24,9 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
     RECREATE = "RECREATE"
     REMEMBER = "REMEMBER"
     PYTHON = "PYTHON"
+    TORCH_BUILD = "TORCH_BUILD"
+    BUNDLE = "BUNDLE"
+    USE_UV = "USE_UV"
     EXTRA_KEYS = list(installer.EXTRAS)
 
     def group(self) -> str:
@@ -34,17 +37,24 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
 
     def flags(self):
         # pip and venv must not run twice at once, and the thread must not matter to them.
-        return super().flags() | self.FlagNoThreading
+        return super().flags() | compat.ALGORITHM_NO_THREADING
 
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterFile(
             self.VENV, self.tr("Environment folder (empty = {})").format(backend_client.default_venv_dir()),
-            behavior=QgsProcessingParameterFile.Folder, optional=True))
+            behavior=compat.FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.EXTRAS, self.tr("What to install"),
             options=[self.tr("PyTorch + open_clip + ONNX Runtime (all models; large download)"),
                      self.tr("ONNX Runtime only (light; exported .onnx models)"),
                      self.tr("the backend only (dependencies already present)")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.TORCH_BUILD, self.tr("PyTorch build (auto: CUDA with an NVIDIA GPU, else CPU-only ≈ 0.9 GB "
+                                      "instead of ≈ 5.6 GB)"),
+            options=install_plan.TORCH_BUILDS, defaultValue="auto", usesStaticStrings=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.BUNDLE, self.tr("Offline bundle folder (from 'senclip bundle create'; empty = download)"),
+            behavior=compat.FILE_FOLDER, optional=True))
         self._advanced(QgsProcessingParameterFile(
             self.BASE_PYTHON, self.tr("Python to create the environment with (empty = detect)"),
             optional=True, fileFilter="All files (*)"))  # interpreters have no extension
@@ -55,6 +65,8 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
             self.PIP_OPTIONS, self.tr("Extra pip options (e.g. --find-links DIR --no-index, "
                                       "--extra-index-url https://download.pytorch.org/whl/cpu)"),
             optional=True))
+        self._advanced(QgsProcessingParameterBoolean(
+            self.USE_UV, self.tr("Use uv when it is installed (faster)"), defaultValue=True))
         self._advanced(QgsProcessingParameterBoolean(
             self.RECREATE, self.tr("Delete and recreate the environment"), defaultValue=False))
         self._advanced(QgsProcessingParameterBoolean(
@@ -74,6 +86,9 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
                 venv, base_python=base, extras=extras, pip_options=pip_options,
                 system_site_packages=self.parameterAsBoolean(parameters, self.SYSTEM_SITE, context),
                 recreate=self.parameterAsBoolean(parameters, self.RECREATE, context),
+                torch_build=self.parameterAsEnumString(parameters, self.TORCH_BUILD, context) or "auto",
+                bundle=self.parameterAsFile(parameters, self.BUNDLE, context) or None,
+                use_uv=self.parameterAsBoolean(parameters, self.USE_UV, context),
                 log=feedback.pushConsoleInfo, is_canceled=feedback.isCanceled)
         except (installer.InstallError, backend_client.BackendError, OSError) as exc:
             raise QgsProcessingException(f"backend installation failed: {exc}")

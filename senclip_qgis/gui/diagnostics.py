@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from .. import backend_client
 
@@ -21,22 +22,50 @@ def diagnostics_text(timeout_s: float = 120.0) -> str:
     return "\n".join(lines)
 
 
-def show_diagnostics(parent=None) -> None:
-    from qgis.PyQt.QtCore import Qt
-    from qgis.PyQt.QtGui import QCursor
-    from qgis.PyQt.QtWidgets import QApplication, QDialog, QPlainTextEdit, QVBoxLayout
+def _dialog_class():
+    from qgis.PyQt.QtCore import pyqtSignal
+    from qgis.PyQt.QtWidgets import (
+        QApplication, QDialog, QDialogButtonBox, QPlainTextEdit, QPushButton, QVBoxLayout,
+    )
 
-    dialog = QDialog(parent)
-    dialog.setWindowTitle("SenCLIP diagnostics")
-    layout = QVBoxLayout(dialog)
-    text = QPlainTextEdit(dialog)
-    text.setReadOnly(True)
-    QApplication.setOverrideCursor(QCursor(Qt.WaitCursor))
-    try:
-        report = diagnostics_text()
-    finally:
-        QApplication.restoreOverrideCursor()
-    text.setPlainText(report)
-    layout.addWidget(text)
-    dialog.resize(700, 500)
-    dialog.exec_()
+    class _Dialog(QDialog):
+        """Non-modal: the backend report (a child process, seconds) is collected in a thread."""
+
+        reportReady = pyqtSignal(str)  # noqa: N815 - Qt naming
+
+        def __init__(self, parent=None, collect=diagnostics_text) -> None:
+            super().__init__(parent)
+            self.setWindowTitle("SenCLIP diagnostics")
+            layout = QVBoxLayout(self)
+            self.text = QPlainTextEdit(self)
+            self.text.setReadOnly(True)
+            self.text.setPlainText("Collecting the report (the backend runs in its own process)…")
+            layout.addWidget(self.text)
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+            self.copy_button = QPushButton("Copy", self)
+            self.copy_button.setEnabled(False)
+            buttons.addButton(self.copy_button, QDialogButtonBox.ButtonRole.ActionRole)
+            self.copy_button.clicked.connect(self.copy)
+            buttons.rejected.connect(self.close)
+            layout.addWidget(buttons)
+            self.resize(700, 500)
+            self.done_collecting = False
+            self.reportReady.connect(self._show_report)
+            threading.Thread(target=lambda: self.reportReady.emit(collect()), daemon=True).start()
+
+        def _show_report(self, report: str) -> None:
+            self.text.setPlainText(report)
+            self.copy_button.setEnabled(True)
+            self.done_collecting = True
+
+        def copy(self) -> None:
+            QApplication.clipboard().setText(self.text.toPlainText())
+
+    return _Dialog
+
+
+def show_diagnostics(parent=None, collect=diagnostics_text):
+    """Open the diagnostics window and return at once; the report fills in when it is ready."""
+    dialog = _dialog_class()(parent, collect)
+    dialog.show()
+    return dialog

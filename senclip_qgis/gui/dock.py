@@ -3,25 +3,34 @@
 The first Run sends ``embed`` (slow: the image encoder) then ``load_store`` to a persistent worker;
 later runs with the same layer/extent/model send only ``reclassify`` (text encoder + a matrix
 product). Edits to the table re-classify by themselves after a short pause.
+
+Results go to a folder the user keeps (see ``results_folder``), never to a temporary folder: a saved
+project must find its layers again. The dock scrolls, so it fits a 1366x768 laptop beside the
+Processing toolbox.
 """
 from __future__ import annotations
 
 import shutil
-import tempfile
+import time
 from pathlib import Path
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
+from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-    QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QHeaderView,
+    QLabel, QProgressBar, QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from .. import catalog
+from .. import backend_client, catalog, compat
+from ..messages import not_a_file_raster
+from ..progress import ProgressTracker, format_seconds
 from ..styling import style_class_layer
+from . import results_folder
 from .prompt_table import PromptTable
 from .worker_process import WorkerProcess
+
+LOG_TAG = "SenCLIP"
 
 DEFAULT_CLASSES = ["Forest", "Sea or Lake", "Annual Crop Land", "Pasture", "Residential Buildings"]
 
@@ -34,8 +43,13 @@ class SenclipDock(QDockWidget):
         self.worker = WorkerProcess(self)
         self.worker.progress.connect(self._on_progress)
         self.worker.stateChanged.connect(self._on_busy)
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="senclip-dock-"))
         self.store_key = None
+        self.store_path: Path | None = None  # the embedding store the worker has loaded
+        self.result_path: Path | None = None  # the class map the result layer shows
+        self.written: set[Path] = set()  # what this dock wrote: only these may it ever remove
+        self.tracker: ProgressTracker | None = None
+        self.run_started: float | None = None  # Run pressed (encoding included in the total time)
+        self.encode_seconds: float | None = None
         self.result_layer_id = None
         self.last_result: dict | None = None
         self.runs = 0
@@ -51,9 +65,12 @@ class SenclipDock(QDockWidget):
     def _build(self) -> None:
         body = QWidget(self)
         layout = QVBoxLayout(body)
+        scroll = QScrollArea(self)  # a 768 px high screen cannot show the dock whole
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
         form = QFormLayout()
         self.layer_combo = QgsMapLayerComboBox(body)
-        self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setFilters(compat.RASTER_LAYER_FILTER)
         form.addRow(self.tr("Sentinel-2 layer"), self.layer_combo)
         self.visible_only = QCheckBox(self.tr("Visible extent only"), body)
         form.addRow("", self.visible_only)
@@ -83,9 +100,19 @@ class SenclipDock(QDockWidget):
         row.addWidget(self.set_combo)
         row.addWidget(use_set)
         form.addRow(self.tr("Prompt style / shipped set"), row)
+        self.results_dir = QgsFileWidget(body)
+        self.results_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+        self.results_dir.setFilePath(results_folder.chosen_dir())
+        self.results_dir.lineEdit().setPlaceholderText(self.tr("beside the project: {}").format(
+            results_folder.default_dir()))
+        self.results_dir.fileChanged.connect(results_folder.remember_dir)
+        self.results_dir.setToolTip(self.tr("Class maps and embedding stores are written here and kept. "
+                                            "Empty: a 'senclip' folder beside the project file."))
+        form.addRow(self.tr("Results folder"), self.results_dir)
         layout.addLayout(form)
 
         self.table = PromptTable(body)
+        self.table.setMinimumHeight(120)
         for name in DEFAULT_CLASSES:
             self.table.add_class(name)
         self.table.edited.connect(self._schedule_rerun)
@@ -116,11 +143,22 @@ class SenclipDock(QDockWidget):
         layout.addWidget(self.progress)
         self.status = QLabel(self.tr("Ready."), body)
         self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.status)
         self.results = QTableWidget(0, 4, body)
         self.results.setHorizontalHeaderLabels([self.tr("Class"), "km²", "%", self.tr("Mean conf.")])
+        header = self.results.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # full class names
+        for col in (1, 2, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.results.verticalHeader().setVisible(False)
+        self.results.setWordWrap(True)
+        self.results.setMinimumHeight(110)
         layout.addWidget(self.results)
+        self.save_map_button = QPushButton(self.tr("Save map as…"), body)
+        self.save_map_button.setEnabled(False)
+        self.save_map_button.clicked.connect(self.save_map_as)
+        layout.addWidget(self.save_map_button)
         self.probe_label = QLabel("", body)
         self.probe_label.setWordWrap(True)
         layout.addWidget(self.probe_label)
@@ -130,12 +168,17 @@ class SenclipDock(QDockWidget):
         row = QHBoxLayout()
         install = QPushButton(self.tr("Install backend…"), body)
         install.clicked.connect(self.install_backend)
+        self.download_button = QPushButton(self.tr("Download weights"), body)
+        self.download_button.setToolTip(self.tr("Fetch the chosen model's weights now (while online)"))
+        self.download_button.clicked.connect(self.download_weights)
         diag = QPushButton(self.tr("Diagnostics"), body)
         diag.clicked.connect(self.diagnostics)
-        row.addWidget(install)
-        row.addWidget(diag)
+        for b in (install, self.download_button, diag):
+            row.addWidget(b)
         layout.addLayout(row)
-        self.setWidget(body)
+        layout.addStretch(1)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
 
     # -- prompts -------------------------------------------------------------------------------
     def use_shipped_set(self) -> None:
@@ -186,7 +229,17 @@ class SenclipDock(QDockWidget):
             self.show_status(self.tr("Choose a Sentinel-2 raster layer first."), error=True)
             return
         if layer.providerType() != "gdal":
-            self.show_status(self.tr("The layer must be a file-based raster (GDAL)."), error=True)
+            self.show_status(not_a_file_raster(layer.name(), layer.providerType()), error=True)
+            return
+        if not self.table.mapping():  # say so now, not after minutes of encoding
+            self.show_status(self.tr("The class table is empty: add at least one class (Add), then Run."),
+                             error=True)
+            return
+        try:
+            folder = results_folder.results_dir()
+        except OSError as exc:
+            self.show_status(self.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
+                             error=True)
             return
         from qgis.core import QgsProviderRegistry
 
@@ -199,14 +252,26 @@ class SenclipDock(QDockWidget):
             return
         self.store_key = None
         self.runs += 1
-        store = self.tmpdir / f"store-{self.runs}"
+        store = results_folder.unique_path(folder / "stores", f"{results_folder.slug(layer.name())}-"
+                                           f"{results_folder.stamp()}", "")
+        store.parent.mkdir(parents=True, exist_ok=True)
+        self.source_name = layer.name()
+        self.run_started, self.encode_seconds = time.monotonic(), None
+        self.tracker = ProgressTracker()
         self.show_status(self.tr("Encoding the image (first run for this extent)…"))
-        self.worker.request("embed", dict(args, out=str(store), overwrite=True),
+        self.worker.request("embed", dict(args, out=str(store), overwrite=False),
                             lambda res: self._embedded(key, store), self._failed)
 
     def _embedded(self, key, store) -> None:
+        self.written.add(store)
+        if self.run_started is not None:
+            self.encode_seconds = time.monotonic() - self.run_started
+
         def loaded(res):
+            old, self.store_path = self.store_path, store
             self.store_key = key
+            if old is not None and old != store:
+                self._remove_written(old)  # superseded by the new store
             self.reclassify()
 
         self.worker.request("load_store", {"store": str(store), "backend": self.backend_combo.currentText(),
@@ -223,7 +288,15 @@ class SenclipDock(QDockWidget):
             self.show_status(self.tr("Add at least one class."), error=True)
             return
         self.runs += 1
-        out = self.tmpdir / f"classes-{self.runs}.tif"
+        try:
+            folder = results_folder.results_dir()
+        except OSError as exc:
+            self.show_status(self.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
+                             error=True)
+            return
+        name = getattr(self, "source_name", "") or "senclip"
+        out = results_folder.unique_path(folder, f"{results_folder.slug(name)}_classes_{results_folder.stamp()}",
+                                         ".tif")
         self.worker.request("reclassify", {"out": str(out), "classes": list(mapping), "prompts": mapping,
                                            "prompt_style": self.style_combo.currentText()},
                             self._classified, self._failed)
@@ -235,25 +308,94 @@ class SenclipDock(QDockWidget):
     def _classified(self, result: dict) -> None:
         self.last_result = result
         path, classes = result["path"], result["classes"]
+        self.written.add(Path(path))
         project = QgsProject.instance()
         layer = project.mapLayer(self.result_layer_id) if self.result_layer_id else None
+        title = results_folder.layer_title(classes)
         if layer is None:
-            layer = QgsRasterLayer(path, "SenCLIP classes", "gdal")
+            layer = QgsRasterLayer(path, title, "gdal")
             project.addMapLayer(layer)
             self.result_layer_id = layer.id()
         else:
-            layer.setDataSource(path, layer.name(), "gdal")
+            layer.setDataSource(path, title, "gdal")
+        layer.setName(title)
         style_class_layer(layer, classes)
-        self._fill_results(result)
-        secs = result.get("seconds")
-        self.show_status(self.tr("Classified {} classes{}.").format(
-            len(classes), f" in {secs:.2f} s" if secs is not None else ""))
+        old, self.result_path = self.result_path, Path(path)
+        if old is not None and old != self.result_path:
+            self._remove_written(old)  # superseded by this re-classification
+        self._fill_results(result, layer)
+        self.save_map_button.setEnabled(True)
+        self.show_status(self.finished_text(len(classes), result.get("seconds")))
         self.progress.setValue(100)
 
-    def _fill_results(self, result: dict) -> None:
+    def finished_text(self, n_classes: int, seconds: float | None) -> str:
+        """The whole run's time after a Run (encoding included); the re-classification's otherwise."""
+        secs = "" if seconds is None else format_seconds(seconds)
+        if self.run_started is None:
+            return self.tr("Re-classified {} classes in {}.").format(n_classes, secs)
+        total = format_seconds(time.monotonic() - self.run_started)
+        self.run_started = None
+        encode = "" if self.encode_seconds is None else self.tr("image encoding {}, ").format(
+            format_seconds(self.encode_seconds))
+        return self.tr("Classified {} classes in {} ({}classification {}).").format(n_classes, total, encode, secs)
+
+    def _remove_written(self, path: Path) -> None:
+        """Delete a file or store this dock wrote and nothing shows any more; never anything else."""
+        if path not in self.written:
+            return
+        sources = {lyr.source() for lyr in QgsProject.instance().mapLayers().values()}
+        if str(path) in sources:
+            return
+        self.written.discard(path)
+        if path.is_dir():
+            if (path / "meta.json").is_file():
+                shutil.rmtree(path, ignore_errors=True)
+            return
+        for p in [path] + results_folder.sidecars(path):
+            p.unlink(missing_ok=True)
+
+    def save_map_as(self) -> None:
+        if self.result_path is None:
+            return
+        start = str(results_folder.results_dir() / f"{results_folder.slug(self.result_layer_name())}.tif")
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Save map as"), start, "GeoTIFF (*.tif)")
+        if path:
+            self.save_map_to(path)
+
+    def result_layer_name(self) -> str:
+        layer = QgsProject.instance().mapLayer(self.result_layer_id) if self.result_layer_id else None
+        return layer.name() if layer is not None else "senclip-classes"
+
+    def save_map_to(self, path: str) -> QgsRasterLayer | None:
+        """Copy the current class map (+ colour table, names, style) to ``path`` and add it as a layer.
+
+        The dock's working map is replaced by the next prompt edit; a saved copy stays as it is.
+        """
+        if self.result_path is None or self.last_result is None:
+            return None
+        dest = Path(path if path.lower().endswith((".tif", ".tiff")) else path + ".tif")
+        if dest.resolve() == self.result_path.resolve():
+            self.show_status(self.tr("That is the dock's working file; choose another name."), error=True)
+            return None
+        try:
+            shutil.copyfile(self.result_path, dest)
+            for side in results_folder.sidecars(self.result_path):
+                shutil.copyfile(side, results_folder.sidecar_for(side, self.result_path, dest))
+        except OSError as exc:
+            self.show_status(self.tr("Could not save the map: {}").format(exc), error=True)
+            return None
+        layer = QgsRasterLayer(str(dest), dest.stem, "gdal")
+        style_class_layer(layer, self.last_result["classes"])
+        QgsProject.instance().addMapLayer(layer)
+        self.show_status(self.tr("Saved the map to {}.").format(dest))
+        return layer
+
+    def _fill_results(self, result: dict, layer=None) -> None:
         from ..algorithms.base import per_class
+        from ..styling import renderer_colours
 
         classes = result["classes"]
+        colours = renderer_colours(layer) if layer is not None else {}
         counts = per_class(result.get("counts"), classes, 0)
         areas = per_class(result.get("area_m2"), classes, None)
         conf = per_class(result.get("mean_confidence"), classes, None)
@@ -263,11 +405,21 @@ class SenclipDock(QDockWidget):
             cells = [name, "n/a" if areas[i] is None else f"{areas[i] / 1e6:.3f}",
                      f"{100 * counts[i] / total:.1f}", "n/a" if conf[i] is None else f"{conf[i]:.2f}"]
             for j, text in enumerate(cells):
-                self.results.setItem(i, j, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if j == 0:
+                    item.setToolTip(name)
+                    if i + 1 in colours:
+                        item.setData(Qt.ItemDataRole.DecorationRole, colours[i + 1])
+                self.results.setItem(i, j, item)
+        self.results.resizeRowsToContents()
 
     def _failed(self, error) -> None:
-        self.show_status(str(error), error=True)
+        self.run_started = None
         self.progress.setValue(0)
+        if isinstance(error, backend_client.BackendCancelled):  # the user's choice, not a failure
+            self.show_status(self.tr("Cancelled. Nothing was written; Run starts again."))
+            return
+        self.show_status(str(error), error=True)
 
     def cancel(self) -> None:
         self._rerun.stop()
@@ -276,10 +428,14 @@ class SenclipDock(QDockWidget):
 
     def _on_progress(self, event: dict) -> None:
         if event.get("event") == "progress":
-            self.progress.setValue(int(event.get("percent") or 0))
-            self.status.setText(f"{event.get('text', '')} {event.get('done')}/{event.get('total')}")
+            self.tracker = self.tracker or ProgressTracker()
+            percent, line, status = self.tracker.update(event)
+            self.progress.setValue(int(percent))
+            self.show_status(status)
+            if line:  # one log line per stage, not per batch
+                QgsMessageLog.logMessage(line, LOG_TAG, Qgis.MessageLevel.Info)
         elif event.get("event") == "warning":
-            self.status.setText(self.tr("Warning: ") + event.get("message", ""))
+            self.show_status(self.tr("Warning: ") + event.get("message", ""))
 
     def _on_busy(self, busy: bool) -> None:
         self.cancel_button.setEnabled(busy)
@@ -318,15 +474,29 @@ class SenclipDock(QDockWidget):
 
         processing.execAlgorithmDialog("senclip:install_backend")
 
+    def download_weights(self) -> None:
+        """Fetch the chosen model's weights now, in the worker (fails in a second when offline)."""
+        model = self.model_combo.currentText()
+        self.show_status(self.tr("Downloading the weights of {}…").format(model))
+
+        def done(res):
+            if res.get("path"):
+                self.show_status(self.tr("Weights of {} ready: {}").format(model, res["path"]))
+            else:
+                self.show_status(self.tr("{} has no weight file (random weights); nothing to download.")
+                                 .format(model))
+
+        self.worker.request("download_weights", {"model": model}, done, self._failed)
+
     def diagnostics(self) -> None:
         from .diagnostics import show_diagnostics
 
-        show_diagnostics(self)
+        self._diagnostics = show_diagnostics(self)
 
     def shutdown(self) -> None:
+        """Stop the worker; results stay in the results folder (the project may point at them)."""
         self._rerun.stop()
         self.worker.shutdown()
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
         self.worker.shutdown()

@@ -2,8 +2,9 @@
 
 Both work on the persistent worker's store, so a refinement or a search is a matrix product
 (well under a second for a 100 km² scene), never an image encoding. Examples live in a memory
-layer ("SenCLIP examples") styled by class; every refinement also saves them beside its class
-map (``<map>.examples.geojson``) with the cross-validated accuracy (``<map>.fewshot.json``).
+layer ("SenCLIP examples") styled by class; every refinement writes its class map into the dock's
+results folder and saves the examples beside it (``<map>.examples.geojson``) with the
+cross-validated accuracy (``<map>.fewshot.json``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ class EmbeddingPanel(QGroupBox):
         self.layers: dict = {}  # geometry kind -> QgsVectorLayer id
         self.similar_ids: list = []
         self.tool = None
-        self.runs = 0
         self.last_fewshot: dict | None = None
         self.last_similar: dict | None = None
         self._build()
@@ -187,12 +187,26 @@ class EmbeddingPanel(QGroupBox):
             self.dock.show_status(self.dock.tr("Add examples on the map first."), error=True)
             return
         mapping = self.dock.table.mapping()
-        self.runs += 1
-        out = self.dock.tmpdir / f"fewshot-{self.runs}.tif"
+        out = self._output("fewshot")
+        if out is None:
+            return
         self.dock.worker.request("fewshot", {
             "out": str(out), "examples": self._collection(self.examples), "field": "class",
             "classes": list(mapping) or None, "prompts": mapping or None,
             "prompt_style": self.dock.style_combo.currentText(), "overwrite": True}, self._refined, self.dock._failed)
+
+    def _output(self, kind: str):
+        """A new file in the dock's results folder (kept, like its class maps), or None with a message."""
+        from . import results_folder
+
+        try:
+            folder = results_folder.results_dir()
+        except OSError as exc:
+            self.dock.show_status(self.dock.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
+                                  error=True)
+            return None
+        name = getattr(self.dock, "source_name", "") or "senclip"
+        return results_folder.unique_path(folder, f"{results_folder.slug(name)}_{kind}_{results_folder.stamp()}", ".tif")
 
     def _refined(self, result: dict) -> None:
         self.last_fewshot = result
@@ -211,9 +225,10 @@ class EmbeddingPanel(QGroupBox):
         if self.dock.store_key is None:
             self.dock.show_status(self.dock.tr("Run a classification first (it encodes the image once)."), error=True)
             return
-        self.runs += 1
-        args = {"out": str(self.dock.tmpdir / f"similar-{self.runs}.tif"),
-                "mask_out": str(self.dock.tmpdir / f"similar-{self.runs}-mask.tif"), "overwrite": True}
+        out = self._output("similar")
+        if out is None:
+            return
+        args = {"out": str(out), "mask_out": str(out.with_name(out.stem + "_mask.tif")), "overwrite": True}
         if text:
             args.update(text=text.strip(), prompt_style=self.dock.style_combo.currentText())
         else:

@@ -18,9 +18,9 @@ class PromptTable(QTableWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(0, 2, parent)
         self.setHorizontalHeaderLabels([self.tr("Class"), self.tr("Prompts (';'-separated, empty = built-in)")])
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeToContents)
-        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.Stretch)
-        self.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.itemChanged.connect(lambda *_: self.edited.emit())
 
     def add_class(self, name: str = "", prompts=()) -> int:

@@ -2,14 +2,15 @@
 
 QProcess delivers output through the event loop, so the GUI never blocks while the backend encodes
 a scene; the worker keeps the model and the embedding store in memory between requests, which is
-what makes a prompt edit cost a text-encoder pass instead of a scene encoding. Cancel kills the
-process (the only way to stop a running forward pass at once); the next request starts a new one.
+what makes a prompt edit cost a text-encoder pass instead of a scene encoding. Cancel asks the
+process to stop (SIGTERM: the backend removes its temporary files) and kills it only if it is still
+running after a grace period; the next request starts a new process at once.
 """
 from __future__ import annotations
 
 import json
 
-from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, pyqtSignal
+from qgis.PyQt.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, pyqtSignal
 
 from .. import backend_client
 
@@ -28,10 +29,11 @@ class WorkerProcess(QObject):
         self._next_id = 0
         self._pending: dict = {}  # id -> (on_result, on_error)
         self._stderr: list[str] = []
+        self.stopping: set = set()  # cancelled processes still cleaning up (SIGTERM sent)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def running(self) -> bool:
-        return self.proc is not None and self.proc.state() != QProcess.NotRunning
+        return self.proc is not None and self.proc.state() != QProcess.ProcessState.NotRunning
 
     def busy(self) -> bool:
         return bool(self._pending)
@@ -72,21 +74,45 @@ class WorkerProcess(QObject):
         return rid
 
     def cancel(self) -> None:
-        """Kill the worker; pending requests fail with a 'cancelled' error."""
-        pending, self._pending = self._pending, {}  # before kill: 'finished' must not report a crash
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.waitForFinished(3000)
+        """Stop the worker; pending requests fail with a 'cancelled' error at once.
+
+        The process is detached first (its output and exit are no longer ours), asked to stop
+        with SIGTERM (``QProcess.terminate``) so the backend can remove its temporary files, and
+        killed only if still running after ``backend_client.STOP_GRACE_S``. The GUI never waits.
+        """
+        pending, self._pending = self._pending, {}
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            for sig in (proc.readyReadStandardOutput, proc.readyReadStandardError, proc.finished):
+                sig.disconnect()
+            if proc.state() != QProcess.ProcessState.NotRunning:
+                self.stopping.add(proc)
+                proc.finished.connect(lambda *_, p=proc: self._stopped(p))
+                proc.terminate()
+                QTimer.singleShot(int(backend_client.STOP_GRACE_S * 1000), lambda: self._kill_late(proc))
         self._pending = pending
         self._fail_all(backend_client.BackendCancelled(
             "cancelled; the backend was stopped and wrote no output", "Cancelled", 130))
 
+    def _kill_late(self, proc: QProcess) -> None:
+        try:
+            if proc in self.stopping and proc.state() != QProcess.ProcessState.NotRunning:
+                proc.kill()
+        except RuntimeError:  # the dock (and with it the QProcess, which kills on delete) is gone
+            pass
+
+    def _stopped(self, proc: QProcess) -> None:
+        self.stopping.discard(proc)  # the QProcess itself goes with this object (its parent)
+
     def shutdown(self) -> None:
+        """Ask politely (a shutdown request, answered between requests), then SIGTERM, then kill."""
         if self.running():
             self.proc.write(b'{"id": 0, "op": "shutdown"}\n')
             if not self.proc.waitForFinished(2000):
-                self.proc.kill()
-                self.proc.waitForFinished(2000)
+                self.proc.terminate()
+                if not self.proc.waitForFinished(int(backend_client.STOP_GRACE_S * 1000)):
+                    self.proc.kill()
+                    self.proc.waitForFinished(2000)
         self._pending.clear()
         self.proc = None
 

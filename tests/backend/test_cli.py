@@ -210,3 +210,19 @@ def test_int8_onnx_backend(s2_scene, tmp_path, tiny_checkpoint, capsys):
     code, _, err = run(["-q", "classify", s2_scene, "--classes", CLASSES, "--checkpoint", tiny_checkpoint,
                         "--int8", "--out", tmp_path / "n.tif"], capsys)
     assert code == 2 and "--backend onnx" in err and not (tmp_path / "n.tif").exists()
+
+
+def test_demo_without_the_hub_fails_at_once_and_says_how_to_run_it(s2_scene, tmp_path, capsys, monkeypatch):
+    import huggingface_hub
+
+    import senclip.demo
+
+    monkeypatch.setattr(senclip.demo, "fetch_demo_scene", lambda data_dir: s2_scene)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda *a, **k: pytest.fail("no download may start for a name that does not resolve"))
+    monkeypatch.setenv("SENCLIP_HF_ENDPOINT", "https://senclip-hub.invalid")
+    code, _, err = run(["demo", "--out", tmp_path / "demo"], capsys)
+    assert code == 2
+    assert "does not resolve" in err and "MODEL=untrained-smoke" in err and "copy the weight file" in err
+    assert "retry" not in err.lower() and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "demo" / "demo_classmap.tif").exists()

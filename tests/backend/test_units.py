@@ -11,7 +11,8 @@ import pytest
 from senclip.errors import InputError
 from senclip.geotiff import encode_probabilities
 from senclip.prompts import STYLES, build_prompt_set, parse_classes, shipped_set
-from senclip.scene import Radiometry, _read_offset_from_metadata, find_band_files
+from senclip.s2product import find_product, metadata_near, radiometric_offset
+from senclip.scene import Radiometry
 from senclip.tiling import TileGrid
 from senclip.zeroshot import probabilities
 
@@ -93,12 +94,13 @@ def test_radiometry_offset_and_stretch(tmp_path):
     assert r.to_uint8(np.array([1000, 2500, 4000, 9000])).tolist() == [0, 128, 255, 255]
     safe = tmp_path / "S2B_MSIL2A_20230601T101609_N0509_R065_T32UPU_20230601T131421.SAFE"
     (safe / "GRANULE" / "X" / "IMG_DATA" / "R10m").mkdir(parents=True)
-    assert _read_offset_from_metadata(safe / "GRANULE" / "X" / "IMG_DATA" / "R10m") == -1000
-    (safe / "MTD_MSIL2A.xml").write_text("<BOA_ADD_OFFSET band_id=\"0\">-1000</BOA_ADD_OFFSET>")
-    assert _read_offset_from_metadata(safe / "GRANULE") == -1000
+    r10 = safe / "GRANULE" / "X" / "IMG_DATA" / "R10m"
+    assert metadata_near(r10) == (None, None) and radiometric_offset(None, ["B04"], r10) == -1000
+    (safe / "MTD_MSIL2A.xml").write_text("<BOA_ADD_OFFSET band_id=\"3\">-1000</BOA_ADD_OFFSET>")
+    assert radiometric_offset(metadata_near(safe / "GRANULE")[0], ["B04"], safe) == -1000
     old = tmp_path / "S2A_MSIL1C_20170216T102101_N0204_R065_T33UUU_20170216T102204.SAFE"
     old.mkdir()
-    assert _read_offset_from_metadata(old) == 0
+    assert radiometric_offset(None, ["B04"], old) == 0
 
 
 def test_l2a_band_files_prefer_10m(tmp_path):
@@ -106,7 +108,8 @@ def test_l2a_band_files_prefer_10m(tmp_path):
         d = tmp_path / f"R{res}"
         d.mkdir()
         (d / f"T32UPU_20230601T101609_B04_{res}.jp2").write_bytes(b"")
-    assert find_band_files(tmp_path)["B04"].name.endswith("_10m.jp2")
+    paths, res = find_product(tmp_path).select(["B04"])
+    assert res == 10 and paths[0].endswith("_10m.jp2")
 
 
 def test_import_senclip_is_light():

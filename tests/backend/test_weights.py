@@ -192,3 +192,17 @@ def test_model_without_weights():
     spec = ModelSpec.from_dict({"id": "rand", "arch": "ViT-B-32-quickgelu", "source": None})
     with pytest.raises(InputError):
         resolve_weights(spec)
+
+
+def test_a_name_that_does_not_resolve_fails_at_once_without_retries(monkeypatch):
+    """Offline machines: DNS says the hub does not exist; no download (and no retry loop) may start."""
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append(a) or "")
+    with pytest.raises(WeightsNotAvailableError) as e:
+        resolve_weights(_spec(), endpoint="https://senclip-weights.invalid")  # RFC 2606: never resolves
+    assert calls == [], "the downloader (and its retries) must not run for a name that does not resolve"
+    msg = str(e.value)
+    assert "senclip-weights.invalid does not resolve" in msg and str(cached_path(_spec())) in msg
+    assert "\n" not in msg

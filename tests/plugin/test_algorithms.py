@@ -1,6 +1,7 @@
 """Every algorithm through processing.run, with a real backend worker and a tiny checkpoint."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend",
-        "senclip:fewshot", "senclip:find_similar", "senclip:change", "senclip:accuracy"}
+        "senclip:download_weights", "senclip:fewshot", "senclip:find_similar", "senclip:change",
+        "senclip:accuracy"}
 
 
 def run(alg, params, feedback=None, context=None):
@@ -76,9 +78,20 @@ def test_result_layer_is_styled_with_class_names(provider, s2_raster, plugin_che
 
 def test_embed_then_classify_embeddings(provider, s2_raster, plugin_checkpoint, tmp_path):
     store = tmp_path / "store"
+    logs = []
+
+    class Log(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802
+            logs.append(info)
+
     res = run("senclip:embed", {"INPUT": str(s2_raster), "CHECKPOINT": str(plugin_checkpoint),
-                                "OUTPUT": str(store)})
+                                "OUTPUT": str(store)}, feedback=Log())
     assert Path(res["OUTPUT"]) == store and (store / "meta.json").is_file()
+    # the summary comes from the keys the backend returns (api.EmbedResult: chips, grid, model, ...)
+    meta = json.loads((store / "meta.json").read_text())
+    assert any(line.startswith("chips encoded: ") and int(line.split(": ")[1]) > 0 for line in logs), logs
+    assert any(line.startswith("grid: ") and " x " in line and "tile 64 px" in line for line in logs), logs
+    assert any(line.startswith("model: ") and meta["model"]["model_id"] in line for line in logs), logs
     out = tmp_path / "from_store.tif"
     res = run("senclip:classify_embeddings", {"STORE": str(store), "CLASSES": "Forest;Sea or Lake;Pasture",
                                               "OUTPUT": str(out)})
@@ -151,8 +164,8 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     geojson = json.loads(Path(args["mask"]).read_text())
     x, y = geojson["features"][0]["geometry"]["coordinates"][0][0][:2]
     assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
-    params["MODEL"] = 1  # explicit model with a checkpoint: kept (names the recipe)
-    assert alg.request_args(params, context, QgsProcessingFeedback())["model"] == alg.parameterDefinition("MODEL").options()[1]
+    params["MODEL"] = "clip-rn50-openai"  # a model chosen beside a checkpoint: the checkpoint wins
+    assert alg.request_args(params, context, QgsProcessingFeedback())["model"] is None
     assert args["stretch"] == "fixed" and args["int8"] is None
     params.update(STRETCH=1, INT8=True, BACKEND=1)
     args = alg.request_args(params, context, QgsProcessingFeedback())

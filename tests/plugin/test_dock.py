@@ -19,7 +19,20 @@ def wait_for(condition, timeout=120.0):
 
 
 @pytest.fixture
-def dock(qgis_iface, s2_raster, plugin_checkpoint):
+def results_dir(tmp_path):
+    """The dock writes to the user's results folder: point it at the test's own folder."""
+    from qgis.core import QgsSettings
+
+    from senclip_qgis.gui import results_folder
+
+    folder = tmp_path / "results"
+    QgsSettings().setValue(results_folder.SETTINGS_KEY, str(folder))
+    yield folder
+    QgsSettings().remove(results_folder.SETTINGS_KEY)
+
+
+@pytest.fixture
+def dock(qgis_iface, s2_raster, plugin_checkpoint, results_dir):
     from senclip_qgis.gui.dock import SenclipDock
 
     layer = QgsRasterLayer(str(s2_raster), "s2")
@@ -70,7 +83,8 @@ def test_dock_cancel_kills_worker_and_reports(dock):
     assert wait_for(lambda: dock.progress.value() > 0 or "model" in dock.status.text(), timeout=60)
     dock.cancel()
     assert not dock.worker.running()
-    assert "cancelled" in dock.status.text()
+    assert "cancelled" in dock.status.text().lower()
+    assert dock.status.styleSheet() == "", "cancel is the user's choice: shown neutrally, not in red"
     assert dock.run_button.isEnabled() and not dock.cancel_button.isEnabled()
 
 

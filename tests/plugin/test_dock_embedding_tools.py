@@ -22,7 +22,20 @@ def wait_for(condition, timeout=120.0):
 
 
 @pytest.fixture
-def dock(qgis_iface, s2_raster, plugin_checkpoint):
+def results_dir(tmp_path):
+    """The dock writes to the user's results folder: point it at the test's own folder."""
+    from qgis.core import QgsSettings
+
+    from senclip_qgis.gui import results_folder
+
+    folder = tmp_path / "results"
+    QgsSettings().setValue(results_folder.SETTINGS_KEY, str(folder))
+    yield folder
+    QgsSettings().remove(results_folder.SETTINGS_KEY)
+
+
+@pytest.fixture
+def dock(qgis_iface, s2_raster, plugin_checkpoint, results_dir):
     from senclip_qgis.gui.dock import SenclipDock
 
     layer = QgsRasterLayer(str(s2_raster), "s2")
@@ -53,7 +66,7 @@ def click(tool, canvas, x, y, button=Qt.MouseButton.LeftButton):
 
 
 # s2_raster: x 400000..401280, y 5798720..5800000; water left half, vegetation right half
-def test_example_tool_points_and_polygon_refine_the_map(dock, qgis_iface):
+def test_example_tool_points_and_polygon_refine_the_map(dock, qgis_iface, results_dir):
     from senclip_qgis.gui.example_tool import ExampleTool
     from senclip_qgis.styling import renderer_labels
 
@@ -82,6 +95,7 @@ def test_example_tool_points_and_polygon_refine_the_map(dock, qgis_iface):
     layer = QgsProject.instance().mapLayer(dock.result_layer_id)
     assert renderer_labels(layer)[3] == "lake water"
     assert Path(res["examples_path"]).is_file() and "example features" in dock.status.text()
+    assert Path(res["examples_path"]).parent == results_dir  # kept with the run, in the results folder
 
 
 def test_similar_tool_click_shows_styled_layers(dock, qgis_iface):

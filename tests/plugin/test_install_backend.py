@@ -9,6 +9,7 @@ for the download) and the repair run must pass the self-check with the *installe
 from __future__ import annotations
 
 import json
+import os
 import site
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
 
-from plugin_env import backend_python
+from plugin_env import REPO, backend_python
 
 OFFLINE = "--no-index --no-deps --no-build-isolation"
 
@@ -38,18 +39,52 @@ def dev_site_packages() -> str:
                           check=True).stdout.strip()
 
 
+WHEELHOUSE = REPO / "build" / "data" / "bundle-none"
+MODEL = "senclip-vitb32-avgpool"
+
+
+def senclip_cli(*args, env=None):
+    proc = subprocess.run([str(backend_python()), "-m", "senclip.cli.main", "-q", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.fixture
+def offline_bundle(tmp_path, monkeypatch):
+    """A bundle made by `senclip bundle create` (weights of MODEL included), without network: the
+    wheels come from a wheelhouse that one online run downloads from PyPI into build/data."""
+    if not (WHEELHOUSE / "manifest.json").is_file():
+        senclip_cli("bundle", "create", WHEELHOUSE, "--extras", "none")
+    online_home = tmp_path / "online-home"
+    weight = online_home / "weights" / MODEL / "SenCLIP_AvgPool_ViTB32.ckpt"
+    weight.parent.mkdir(parents=True)
+    weight.write_bytes(b"stand-in weights" * 1000)  # random bytes: only the copying is tested here
+    bundle = tmp_path / "bundle"
+    senclip_cli("bundle", "create", bundle, "--extras", "none", "--model", MODEL, "--offline",
+                "--pip-option=--no-index", f"--pip-option=--find-links={WHEELHOUSE / 'wheels'}",
+                env=dict(os.environ, SENCLIP_HOME=str(online_home)))
+    offline_home = tmp_path / "offline-home"
+    monkeypatch.setenv("SENCLIP_HOME", str(offline_home))  # the air-gapped machine's empty cache
+    return bundle, weight.read_bytes(), offline_home / "weights" / MODEL / weight.name
+
+
 @pytest.mark.skipif(not Path("/usr/bin/python3").is_file(), reason="needs a system python3")
-def test_install_creates_venv_installs_backend_and_selfchecks(provider, tmp_path):
+def test_install_creates_venv_installs_backend_and_selfchecks(provider, tmp_path, offline_bundle):
+    bundle, weight_bytes, imported = offline_bundle
     venv = tmp_path / "senclip-venv"
-    params = {"VENV": str(venv), "EXTRAS": 2, "BASE_PYTHON": "/usr/bin/python3", "PIP_OPTIONS": OFFLINE,
-              "SYSTEM_SITE_PACKAGES": True, "REMEMBER": False}
+    params = {"VENV": str(venv), "EXTRAS": 2, "BASE_PYTHON": "/usr/bin/python3", "BUNDLE": str(bundle),
+              "PIP_OPTIONS": "--no-build-isolation", "SYSTEM_SITE_PACKAGES": True, "REMEMBER": False}
     log: list[str] = []
     with pytest.raises(QgsProcessingException, match="neither torch\\+open_clip nor onnxruntime"):
         run(params, log)
     python = venv / "bin" / "python"
     assert python.is_file() and (venv / "pyvenv.cfg").is_file()
-    assert any("pip" in line and "install" in line for line in log), "pip output is not streamed"
-    assert any("Successfully installed senclip" in line for line in log), log[-10:]
+    assert any("from the offline bundle" in line and "on disk" in line for line in log), log[:5]
+    assert any("pip" in line and "--no-index" in line and "--find-links" in line for line in log)
+    assert any("Successfully installed" in line and "senclip" in line for line in log), log[-10:]
+    assert imported.read_bytes() == weight_bytes, "the bundle's weights must land in the offline cache"
+    params.pop("BUNDLE")
+    params["PIP_OPTIONS"] = OFFLINE
 
     (Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                          capture_output=True, text=True, check=True).stdout.strip())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from ..feedback import TqdmFeedback
 from .options import prompt_options
 
@@ -16,9 +17,9 @@ from .options import prompt_options
               help="With classes: raster of the cells whose top class changed (band 1 before, band 2 after).")
 @click.option("--table", type=click.Path(dir_okay=False), default=None,
               help="With classes: CSV of the from → to transitions with cells and km².")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
               help="Engine of the text encoder (classes only).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
               help="Device of the text encoder (classes only).")
 @click.option("--offline", is_flag=True, help="Never download; use cached weights only.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

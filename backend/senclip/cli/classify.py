@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from ..feedback import TqdmFeedback
 from .options import model_options, parse_bounds, prompt_options, tiling_options
 
@@ -27,9 +28,9 @@ def report(res) -> str:
               help="Re-classify from this embedding store ('senclip embed') instead of encoding INPUT.")
 @click.option("--save-embeddings", type=click.Path(file_okay=False), default=None,
               help="Also keep the embeddings as a store for later re-classification.")
-@click.option("--resolution", type=click.Choice(["grid", "pixel"]), default="grid", show_default=True,
+@click.option("--resolution", type=click.Choice(choices("resolution")), default=default("resolution"), show_default=True,
               help="grid: one output pixel per stride step; pixel: input resolution, averaging all chips covering a pixel.")
-@click.option("--calibrate", type=click.Choice(["none", "column-mean"]), default="none", show_default=True,
+@click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
 @model_options
 @tiling_options

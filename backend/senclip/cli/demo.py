@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from ..choices import choices, default
+from ..errors import WeightsNotAvailableError
 from ..feedback import TqdmFeedback
 from ..registry import DEFAULT_MODEL
 from .classify import report
@@ -18,8 +20,8 @@ from .classify import report
 @click.option("--model", default=DEFAULT_MODEL, show_default=True,
               help="Registry id; 'untrained-smoke' runs with random weights (pipeline check only).")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="Local checkpoint instead of --model.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True)
+@click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True)
 @click.option("--offline", is_flag=True, help="Never download weights.")
 @click.pass_context
 def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
@@ -33,9 +35,15 @@ def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tif = out / "demo_classmap.tif"
-    res = classify(scene_dir, tif, classes=DEMO_CLASSES, model=None if checkpoint else model,
-                   checkpoint=checkpoint, backend=backend, device=device, offline=offline, overwrite=True,
-                   feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
+    try:
+        res = classify(scene_dir, tif, classes=DEMO_CLASSES, model=None if checkpoint else model,
+                       checkpoint=checkpoint, backend=backend, device=device, offline=offline, overwrite=True,
+                       feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
+    except WeightsNotAvailableError as e:
+        raise WeightsNotAvailableError(
+            f"{e}. To run the demo without them: `make demo MODEL=untrained-smoke` (random weights: "
+            "checks the pipeline, the map means nothing), or copy the weight file by hand to the path above"
+        ) from None
     with open_scene(scene_dir) as scene:
         png = render_preview(tif, out / "demo_preview.png", scene=scene)
     click.echo(report(res))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from ..feedback import TqdmFeedback
 from .classify import report
 from .options import prompt_options
@@ -27,13 +28,13 @@ def cv_line(cv) -> str:
               help="Weight of the examples' prototype against the prompt embedding (0 = prompts only, 1 = examples only).")
 @click.option("--folds", type=int, default=5, show_default=True,
               help="Cross-validation folds (whole example features held out).")
-@click.option("--resolution", type=click.Choice(["grid", "pixel"]), default="grid", show_default=True,
+@click.option("--resolution", type=click.Choice(choices("resolution")), default=default("resolution"), show_default=True,
               help="grid: one output pixel per stride step; pixel: input resolution (needs the original raster).")
-@click.option("--calibrate", type=click.Choice(["none", "column-mean"]), default="none", show_default=True,
+@click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
               help="Engine of the text encoder (only used for classes with prompts).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
               help="Device of the text encoder.")
 @click.option("--offline", is_flag=True, help="Never download; use cached weights only.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

@@ -27,6 +27,7 @@ def cli(ctx, verbose, quiet):
 
 
 def _register() -> None:
+    from .bundle import bundle
     from .classify import classify
     from .demo import demo
     from .diagnostics import diagnostics
@@ -37,7 +38,7 @@ def _register() -> None:
     from .change import change
     from .accuracy import accuracy
 
-    for cmd in (classify, embed, models, demo, diagnostics, fewshot, similar, change, accuracy):
+    for cmd in (classify, embed, models, demo, diagnostics, bundle, fewshot, similar, change, accuracy):
         cli.add_command(cmd)
 
 

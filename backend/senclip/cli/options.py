@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..prompts import STYLES
+from ..choices import choices, default
 from ..scene import DEFAULT_MAX_REFLECTANCE
 from ..tiling import DEFAULT_MIN_VALID, DEFAULT_TILE
 
@@ -23,9 +23,9 @@ model_options = _stack(
                  help="A local checkpoint instead of --model: SenCLIP-format state_dict (whole OpenAI-CLIP "
                       "model, architecture read from the keys) or an open_clip checkpoint."),
     click.option("--arch", default=None, help="open_clip architecture for --checkpoint when it cannot be inferred."),
-    click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+    click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
                  help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+    click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
                  help="auto uses CUDA when available and says which device ran."),
     click.option("--int8", is_flag=True,
                  help="With --backend onnx: int8-quantised image encoder (about 1.9x faster on CPU; cosine to fp32 >= 0.999)."),
@@ -46,7 +46,7 @@ tiling_options = _stack(
                       "from the SAFE metadata or the N0400 baseline in the name."),
     click.option("--max-reflectance", type=float, default=DEFAULT_MAX_REFLECTANCE, show_default=True,
                  help="Reflectance shown as full brightness when converting to 8-bit RGB."),
-    click.option("--stretch", type=click.Choice(["fixed", "chip-minmax"]), default="fixed", show_default=True,
+    click.option("--stretch", type=click.Choice(choices("stretch")), default=default("stretch"), show_default=True,
                  help="8-bit conversion: fixed = 0..--max-reflectance for every chip; chip-minmax = each chip's own "
                       "min..max (SenCLIP's training recipe)."),
     click.option("--min-valid", type=float, default=DEFAULT_MIN_VALID, show_default=True,
@@ -61,7 +61,7 @@ prompt_options = _stack(
     click.option("--classes", default=None, help='Class names separated by ";", e.g. "Forest;Sea or Lake".'),
     click.option("--prompts", type=click.Path(dir_okay=False), default=None,
                  help="JSON file {class: [prompt, ...]} (the SenCLIP release format)."),
-    click.option("--prompt-style", type=click.Choice(list(STYLES)), default="ground", show_default=True,
+    click.option("--prompt-style", type=click.Choice(choices("prompt_style")), default=default("prompt_style"), show_default=True,
                  help="Built-in prompts: ground-level descriptions (SenCLIP), aerial, or generic templates."),
 )
 

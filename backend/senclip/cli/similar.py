@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
+from ..choices import choices, default
 from ..feedback import TqdmFeedback
-from ..prompts import STYLES
 
 
 @click.command()
@@ -12,16 +12,16 @@ from ..prompts import STYLES
 @click.option("--query", type=click.Path(dir_okay=False), default=None,
               help="Query points/polygons (GeoJSON, GeoPackage, Shapefile; any CRS); their cells' mean embedding is the query.")
 @click.option("--text", default=None, help='A text query instead, e.g. "solar farms".')
-@click.option("--prompt-style", type=click.Choice(list(STYLES)), default="ground", show_default=True,
+@click.option("--prompt-style", type=click.Choice(choices("prompt_style")), default=default("prompt_style"), show_default=True,
               help="Prompt templates for --text.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Similarity GeoTIFF (float32 cosine) to write.")
 @click.option("--mask-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the thresholded mask (1 = similar, 0 = not, 255 = nodata).")
 @click.option("--threshold", default="auto", show_default=True,
               help="Cosine similarity counted as similar; auto = Otsu's threshold of the scene's histogram.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+@click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
               help="Engine of the text encoder (--text only).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
               help="Device of the text encoder (--text only).")
 @click.option("--offline", is_flag=True, help="Never download; use cached weights only.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")

@@ -1,0 +1,53 @@
+"""Offline bundles: real `pip download` (from PyPI, like the real-data tests), weights copied in the
+cache layout, imported on the 'offline' side into an empty cache and verified."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from senclip.bundle import create_bundle, import_weights, requirements
+from senclip.errors import OutputError
+from senclip.registry import get_model_spec
+from senclip.weights import cached_path, fetch_weights
+
+MODEL = "senclip-vitb32-avgpool"
+
+
+def test_requirements_follow_the_installer_choices():
+    base = requirements("none")
+    assert any(r.startswith("numpy") for r in base) and not any(r.startswith("torch") for r in base)
+    assert any(r.startswith("onnxruntime") for r in requirements("onnx"))
+    torch = requirements("torch")
+    assert any(r.startswith("torch") for r in torch) and any(r.startswith("onnxruntime") for r in torch)
+
+
+@pytest.mark.real_data
+def test_bundle_has_wheels_and_weights_and_imports_offline(tmp_path, senclip_home, monkeypatch):
+    weight = cached_path(get_model_spec(MODEL))
+    weight.parent.mkdir(parents=True)
+    weight.write_bytes(b"stand-in weights" * 1000)  # the registry has no pinned sha256 for it
+    out = tmp_path / "bundle"
+    manifest = create_bundle(out, extras="none", models=[MODEL], pip_options=["--no-deps"])
+    wheels = sorted(p.name.split("-")[0].lower() for p in (out / "wheels").glob("*.whl"))
+    assert {"numpy", "rasterio", "click", "huggingface_hub"} <= set(wheels)
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["download_mb"] > 0 and manifest["disk_mb"] >= manifest["download_mb"]
+    bundled = out / "weights" / MODEL / weight.name
+    assert bundled.read_bytes() == weight.read_bytes()
+
+    monkeypatch.setenv("SENCLIP_HOME", str(tmp_path / "offline-home"))  # the air-gapped machine
+    monkeypatch.setenv("SENCLIP_OFFLINE", "1")
+    paths = import_weights(out)
+    assert paths == [cached_path(get_model_spec(MODEL))] and paths[0].read_bytes() == weight.read_bytes()
+    assert fetch_weights(get_model_spec(MODEL), offline=True).sha256 == manifest["weights"][0]["sha256"]
+
+    with pytest.raises(OutputError, match="not empty"):
+        create_bundle(out, extras="none")
+
+
+def test_failed_download_leaves_no_half_bundle(tmp_path):
+    out = tmp_path / "bundle"
+    with pytest.raises(OutputError, match="pip could not download"):
+        create_bundle(out, extras="none", pip_options=["--no-index"])  # no index, no wheels: pip fails
+    assert not out.exists()

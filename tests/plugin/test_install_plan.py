@@ -1,0 +1,104 @@
+"""Which backend install a machine gets and what it costs, decided before anything is downloaded.
+
+The real PyTorch CPU index (download.pytorch.org) cannot be reached from the test machines, so its
+reachability check runs against a local HTTP server and an unresolvable name instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from senclip_qgis import install_plan
+from senclip_qgis.install_plan import CPU_INDEX, make_plan
+
+
+def test_without_gpu_the_cpu_build_comes_from_the_cpu_index():
+    plan = make_plan("torch", "auto", gpu=False, cpu_index_ok=True, platform="linux")
+    assert plan.build == "cpu" and plan.pip_options == ["--extra-index-url", CPU_INDEX]
+    assert plan.download_mb < 400 and plan.disk_mb < 1000
+    text = plan.summary()
+    assert "No NVIDIA GPU" in text and "MB download" in text and "on disk" in text
+
+
+def test_with_gpu_the_cuda_build_and_its_true_size():
+    plan = make_plan("torch", "auto", gpu=True, cpu_index_ok=lambda: pytest.fail("index not needed"),
+                     platform="linux")
+    assert plan.build == "cuda" and plan.pip_options == []
+    assert "2.7 GB download, 5.6 GB on disk" in plan.summary()
+
+
+def test_unreachable_cpu_index_falls_back_to_pypi_and_says_so():
+    plan = make_plan("torch", "cpu", gpu=False, cpu_index_ok=False, platform="linux")
+    assert plan.build == "default" and plan.pip_options == []
+    assert "cannot be reached" in plan.summary() and "ONNX Runtime only" in plan.summary()
+    assert plan.disk_mb >= 5000
+
+
+def test_light_and_other_platforms():
+    onnx = make_plan("onnx", gpu=False, cpu_index_ok=lambda: pytest.fail("no torch, no index"), platform="linux")
+    assert onnx.extras == "onnx" and onnx.download_mb < 100 and onnx.pip_options == []
+    win = make_plan("torch", "auto", gpu=False, cpu_index_ok=lambda: pytest.fail("PyPI torch is CPU there"),
+                    platform="win32")
+    assert win.build == "default" and win.disk_mb < 1000
+    with pytest.raises(ValueError):
+        make_plan("torch", "rocm")
+
+
+def test_bundle_plan_installs_without_index(tmp_path):
+    with pytest.raises(ValueError, match="not a SenCLIP offline bundle"):
+        make_plan("torch", bundle=tmp_path)
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "manifest.json").write_text(json.dumps({"extras": "onnx", "disk_mb": 210, "created": "x"}))
+    plan = make_plan("torch", bundle=tmp_path)
+    assert plan.extras == "onnx" and plan.pip_options == ["--no-index", "--find-links", str(tmp_path / "wheels")]
+    assert "no download" in plan.summary()
+
+
+def test_uv_is_used_when_present(tmp_path, monkeypatch):
+    uv = tmp_path / "uv"
+    uv.write_text("#!/bin/sh\n")
+    uv.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SENCLIP_NO_UV", raising=False)
+    assert install_plan.find_uv() == str(uv)
+    plan = make_plan("onnx", uv=install_plan.find_uv())
+    cmd = install_plan.install_command(tmp_path / "python", "src[onnx]", plan, ["--no-deps"])
+    assert cmd[:5] == [str(uv), "pip", "install", "--python", str(tmp_path / "python")] and cmd[-1] == "--no-deps"
+    monkeypatch.setenv("SENCLIP_NO_UV", "1")
+    assert install_plan.find_uv() is None
+
+
+def test_gpu_detection_asks_nvidia_smi(tmp_path, monkeypatch):
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-1)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert install_plan.has_nvidia_gpu()
+    smi.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed'; exit 9\n")
+    assert install_plan.has_nvidia_gpu() == os.path.isdir("/proc/driver/nvidia/gpus")
+
+
+class Index(BaseHTTPRequestHandler):
+    def do_HEAD(self):  # noqa: N802
+        self.send_response(200 if self.path == "/whl/cpu/torch/" else 404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_index_reachability():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert install_plan.index_reachable(base + "/whl/cpu")
+        assert not install_plan.index_reachable(base + "/elsewhere")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not install_plan.index_reachable("https://pytorch-index.invalid/whl/cpu")
