@@ -16,6 +16,10 @@ from .algorithms.download_weights import DownloadWeightsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
 from .algorithms.install_backend import InstallBackendAlgorithm
 from .algorithms.map_region import MapRegionAlgorithm
+from .algorithms.accuracy import AccuracyAlgorithm
+from .algorithms.change import ChangeAlgorithm
+from .algorithms.fewshot import FewShotAlgorithm
+from .algorithms.find_similar import FindSimilarAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icon.svg"
 
@@ -35,5 +39,6 @@ class SenclipProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self):  # noqa: N802
         for alg in (ClassifyAlgorithm(), EmbedAlgorithm(), ClassifyEmbeddingsAlgorithm(),
-                    InstallBackendAlgorithm(), DownloadWeightsAlgorithm(), MapRegionAlgorithm()):
+                    InstallBackendAlgorithm(), DownloadWeightsAlgorithm(), MapRegionAlgorithm(), FewShotAlgorithm(),
+                    FindSimilarAlgorithm(), ChangeAlgorithm(), AccuracyAlgorithm()):
             self.addAlgorithm(alg)

@@ -224,6 +224,22 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     for w in caught:
         feedback.warning(str(w.message))
 
+    return write_class_map(st, out, names, cls_emb, model_record=lm.record(), prompts=prompt_set,
+                           prompt_style=prompt_style if prompts is None else "file", resolution=resolution,
+                           calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
+                           text_backend=f"{lm.backend}/{lm.device}", extra_tags=extra_tags,
+                           warnings_=[str(w.message) for w in caught])
+
+
+def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarray, *, model_record: dict,
+                    prompts: dict | None, prompt_style: str, resolution: str = "grid", calibrate: str = "none",
+                    input=None, overwrite: bool = False, feedback: Feedback | None = None,
+                    text_backend: str = "", extra_tags: dict | None = None,
+                    warnings_: list[str] | None = None) -> ClassifyResult:
+    """Class map of a store for given class vectors (K, D): text embeddings, or the few-shot
+    classifier's (:mod:`senclip.fewshot`), which need no text encoder at all."""
+    feedback = feedback or Feedback()
+    meta = st.meta
     probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback)
     rows, cols = st.valid.shape
 
@@ -235,16 +251,17 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     grid = TileGrid(tl["width"], tl["height"], tl["tile"], tl["stride"])
     area_t = Affine(*meta["area_transform"])
     tags = {
-        "SENCLIP_VERSION": __version__, "SENCLIP_CLASSES": names, "SENCLIP_PROMPTS": prompt_set,
-        "SENCLIP_PROMPT_STYLE": prompt_style if prompts is None else "file",
-        "SENCLIP_MODEL": lm.model_id, "SENCLIP_ARCH": lm.arch, "SENCLIP_CHECKSUM_SHA256": lm.checksum,
+        "SENCLIP_VERSION": __version__, "SENCLIP_CLASSES": names, "SENCLIP_PROMPTS": prompts or {},
+        "SENCLIP_PROMPT_STYLE": prompt_style,
+        "SENCLIP_MODEL": model_record.get("model_id"), "SENCLIP_ARCH": model_record.get("arch"),
+        "SENCLIP_CHECKSUM_SHA256": model_record.get("checksum"),
         "SENCLIP_TILING": dict(tl, resolution=resolution), "SENCLIP_CALIBRATE": calibrate,
-        "SENCLIP_BACKEND": meta.get("backend", lm.backend), "SENCLIP_DEVICE": meta.get("device", lm.device),
+        "SENCLIP_BACKEND": meta.get("backend", ""), "SENCLIP_DEVICE": meta.get("device", ""),
         "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
-        "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": f"{lm.backend}/{lm.device}",
+        "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": text_backend,
         "SENCLIP_PRECISION": _precision_tag(meta),
     }
-    if lm.untrained or meta["model"].get("untrained"):
+    if model_record.get("untrained") or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
     from .cloudmask import store_mask
 
@@ -275,10 +292,10 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     return ClassifyResult(
         path=path, classes=names, counts=counts,
         area_m2={n: c * px_area for n, c in counts.items()} if metric else None,
-        mean_confidence=conf, model=lm.record(), backend=lm.backend, device=lm.device,
-        unclassified=int(writer.counts[0]), warnings=[str(w.message) for w in caught],
+        mean_confidence=conf, model=model_record, backend=text_backend.split("/")[0] or meta.get("backend", ""),
+        device=text_backend.split("/")[-1] or meta.get("device", ""),
+        unclassified=int(writer.counts[0]), warnings=list(warnings_ or []),
         precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record)
-
 
 
 def _write_pixel_map(writer, probs, valid, grid, meta, input, mask_file, cloud_cells, feedback) -> None:

@@ -10,11 +10,11 @@ fp32 and the candidate encoder, and the minimum cosine is cached in
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .outputs import write_text
 
 CHIPS_FILE = Path(__file__).resolve().parent / "resources" / "calibration" / "sentinel2_chips.npz"
 N_CHIPS = 32
@@ -65,9 +65,6 @@ def store_check(key: str, cosine: float) -> None:
     data[key] = {"min_cosine": cosine, "chips": N_CHIPS}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".precision-checks.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
+        write_text(path, json.dumps(data, indent=1))
     except OSError:
         pass

@@ -86,7 +86,17 @@ def is_senclip_onnx_export(path) -> bool:
     return _folder_of(Path(path), frozenset({IMAGE_FILE, TEXT_FILE})) is not None
 
 
+REPORT_FILES = frozenset({"accuracy.json", "confusion.csv", "classes.csv", "confusion.png", "report.html"})
+
+
+def is_senclip_report(path) -> bool:
+    """A folder senclip wrote as an accuracy report (only the report's own files, accuracy.json among them)."""
+    names = _folder_of(Path(path), REPORT_FILES)
+    return names is not None and (not names or "accuracy.json" in names)
+
+
 RECOGNISERS = {"store": (is_senclip_store, "an embedding store senclip wrote"),
+               "report": (is_senclip_report, "an accuracy report senclip wrote"),
                "classmap": (is_senclip_classmap, "a class map senclip wrote"),
                "onnx": (is_senclip_onnx_export, "an ONNX export senclip wrote")}
 
@@ -188,6 +198,15 @@ class Staged:
             self.commit()
         else:
             self.abort()
+
+
+
+def write_text(path, text: str) -> Path:
+    """A small text file (JSON, VRT, CSV) written under a temporary name, then renamed: a reader
+    never sees half a file, and a stop leaves nothing."""
+    with Staged(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
 
 
 @contextmanager

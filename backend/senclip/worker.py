@@ -350,12 +350,69 @@ def op_map_region(args: dict, feedback: Feedback, state: State) -> dict:
     return to_jsonable(map_region(inputs, out, feedback=feedback, **args))
 
 
+def _tool_store(args: dict, state: State):
+    """The store named in ``args`` (Processing), else the dock's loaded one (with its model)."""
+    if args.get("store"):
+        return args.pop("store"), None
+    if state.store is None:
+        raise InputError("no embedding store loaded; run a classification in the dock first")
+    args.pop("store", None)
+    return state.store, (_loaded(state.store_model, Feedback(), state) if state.persistent else None)
+
+
+def _timed(func, pos: list, args: dict, feedback: Feedback, lm) -> dict:
+    started = time.perf_counter()
+    if lm is not None:
+        args["loaded_model"] = lm
+    out = to_jsonable(func(*pos, feedback=feedback, **args))
+    out["seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
+def op_fewshot(args: dict, feedback: Feedback, state: State) -> dict:
+    """Few-shot class map (senclip.fewshot); ``examples`` may be GeoJSON features from the dock."""
+    from .fewshot import fewshot
+
+    args = dict(args)
+    store, lm = _tool_store(args, state)
+    needs_text = bool(args.get("classes") or args.get("prompts"))
+    if isinstance(args.get("prompts"), dict):  # the dock's table: empty cells mean built-in prompts
+        prompt_set = _full_prompt_set(args)
+        args["classes"], args["prompts"] = list(prompt_set), prompt_set
+    return _timed(fewshot, [store, args.pop("out")], args, feedback, lm if needs_text else None)
+
+
+def op_similar(args: dict, feedback: Feedback, state: State) -> dict:
+    """Similarity raster (senclip.similarity) of the given or loaded store."""
+    from .similarity import find_similar
+
+    args = dict(args)
+    store, lm = _tool_store(args, state)
+    return _timed(find_similar, [store, args.pop("out")], args, feedback, lm if args.get("text") else None)
+
+
+def op_change(args: dict, feedback: Feedback, state: State) -> dict:
+    from .change import change
+
+    args = dict(args)
+    return _timed(change, [args.pop("before"), args.pop("after"), args.pop("out")], args, feedback, None)
+
+
+def op_accuracy(args: dict, feedback: Feedback, state: State) -> dict:
+    from .accuracy import accuracy_report
+
+    args = dict(args)
+    return _timed(accuracy_report, [args.pop("classmap"), args.pop("reference"), args.pop("out")], args,
+                  feedback, None)
+
+
 OPS = {
     "map_region": op_map_region,
     "classify": op_classify, "embed": op_embed, "classify_store": op_classify_store,
     "selfcheck": op_selfcheck, "diagnostics": op_diagnostics, "load_store": op_load_store,
     "reclassify": op_reclassify, "probe": op_probe,
     "download_weights": op_download_weights,
+    "fewshot": op_fewshot, "similar": op_similar, "change": op_change, "accuracy": op_accuracy,
 }
 
 

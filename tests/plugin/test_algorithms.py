@@ -8,7 +8,8 @@ import pytest
 from qgis.core import QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback, QgsProject
 
 ALGS = {"senclip:classify", "senclip:embed", "senclip:classify_embeddings", "senclip:install_backend",
-        "senclip:download_weights", "senclip:map_region"}
+        "senclip:download_weights", "senclip:map_region", "senclip:fewshot", "senclip:find_similar",
+        "senclip:change", "senclip:accuracy"}
 
 
 def run(alg, params, feedback=None, context=None):

@@ -35,8 +35,13 @@ def _register() -> None:
     from .embed import embed
     from .map_region import map_region
     from .models import models
+    from .fewshot import fewshot
+    from .similar import similar
+    from .change import change
+    from .accuracy import accuracy
 
-    for cmd in (classify, embed, models, demo, diagnostics, bundle, map_region):
+    for cmd in (classify, embed, models, demo, diagnostics, bundle, map_region, fewshot, similar, change,
+                accuracy):
         cli.add_command(cmd)
 
 

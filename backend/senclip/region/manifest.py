@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
+
+from ..outputs import write_text
 
 FORMAT = "senclip-region-manifest"
 VERSION = 1
@@ -49,10 +50,7 @@ def scene_paths(out: Path, scene_id: str) -> dict[str, Path]:
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON under a temporary name, then rename: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def read_json(path: Path) -> dict | None:

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..choices import choices
-from ..geotiff import CLOUD_VALUE
 from ..errors import InputError
+from ..geotiff import CLOUD_VALUE
 
 RULES = tuple(choices("overlap"))  # resources/options.json; the first is the default
 BLOCK = 512
@@ -158,12 +158,13 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
     """Merge the class-map COGs ``maps`` (in priority order: earlier scenes win exact ties of the
     VRT view; the rule decides the COG) into ``out_dir/mosaic.tif`` and ``mosaic.vrt``."""
     import rasterio
-    from rasterio.vrt import WarpedVRT
     from rasterio.enums import Resampling
-    from rasterio.windows import Window, bounds as win_bounds
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+    from rasterio.windows import bounds as win_bounds
 
-    from ..geotiff import pam_xml, qml
     from ..colors import class_colors
+    from ..geotiff import pam_xml, qml
 
     if rule not in RULES:
         raise InputError(f"--overlap must be one of {', '.join(RULES)}, got {rule!r}")

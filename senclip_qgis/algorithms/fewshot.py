@@ -1,0 +1,82 @@
+"""senclip:fewshot — labelled example points/polygons refine the classes of an embedding store."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing, QgsProcessingParameterField, QgsProcessingParameterFile, QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination, QgsProcessingParameterVectorLayer,
+)
+
+from .. import catalog
+from .base import SenclipAlgorithm
+from .classify import finish_class_map
+from .vector_export import export_geojson
+
+
+class FewShotAlgorithm(SenclipAlgorithm):
+    NAME = "fewshot"
+    DISPLAY = "Refine classes with labelled examples (few-shot)"
+    EXAMPLES = "EXAMPLES"
+    FIELD = "FIELD"
+    EXAMPLE_WEIGHT = "EXAMPLE_WEIGHT"
+    FOLDS = "FOLDS"
+
+    def group(self) -> str:
+        return self.tr("Embedding tools")
+
+    def groupId(self) -> str:  # noqa: N802
+        return "embedding_tools"
+
+    def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
+        self.addParameter(QgsProcessingParameterFile(
+            self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
+            behavior=QgsProcessingParameterFile.Behavior.Folder))
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            self.EXAMPLES, self.tr("Labelled examples (points or polygons)"),
+            [QgsProcessing.SourceType.TypeVectorAnyGeometry]))
+        self.addParameter(QgsProcessingParameterField(
+            self.FIELD, self.tr("Class field"), parentLayerParameterName=self.EXAMPLES))
+        self.add_prompt_params()
+        self.addParameter(QgsProcessingParameterNumber(
+            self.EXAMPLE_WEIGHT, self.tr("Weight of the examples against the prompts (0..1)"),
+            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+        self._advanced(QgsProcessingParameterNumber(
+            self.FOLDS, self.tr("Cross-validation folds"), QgsProcessingParameterNumber.Type.Integer,
+            defaultValue=5, minValue=2, maxValue=50))
+        self.add_runtime_params()
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Class map")))
+        self.add_table_output()
+
+    def prompt_args(self, parameters, context) -> dict:
+        """Prompts are optional here: classes may come from the examples alone."""
+        classes_text = self.parameterAsString(parameters, self.CLASSES, context) or ""
+        classes = [c.strip() for c in classes_text.split(";") if c.strip()]
+        return {"classes": classes or None, "prompts": self.parameterAsFile(parameters, self.PROMPTS, context) or None,
+                "prompt_style": self.enum_value(parameters, self.PROMPT_STYLE, context, catalog.PROMPT_STYLES),
+                "resolution": self.enum_value(parameters, self.RESOLUTION, context, catalog.RESOLUTIONS),
+                "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS)}
+
+    def request_args(self, parameters, context, feedback) -> dict:
+        layer = self.parameterAsVectorLayer(parameters, self.EXAMPLES, context)
+        field = self.parameterAsString(parameters, self.FIELD, context)
+        args = {"store": self.parameterAsFile(parameters, self.STORE, context),
+                "examples": export_geojson(layer, self.EXAMPLES, context, feedback, field), "field": field,
+                "example_weight": self.parameterAsDouble(parameters, self.EXAMPLE_WEIGHT, context),
+                "folds": self.parameterAsInt(parameters, self.FOLDS, context),
+                "out": self.parameterAsOutputLayer(parameters, self.OUTPUT, context), "overwrite": True}
+        args.update(self.prompt_args(parameters, context))
+        args.update(self.runtime_args(parameters, context))
+        return args
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        args = self.request_args(parameters, context, feedback)
+        result = self.run_backend("fewshot", args, feedback)
+        cv = result.get("cross_validation")
+        if cv:
+            feedback.pushInfo(self.tr("Cross-validated on held-out examples ({} folds): overall accuracy {:.1f} %, "
+                                      "kappa {:.3f} (majority class {:.1f} %)").format(
+                cv["folds"], 100 * cv["overall_accuracy"], cv["kappa"], 100 * cv["majority_baseline"]))
+        outputs = finish_class_map(self, result["map"], dict(args, classes=result["map"]["classes"]),
+                                   parameters, context, feedback)
+        outputs.update(EXAMPLES_SAVED=result["examples_path"], REPORT=result["report_path"],
+                       CV_ACCURACY=(cv or {}).get("overall_accuracy"))
+        return outputs
