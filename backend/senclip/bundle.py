@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .errors import InputError, OutputError
 from .feedback import Feedback
+from .outputs import Staged, all_or_nothing
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 EXTRAS = {"torch": ["torch", "onnx"], "onnx": ["onnx"], "none": []}  # the plugin installer's choices
@@ -82,10 +83,11 @@ def create_bundle(out, *, extras: str = "torch", torch_build: str = "cpu", model
         raise InputError(f"--torch-build must be cpu or cuda, got {torch_build!r}")
     specs = [get_model_spec(m) for m in (models or [])]
     reqs = requirements(extras)
-    existed = out.exists()
-    wheels = out / "wheels"
-    wheels.mkdir(parents=True)
-    try:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # all or nothing: a half bundle would fail far away, on the offline side
+    with all_or_nothing(lambda: Staged(out, folder=True)) as staged:
+        wheels = staged.tmp / "wheels"
+        wheels.mkdir()
         cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--progress-bar", "off",
                "--only-binary", ":all:", "-d", str(wheels)] + reqs + list(pip_options or [])
         if extras == "torch" and torch_build == "cpu":
@@ -100,24 +102,21 @@ def create_bundle(out, *, extras: str = "torch", torch_build: str = "cpu", model
             if spec.source is None:
                 continue
             got = fetch_weights(spec, offline=offline, feedback=feedback)
-            dest = out / "weights" / spec.id / got.path.name
+            dest = staged.tmp / "weights" / spec.id / got.path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(got.path, dest)
             weights.append({"model": spec.id, "file": f"weights/{spec.id}/{got.path.name}", "sha256": got.sha256})
-    except BaseException:  # all or nothing: a half bundle would fail far away, on the offline side
-        for child in ([*out.iterdir()] if existed else [out]):
-            shutil.rmtree(child, ignore_errors=True)
-        raise
-    files = sorted(p for p in wheels.iterdir() if p.is_file())
-    manifest = {
-        "format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "extras": extras,
-        "build": torch_build if extras == "torch" else "", "requirements": reqs,
-        "platform": f"{sys.platform}-{_platform.machine()} cp{sys.version_info.major}{sys.version_info.minor}",
-        "pip_options": list(pip_options or []), "wheels": [p.name for p in files],
-        "download_mb": round(sum(p.stat().st_size for p in files) / 2**20),
-        "disk_mb": round(_installed_size(files) / 2**20), "weights": weights,
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        files = sorted(p for p in wheels.iterdir() if p.is_file())
+        manifest = {
+            "format": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "extras": extras,
+            "build": torch_build if extras == "torch" else "", "requirements": reqs,
+            "platform": f"{sys.platform}-{_platform.machine()} cp{sys.version_info.major}{sys.version_info.minor}",
+            "pip_options": list(pip_options or []), "wheels": [p.name for p in files],
+            "download_mb": round(sum(p.stat().st_size for p in files) / 2**20),
+            "disk_mb": round(_installed_size(files) / 2**20), "weights": weights,
+        }
+        (staged.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        staged.commit()
     return manifest
 
 
