@@ -43,13 +43,19 @@ ALGORITHM_NO_THREADING = qgis_name("Qgis.ProcessingAlgorithmFlag.NoThreading",
                                    "QgsProcessingAlgorithm.Flag.FlagNoThreading")
 NUMBER_INTEGER = qgis_name("Qgis.ProcessingNumberParameterType.Integer",
                            "QgsProcessingParameterNumber.Type.Integer")
+NUMBER_DOUBLE = qgis_name("Qgis.ProcessingNumberParameterType.Double",
+                          "QgsProcessingParameterNumber.Type.Double")
 FILE_FOLDER = qgis_name("Qgis.ProcessingFileParameterBehavior.Folder",
                         "QgsProcessingParameterFile.Behavior.Folder")
 SOURCE_VECTOR = qgis_name("Qgis.ProcessingSourceType.Vector", "QgsProcessing.SourceType.TypeVector")
+SOURCE_VECTOR_ANY = qgis_name("Qgis.ProcessingSourceType.VectorAnyGeometry",
+                              "QgsProcessing.SourceType.TypeVectorAnyGeometry")
+SOURCE_RASTER = qgis_name("Qgis.ProcessingSourceType.Raster", "QgsProcessing.SourceType.TypeRaster")
 SOURCE_VECTOR_POLYGON = qgis_name("Qgis.ProcessingSourceType.VectorPolygon",
                                   "QgsProcessing.SourceType.TypeVectorPolygon")
 # Geometry types (3.30) and layer filters (3.34)
 NO_GEOMETRY = qgis_name("Qgis.WkbType.NoGeometry", "QgsWkbTypes.Type.NoGeometry")
+POLYGON_GEOMETRY = qgis_name("Qgis.GeometryType.Polygon", "QgsWkbTypes.GeometryType.PolygonGeometry")
 RASTER_LAYER_FILTER = qgis_name("Qgis.LayerFilter.RasterLayer", "QgsMapLayerProxyModel.Filter.RasterLayer")
 
 # Field types: QMetaType.Type name, QVariant.Type name

@@ -22,9 +22,10 @@ class SenclipPlugin:
         self.initProcessing()
         if self.iface is None:
             return
+        from qgis.PyQt.QtGui import QIcon
+
         from .compat import QAction
         from .provider import ICON
-        from qgis.PyQt.QtGui import QIcon
 
         icon = QIcon(str(ICON))
         for text, slot in (("SenCLIP land cover", self.show_dock),

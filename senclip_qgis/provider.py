@@ -10,16 +10,16 @@ from pathlib import Path
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.accuracy import AccuracyAlgorithm
+from .algorithms.change import ChangeAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.classify_embeddings import ClassifyEmbeddingsAlgorithm
 from .algorithms.download_weights import DownloadWeightsAlgorithm
 from .algorithms.embed import EmbedAlgorithm
-from .algorithms.install_backend import InstallBackendAlgorithm
-from .algorithms.map_region import MapRegionAlgorithm
-from .algorithms.accuracy import AccuracyAlgorithm
-from .algorithms.change import ChangeAlgorithm
 from .algorithms.fewshot import FewShotAlgorithm
 from .algorithms.find_similar import FindSimilarAlgorithm
+from .algorithms.install_backend import InstallBackendAlgorithm
+from .algorithms.map_region import MapRegionAlgorithm
 
 ICON = Path(__file__).resolve().parent / "icon.svg"
 

@@ -7,7 +7,9 @@ from the modeler and the toolbox's batch mode.
 from __future__ import annotations
 
 from qgis.core import (
-    QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface, QgsRasterLayer,
+    QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
 )
 from qgis.PyQt.QtGui import QColor
 

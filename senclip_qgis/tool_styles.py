@@ -4,8 +4,13 @@ post-processor, so results never open as grey single-band rasters."""
 from __future__ import annotations
 
 from qgis.core import (
-    QgsColorRampShader, QgsPalettedRasterRenderer, QgsProcessingLayerPostProcessorInterface,
-    QgsRasterBandStats, QgsRasterLayer, QgsRasterShader, QgsSingleBandPseudoColorRenderer,
+    QgsColorRampShader,
+    QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterBandStats,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
 )
 from qgis.PyQt.QtGui import QColor
 

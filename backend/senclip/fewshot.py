@@ -270,8 +270,3 @@ def examples_geojson(ex: ExampleSet, names: list[str], crs) -> dict:
              for f in ex.features]
     return {"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs.to_string()}},
             "features": feats}
-
-
-def write_text(path: Path, text: str) -> None:
-    with Staged(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing, QgsProcessingOutputNumber, QgsProcessingParameterField, QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsProcessingParameterVectorLayer,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
 )
 
+from .. import compat
 from .base import SenclipAlgorithm
 from .vector_export import export_geojson
 
@@ -26,7 +31,7 @@ class AccuracyAlgorithm(SenclipAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Class map (made by SenCLIP)")))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            self.REFERENCE, self.tr("Reference points or polygons"), [QgsProcessing.SourceType.TypeVectorAnyGeometry]))
+            self.REFERENCE, self.tr("Reference points or polygons"), [compat.SOURCE_VECTOR_ANY]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, self.tr("Class field"), parentLayerParameterName=self.REFERENCE))
         self.addParameter(QgsProcessingParameterString(

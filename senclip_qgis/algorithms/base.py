@@ -10,12 +10,25 @@ import re
 from pathlib import Path
 
 from qgis.core import (
-    QgsCoordinateTransform, QgsFeature, QgsFeatureSink, QgsField, QgsFields,
-    QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum, QgsProcessingParameterExtent,
-    QgsProcessingParameterFeatureSink, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer, QgsProcessingParameterString, QgsProcessingParameterVectorLayer,
-    QgsProcessingUtils, QgsProviderRegistry, QgsVectorFileWriter,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
+    QgsProcessingUtils,
+    QgsProviderRegistry,
+    QgsVectorFileWriter,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 

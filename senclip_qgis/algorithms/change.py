@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsFeature, QgsFeatureSink, QgsField, QgsFields, QgsProcessingParameterEnum, QgsProcessingParameterFile,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
-    QgsProcessingParameterRasterDestination, QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
 
-from .. import catalog
+from .. import catalog, compat
 from ..styling import ClassMapPostProcessor
 from ..tool_styles import ToolStylePostProcessor, style_ramp
 from .base import SenclipAlgorithm
@@ -30,7 +34,7 @@ class ChangeAlgorithm(SenclipAlgorithm):
         for name, text in ((self.STORE, "Embedding store of the earlier date"),
                            (self.STORE_AFTER, "Embedding store of the later date (same grid and model)")):
             self.addParameter(QgsProcessingParameterFile(name, self.tr(text),
-                                                         behavior=QgsProcessingParameterFile.Behavior.Folder))
+                                                         behavior=compat.FILE_FOLDER))
         self.addParameter(QgsProcessingParameterString(
             self.CLASSES, self.tr("Class names, separated by ';' (for the from → to table; optional)"), optional=True))
         self.addParameter(QgsProcessingParameterFile(
@@ -78,10 +82,10 @@ class ChangeAlgorithm(SenclipAlgorithm):
 
     def _table(self, rows, parameters, context, feedback):
         fields = QgsFields()
-        for name, kind in (("from", QVariant.String), ("to", QVariant.String), ("changed", QVariant.Int),
-                           ("cells", QVariant.LongLong), ("area_km2", QVariant.Double)):
+        for name, kind in (("from", compat.field_type("string")), ("to", compat.field_type("string")), ("changed", compat.field_type("int")),
+                           ("cells", compat.field_type("int64")), ("area_km2", compat.field_type("double"))):
             fields.append(QgsField(name, kind))
-        sink, dest = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields, QgsWkbTypes.Type.NoGeometry)
+        sink, dest = self.parameterAsSink(parameters, self.OUTPUT_TABLE, context, fields, compat.NO_GEOMETRY)
         for r in rows:
             km2 = None if r["area_m2"] is None else r["area_m2"] / 1e6
             if r["changed"]:

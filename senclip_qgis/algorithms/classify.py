@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterRasterDestination, QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
 )
 
 from ..styling import ClassMapPostProcessor

@@ -1,7 +1,10 @@
 """senclip:classify_embeddings — new prompts on an existing embedding store: no image encoding."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterFile, QgsProcessingParameterRasterDestination
+from qgis.core import (
+    QgsProcessingParameterFile,
+    QgsProcessingParameterRasterDestination,
+)
 
 from .. import compat
 from .base import SenclipAlgorithm

@@ -1,7 +1,10 @@
 """senclip:embed — encode a raster once into an embedding store, to re-classify it cheaply later."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingParameterFolderDestination, QgsProcessingParameterRasterLayer
+from qgis.core import (
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterRasterLayer,
+)
 
 from .base import SenclipAlgorithm
 

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing, QgsProcessingParameterField, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination, QgsProcessingParameterVectorLayer,
+    QgsProcessingParameterField,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterVectorLayer,
 )
 
-from .. import catalog
+from .. import catalog, compat
 from .base import SenclipAlgorithm
 from .classify import finish_class_map
 from .vector_export import export_geojson
@@ -29,18 +32,18 @@ class FewShotAlgorithm(SenclipAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterFile(
             self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
-            behavior=QgsProcessingParameterFile.Behavior.Folder))
+            behavior=compat.FILE_FOLDER))
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.EXAMPLES, self.tr("Labelled examples (points or polygons)"),
-            [QgsProcessing.SourceType.TypeVectorAnyGeometry]))
+            [compat.SOURCE_VECTOR_ANY]))
         self.addParameter(QgsProcessingParameterField(
             self.FIELD, self.tr("Class field"), parentLayerParameterName=self.EXAMPLES))
         self.add_prompt_params()
         self.addParameter(QgsProcessingParameterNumber(
             self.EXAMPLE_WEIGHT, self.tr("Weight of the examples against the prompts (0..1)"),
-            QgsProcessingParameterNumber.Type.Double, defaultValue=0.5, minValue=0.0, maxValue=1.0))
+            compat.NUMBER_DOUBLE, defaultValue=0.5, minValue=0.0, maxValue=1.0))
         self._advanced(QgsProcessingParameterNumber(
-            self.FOLDS, self.tr("Cross-validation folds"), QgsProcessingParameterNumber.Type.Integer,
+            self.FOLDS, self.tr("Cross-validation folds"), compat.NUMBER_INTEGER,
             defaultValue=5, minValue=2, maxValue=50))
         self.add_runtime_params()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Class map")))

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing, QgsProcessingException, QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination, QgsProcessingParameterString, QgsProcessingParameterVectorLayer,
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorLayer,
 )
 
-from .. import catalog
+from .. import catalog, compat
 from ..tool_styles import ToolStylePostProcessor, style_mask, style_ramp
 from .base import SenclipAlgorithm
 from .vector_export import export_geojson
@@ -29,9 +34,9 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterFile(
             self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
-            behavior=QgsProcessingParameterFile.Behavior.Folder))
+            behavior=compat.FILE_FOLDER))
         self.addParameter(QgsProcessingParameterVectorLayer(
-            self.QUERY, self.tr("Query points or polygons"), [QgsProcessing.SourceType.TypeVectorAnyGeometry],
+            self.QUERY, self.tr("Query points or polygons"), [compat.SOURCE_VECTOR_ANY],
             optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.TEXT, self.tr("…or a text query (e.g. solar farms)"), optional=True))
@@ -40,7 +45,7 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
             defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             self.THRESHOLD, self.tr("Similarity threshold (empty = automatic, Otsu)"),
-            QgsProcessingParameterNumber.Type.Double, optional=True, minValue=-1.0, maxValue=1.0))
+            compat.NUMBER_DOUBLE, optional=True, minValue=-1.0, maxValue=1.0))
         self.add_runtime_params()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Similarity")))
         self.addParameter(QgsProcessingParameterRasterDestination(

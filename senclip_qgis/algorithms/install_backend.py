@@ -4,8 +4,12 @@ from __future__ import annotations
 import shlex
 
 from qgis.core import (
-    QgsProcessingException, QgsProcessingOutputString, QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterString,
+    QgsProcessingException,
+    QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterString,
     QgsSettings,
 )
 

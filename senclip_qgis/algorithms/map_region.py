@@ -7,12 +7,18 @@ into the same folder resumes. Progress is per scene; Cancel kills the backend an
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing, QgsProcessingContext, QgsProcessingException, QgsProcessingOutputRasterLayer,
-    QgsProcessingParameterEnum, QgsProcessingParameterFile, QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber, QgsProcessingParameterString,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 
-from .. import catalog
+from .. import catalog, compat
 from ..styling import ClassMapPostProcessor
 from .base import SenclipAlgorithm
 
@@ -33,7 +39,7 @@ class MapRegionAlgorithm(SenclipAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUTS, self.tr("Sentinel-2 scenes (raster layers or files, one per scene)"),
-            QgsProcessing.TypeRaster, optional=True))
+            compat.SOURCE_RASTER, optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.STAC, self.tr("STAC ItemCollection or catalog JSON (file path or URL)"), optional=True))
         self.add_prompt_params()
@@ -48,17 +54,17 @@ class MapRegionAlgorithm(SenclipAlgorithm):
             self.OVERLAP, self.tr("Where scenes overlap"),
             options=[self.tr("highest confidence wins"), self.tr("majority over dates")], defaultValue=0))
         self._advanced(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), QgsProcessingParameterNumber.Integer,
+            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
             defaultValue=64, minValue=8, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
             self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
-            QgsProcessingParameterNumber.Integer, optional=True, minValue=1, maxValue=4096))
+            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), QgsProcessingParameterNumber.Integer,
+            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
             defaultValue=32, minValue=1, maxValue=4096))
         self._advanced(QgsProcessingParameterNumber(
             self.WORKERS, self.tr("Worker processes (empty = by cores and memory)"),
-            QgsProcessingParameterNumber.Integer, optional=True, minValue=1, maxValue=1024))
+            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=1024))
         self._advanced(QgsProcessingParameterString(
             self.SCHEDULER, self.tr("Existing Dask scheduler (tcp://host:8786; empty = a local cluster)"),
             optional=True))

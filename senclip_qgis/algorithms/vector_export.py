@@ -3,7 +3,10 @@ reads, whatever the layer's provider; the backend reprojects to the store's CRS.
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem, QgsCoordinateTransform, QgsProcessingException, QgsProcessingUtils,
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProcessingException,
+    QgsProcessingUtils,
     QgsVectorFileWriter,
 )
 

@@ -25,7 +25,12 @@ def diagnostics_text(timeout_s: float = 120.0) -> str:
 def _dialog_class():
     from qgis.PyQt.QtCore import pyqtSignal
     from qgis.PyQt.QtWidgets import (
-        QApplication, QDialog, QDialogButtonBox, QPlainTextEdit, QPushButton, QVBoxLayout,
+        QApplication,
+        QDialog,
+        QDialogButtonBox,
+        QPlainTextEdit,
+        QPushButton,
+        QVBoxLayout,
     )
 
     class _Dialog(QDialog):

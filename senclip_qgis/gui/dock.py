@@ -18,8 +18,22 @@ from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QDockWidget, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QHeaderView,
-    QLabel, QProgressBar, QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from .. import backend_client, catalog, compat
@@ -174,7 +188,9 @@ class SenclipDock(QDockWidget):
         self.probe_label = QLabel("", body)
         self.probe_label.setWordWrap(True)
         layout.addWidget(self.probe_label)
-        from .embedding_panel import EmbeddingPanel  # few-shot examples and find-similar (own module)
+        from .embedding_panel import (
+            EmbeddingPanel,  # few-shot examples and find-similar (own module)
+        )
         self.embedding_panel = EmbeddingPanel(self, body)
         layout.addWidget(self.embedding_panel)
         row = QHBoxLayout()

@@ -9,15 +9,28 @@ cross-validated accuracy (``<map>.fewshot.json``).
 from __future__ import annotations
 
 from qgis.core import (
-    QgsCategorizedSymbolRenderer, QgsFeature, QgsField, QgsProject, QgsRasterLayer, QgsRendererCategory,
-    QgsSymbol, QgsVectorLayer, QgsWkbTypes,
+    QgsCategorizedSymbolRenderer,
+    QgsFeature,
+    QgsField,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRendererCategory,
+    QgsSymbol,
+    QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QVariant
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
-    QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
+    QCheckBox,
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
 )
 
+from .. import compat
 from ..styling import FALLBACK
 from ..tool_styles import style_mask, style_ramp
 from .example_tool import ExampleTool, example_geometry
@@ -138,7 +151,7 @@ class EmbeddingPanel(QGroupBox):
         if layer is None:
             crs = self.dock.input_crs.authid() if self.dock.input_crs is not None else "EPSG:4326"
             layer = QgsVectorLayer(f"{kind}?crs={crs}", f"SenCLIP examples ({kind.lower()}s)", "memory")
-            layer.dataProvider().addAttributes([QgsField("class", QVariant.String)])
+            layer.dataProvider().addAttributes([QgsField("class", compat.field_type("string"))])
             layer.updateFields()
             project.addMapLayer(layer)
             self.layers[kind] = layer.id()
@@ -158,7 +171,7 @@ class EmbeddingPanel(QGroupBox):
         for i, name in enumerate(names):
             symbol = QgsSymbol.defaultSymbol(layer.geometryType())
             symbol.setColor(QColor(FALLBACK[i % len(FALLBACK)]))
-            if layer.geometryType() == QgsWkbTypes.GeometryType.PolygonGeometry:
+            if layer.geometryType() == compat.POLYGON_GEOMETRY:
                 symbol.setOpacity(0.6)
             cats.append(QgsRendererCategory(name, symbol, name))
         layer.setRenderer(QgsCategorizedSymbolRenderer("class", cats))

@@ -3,10 +3,17 @@ and a right click closes the polygon. Geometries reach ``callback(geojson_geomet
 input layer's CRS (the store's), so the backend needs no reprojection."""
 from __future__ import annotations
 
-from qgis.core import QgsCoordinateTransform, QgsGeometry, QgsPointXY, QgsProject, QgsWkbTypes
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProject,
+)
 from qgis.gui import QgsMapTool, QgsRubberBand
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor
+
+from .. import compat
 
 
 class ExampleTool(QgsMapTool):
@@ -16,7 +23,7 @@ class ExampleTool(QgsMapTool):
         self.callback = callback
         self.polygon = polygon
         self.vertices: list[QgsPointXY] = []
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band = QgsRubberBand(canvas, compat.POLYGON_GEOMETRY)
         self.band.setColor(QColor(255, 127, 14, 120))
         self.setCursor(Qt.CursorShape.CrossCursor)
 
@@ -39,7 +46,7 @@ class ExampleTool(QgsMapTool):
             ring = [list(self._to_input(p)) for p in self.vertices]
             self.callback({"type": "Polygon", "coordinates": [ring + [ring[0]]]})
         self.vertices = []
-        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band.reset(compat.POLYGON_GEOMETRY)
 
     def _to_input(self, point: QgsPointXY) -> tuple[float, float]:
         crs = self.crs_getter()
@@ -50,7 +57,7 @@ class ExampleTool(QgsMapTool):
 
     def deactivate(self):
         self.vertices = []
-        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band.reset(compat.POLYGON_GEOMETRY)
         super().deactivate()
 
 

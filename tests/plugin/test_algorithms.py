@@ -42,7 +42,9 @@ def test_classify_writes_map_table_and_logs_areas(provider, s2_raster, plugin_ch
         "OUTPUT": str(out), "OUTPUT_TABLE": str(table)}, feedback=Log())
     assert Path(res["OUTPUT"]) == out and out.is_file()
     layer = QgsRasterLayer(str(out), "map")
-    assert layer.isValid() and layer.bandCount() == 3
+    # class, confidence, margin; QGIS shows the file's nodata mask (unclassified cells) as a 4th, alpha band
+    assert layer.isValid() and layer.bandCount() == 4
+    assert [layer.dataProvider().colorInterpretationName(b) for b in (1, 4)] == ["Palette", "Alpha"]
     rows = list(QgsVectorLayer(str(table), "t", "ogr").getFeatures())
     assert [r["class"] for r in rows] == ["Forest", "Sea or Lake"]
     assert sum(float(r["percent"]) for r in rows) == pytest.approx(100.0, abs=0.01)
