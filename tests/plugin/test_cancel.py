@@ -143,7 +143,12 @@ def test_dock_cancel_mid_embed_leaves_no_temporary_store(qgis_iface, s2_raster, 
     monkeypatch.setenv("TMPDIR", str(tmpdir))
     import tempfile
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))  # the dock makes its own folder there
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    from senclip_qgis.gui import results_folder
+
+    results = tmp_path / "results"  # where the dock writes its maps and stores (kept, not temporary)
+    results.mkdir()
+    monkeypatch.setattr(results_folder, "results_dir", lambda: results)
     layer = QgsRasterLayer(str(s2_raster), "s2")
     QgsProject.instance().addMapLayer(layer)
     dock = SenclipDock(qgis_iface)
@@ -166,8 +171,9 @@ def test_dock_cancel_mid_embed_leaves_no_temporary_store(qgis_iface, s2_raster, 
             time.sleep(0.02)
         assert not dock.worker.stopping
         assert "cancelled" in dock.status.text().lower()
-        # the dock's own folder (senclip-dock-*) lives on; nothing the worker wrote may remain
-        assert leftovers(tmpdir) == [str(dock.tmpdir)]
+        # nothing the worker started writing may remain: no temporary in TMPDIR, no hidden store
+        # (the dock's own empty stores/ folder may stay: it is where kept stores go)
+        assert leftovers(tmpdir, results) in ([], [str(results / "stores")])
     finally:
         dock.shutdown()
         sip.delete(dock)  # now, not in a later garbage collection
