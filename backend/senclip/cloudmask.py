@@ -73,9 +73,10 @@ def s2cloudless_available() -> str | None:
     return None
 
 
-def plan_mask(spec, scene, *, mask_snow: bool = False) -> MaskPlan:
+def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
     """Resolve ``--cloud-mask`` for an open scene. Raises :class:`InputError` when an explicit
-    choice cannot work on this input (no SCL, missing bands, unreadable file)."""
+    choice cannot work on this input (no SCL, missing bands, unreadable file). ``scl`` names the
+    scene classification layer when it does not sit beside the input (a STAC item's asset)."""
     spec = DEFAULT_MODE if spec in (None, "") else str(spec)
     if spec == "none":
         return MaskPlan("none", "off (--cloud-mask none)")
@@ -86,6 +87,7 @@ def plan_mask(spec, scene, *, mask_snow: bool = False) -> MaskPlan:
         _check_user_raster(p, scene)
         return MaskPlan("file", f"{p.name} (non-zero = masked)", source=str(p.resolve()))
     files = locate(scene)
+    files.scl = scl or files.scl
     name = Path(scene.path).name
     if spec in ("auto", "scl") and files.scl is not None:
         return MaskPlan("scl", f"the product's scene classification ({Path(str(files.scl)).name})",

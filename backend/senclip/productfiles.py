@@ -94,10 +94,6 @@ def locate(scene) -> ProductFiles:
     product = getattr(scene, "product", None)  # a scene that knows its product's band files
     if product is not None and getattr(product, "bands", None):
         files.bands = {b: (_as_path(res[min(res, key=lambda r: r or 0)]), 1) for b, res in product.bands.items()}
-    elif path.is_dir():
-        from .scene import find_band_files
-
-        files.bands = {b: (p, 1) for b, p in find_band_files(path).items()}
     elif path.is_file():
         files.bands = _stack_bands(path)
     return files

@@ -369,3 +369,36 @@ def test_stac_assets_by_key_or_common_name():
     assert odd.assets["red"].endswith("4.tif") and odd.assets["blue"].endswith("2.tif")
     with pytest.raises(InputError, match="no blue asset"):
         item_to_scene(item({"red": ("https://x/4.tif", "red"), "green": ("https://x/3.tif", "green")}))
+
+
+def test_stac_scene_is_cloud_masked_with_its_scl_asset(items, tmp_path, tiny_checkpoint, cluster, capsys):
+    """A STAC item's SCL asset (20 m, another file than the bands) masks its scene: the cells under
+    a block of 'cloud high probability' (SCL 9) become the cloud class, the rest is classified."""
+    import copy
+
+    root, its = items
+    item = copy.deepcopy(next(i for i in its if i["id"] == "berlin_a"))
+    item["id"] = "berlin_a_scl"
+    with rasterio.open(root / item["assets"]["red"]["href"]) as ds:
+        crs, t, w, h = ds.crs, ds.transform, ds.width, ds.height
+    scl = np.full((h // 2, w // 2), 4, dtype=np.uint8)  # 20 m: vegetation everywhere ...
+    scl[:, : w // 4] = 9  # ... but cloud over the left half
+    (root / item["id"]).mkdir(exist_ok=True)
+    for a in item["assets"].values():  # the item's own folder holds its files (as write_catalog expects)
+        src = root / a["href"]
+        a["href"] = f"{item['id']}/{src.name}"
+        (root / a["href"]).write_bytes(src.read_bytes())
+    rd.write_cog(root / item["id"] / "SCL.tif", scl, crs, t * t.scale(2))
+    item["assets"]["scl"] = {"href": f"{item['id']}/SCL.tif", "type": "image/tiff", "roles": ["data"]}
+    cat = rd.write_catalog(root, [item])
+    out = tmp_path / "out"
+    code, _, err = run([cat, "--out", out, "--scheduler", cluster.scheduler_address, *common(tiny_checkpoint)],
+                       capsys)
+    assert code == 0, err
+    cls, _ = read_band(out / "scenes" / "berlin_a_scl.tif")
+    half = cls.shape[1] // 2
+    assert (cls[:, : half - 1] == CLOUD_VALUE).all()  # every cell whose chips touch the cloud
+    right = cls[:, half + 1:]
+    assert ((right >= 1) & (right <= K)).all()  # clear land is classified, not masked
+    rec = json.loads((out / "scenes" / "berlin_a_scl.json").read_text())
+    assert rec["source"]["scl"].endswith("SCL.tif")

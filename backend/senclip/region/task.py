@@ -143,6 +143,7 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
                 if val is not None and kw.get(opt, "auto") in ("auto", None):
                     kw[opt] = val
             kw["bands"] = None
+            kw["scl"] = scene.scl  # the item's SCL asset, for --cloud-mask auto|scl (None: no asset)
         else:
             src = scene.path
         if bbox is not None:
