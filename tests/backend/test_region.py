@@ -402,3 +402,11 @@ def test_stac_scene_is_cloud_masked_with_its_scl_asset(items, tmp_path, tiny_che
     assert ((right >= 1) & (right <= K)).all()  # clear land is classified, not masked
     rec = json.loads((out / "scenes" / "berlin_a_scl.json").read_text())
     assert rec["source"]["scl"].endswith("SCL.tif")
+
+
+def test_remote_gdal_settings_stay_inside_the_stac_read():
+    """EMPTY_DIR set process-wide would hide every local sidecar read afterwards (the class maps'
+    .aux.xml palettes and nodata): the region job may only set it while it reads a STAC scene."""
+    import senclip.region.task  # noqa: F401
+
+    assert "GDAL_DISABLE_READDIR_ON_OPEN" not in os.environ

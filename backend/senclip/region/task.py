@@ -21,9 +21,9 @@ from ..feedback import Feedback
 from . import manifest
 
 # COGs over HTTP: never list the remote "directory" to look for sidecars (one request per open
-# instead of several); a value the user set wins.
-os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
-os.environ.setdefault("GDAL_HTTP_MULTIRANGE", "YES")
+# instead of several). Only while a STAC scene is read (set process-wide it would hide every local
+# sidecar, e.g. the class maps' .aux.xml palettes); a value the user set wins.
+REMOTE_GDAL = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_MULTIRANGE": "YES"}
 
 _MODELS: dict = {}
 _LOCK = threading.Lock()
@@ -127,6 +127,8 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
               bbox=None) -> dict:
     """Map one scene; returns its run record (also written beside its map). Raises on failure,
     so Dask's retries apply; the driver records the error of the last attempt."""
+    import rasterio
+
     from ..api import classify
 
     started = _dt.datetime.now(_dt.timezone.utc)
@@ -149,7 +151,9 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
         if bbox is not None:
             kw["bounds"] = bbox_bounds(src, bbox, kw.get("bands"))
         t1 = time.perf_counter()
-        res = classify(src, outputs.stage / "classmap.tif", loaded_model=lm, feedback=Feedback(), **kw)
+        remote = {k: v for k, v in REMOTE_GDAL.items() if k not in os.environ} if scene.kind == "stac" else {}
+        with rasterio.Env(**remote):
+            res = classify(src, outputs.stage / "classmap.tif", loaded_model=lm, feedback=Feedback(), **kw)
         t2 = time.perf_counter()
         outputs.cog_from(res.path)
         t3 = time.perf_counter()
