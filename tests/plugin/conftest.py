@@ -55,3 +55,16 @@ def provider(qgis_processing):
     prov = SenclipProvider()
     assert registry.addProvider(prov)
     return prov
+
+
+@pytest.fixture
+def results_dir(tmp_path):
+    """The dock writes to the user's results folder: point it at the test's own folder."""
+    from qgis.core import QgsSettings
+
+    from senclip_qgis.gui import results_folder
+
+    folder = tmp_path / "results"
+    QgsSettings().setValue(results_folder.SETTINGS_KEY, str(folder))
+    yield folder
+    QgsSettings().remove(results_folder.SETTINGS_KEY)

@@ -41,3 +41,18 @@ def write_s2_gdal(path: Path, width: int = 128, height: int = 128, epsg: int = 3
         band.SetNoDataValue(0)
     ds = None
     return path
+
+
+def wait_for(condition, timeout=120.0):
+    """Let Qt process events until ``condition()`` holds (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    from qgis.PyQt.QtWidgets import QApplication
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        QApplication.processEvents()
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,34 +1,11 @@
 """The dock, driven like a user would: pick a layer, edit prompts, run, re-run, probe, cancel."""
 from __future__ import annotations
 
-import time
 
 import pytest
 from qgis.core import QgsProject, QgsRasterLayer
-from qgis.PyQt.QtWidgets import QApplication
 
-
-def wait_for(condition, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        QApplication.processEvents()
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-@pytest.fixture
-def results_dir(tmp_path):
-    """The dock writes to the user's results folder: point it at the test's own folder."""
-    from qgis.core import QgsSettings
-
-    from senclip_qgis.gui import results_folder
-
-    folder = tmp_path / "results"
-    QgsSettings().setValue(results_folder.SETTINGS_KEY, str(folder))
-    yield folder
-    QgsSettings().remove(results_folder.SETTINGS_KEY)
+from plugin_env import wait_for
 
 
 @pytest.fixture
