@@ -136,15 +136,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             self.CHECKPOINT, self.tr("Checkpoint file (.ckpt/.pt/.safetensors; wins over the model)"),
             optional=True))
         self.add_runtime_params()
-        self._advanced(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
-            defaultValue=64, minValue=8, maxValue=4096))
-        self._advanced(QgsProcessingParameterNumber(
-            self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
-            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
-        self._advanced(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
-            defaultValue=32, minValue=1, maxValue=4096))
+        self.add_tiling_params()
         self.addParameter(QgsProcessingParameterString(
             self.BANDS, self.tr("Band numbers for red,green,blue (empty = detect Sentinel-2 B04,B03,B02)"),
             optional=True))
@@ -183,6 +175,18 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         return {"cloud_mask": self.raster_path(raster) if raster is not None
                 else self.enum_value(parameters, self.CLOUD_MASK, context, catalog.CLOUD_MASKS),
                 "mask_snow": self.parameterAsBoolean(parameters, self.MASK_SNOW, context) or None}
+
+    def add_tiling_params(self) -> None:
+        """TILE, STRIDE and BATCH_SIZE (advanced): declared once for every algorithm that encodes."""
+        self._advanced(QgsProcessingParameterNumber(
+            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
+            defaultValue=64, minValue=8, maxValue=4096))
+        self._advanced(QgsProcessingParameterNumber(
+            self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
+            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
+        self._advanced(QgsProcessingParameterNumber(
+            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
+            defaultValue=32, minValue=1, maxValue=4096))
 
     def add_runtime_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(

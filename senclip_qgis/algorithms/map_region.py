@@ -53,15 +53,7 @@ class MapRegionAlgorithm(SenclipAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             self.OVERLAP, self.tr("Where scenes overlap"),
             options=[self.tr("highest confidence wins"), self.tr("majority over dates")], defaultValue=0))
-        self._advanced(QgsProcessingParameterNumber(
-            self.TILE, self.tr("Tile size (pixels)"), compat.NUMBER_INTEGER,
-            defaultValue=64, minValue=8, maxValue=4096))
-        self._advanced(QgsProcessingParameterNumber(
-            self.STRIDE, self.tr("Stride (pixels; empty = half the tile)"),
-            compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=4096))
-        self._advanced(QgsProcessingParameterNumber(
-            self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
-            defaultValue=32, minValue=1, maxValue=4096))
+        self.add_tiling_params()
         self._advanced(QgsProcessingParameterNumber(
             self.WORKERS, self.tr("Worker processes (empty = by cores and memory)"),
             compat.NUMBER_INTEGER, optional=True, minValue=1, maxValue=1024))

@@ -251,6 +251,15 @@ class SenclipDock(QDockWidget):
                 "backend": self.backend_combo.currentText(), "device": self.device_combo.currentText(),
                 "precision": self.precision_combo.currentText()}
 
+    def _results_folder(self):
+        """The folder results are kept in, or None (and the reason in the status line)."""
+        try:
+            return results_folder.results_dir()
+        except OSError as exc:
+            self.show_status(self.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
+                             error=True)
+            return None
+
     def run(self) -> None:
         """Embed if layer/extent/model changed since the last run, then re-classify."""
         layer = self.layer()
@@ -264,11 +273,8 @@ class SenclipDock(QDockWidget):
             self.show_status(self.tr("The class table is empty: add at least one class (Add), then Run."),
                              error=True)
             return
-        try:
-            folder = results_folder.results_dir()
-        except OSError as exc:
-            self.show_status(self.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
-                             error=True)
+        folder = self._results_folder()
+        if folder is None:
             return
         from qgis.core import QgsProviderRegistry
 
@@ -318,11 +324,8 @@ class SenclipDock(QDockWidget):
             self.show_status(self.tr("Add at least one class."), error=True)
             return
         self.runs += 1
-        try:
-            folder = results_folder.results_dir()
-        except OSError as exc:
-            self.show_status(self.tr("Cannot use the results folder: {}. Choose another one.").format(exc),
-                             error=True)
+        folder = self._results_folder()
+        if folder is None:
             return
         name = getattr(self, "source_name", "") or "senclip"
         out = results_folder.unique_path(folder, f"{results_folder.slug(name)}_classes_{results_folder.stamp()}",
