@@ -19,6 +19,7 @@ from rasterio.windows import Window
 
 from .colors import CLOUD_COLOR, class_colors
 from .outputs import Staged, check_replaceable, prepare_output, sidecars
+from . import stopping
 from .stopping import deferred
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
@@ -149,7 +150,10 @@ class ClassMapWriter:
             self.ds.close()
 
     def commit(self) -> Path:
-        """Publish the map and its sidecars; an existing map is replaced only if senclip wrote it."""
+        """Publish the map and its sidecars; an existing map is replaced only if senclip wrote it.
+        Nothing is published after a stop signal, even one whose KeyboardInterrupt was swallowed
+        inside a C callback (rasterio prints those and carries on)."""
+        stopping.check()
         self._close()
         for side, text in zip(sidecars(self.path), (pam_xml(self.classes, self.colors, self.cloud),
                                                    qml(self.classes, self.colors, self.cloud))):

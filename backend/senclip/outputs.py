@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import Cancelled, OutputError, Terminated
+from . import stopping
 from .stopping import deferred
 
 STORE_FORMAT = "senclip-embedding-store"
@@ -174,7 +175,9 @@ class Staged:
 
     def commit(self) -> Path:
         """Rename the temporary to ``path``. An existing folder is moved aside first and removed
-        after the rename, so at every moment either the old or the new output is complete."""
+        after the rename, so at every moment either the old or the new output is complete.
+        A stop received before (even one whose exception a library swallowed) publishes nothing."""
+        stopping.check()
         if self.folder and self.path.is_dir() and not self.path.is_symlink():
             old = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=f".{self.path.name}.old-"))
             os.replace(self.path, old / "old")

@@ -144,3 +144,37 @@ def test_worker_cancel_message_stops_the_request_and_serves_on(dirs, tiny_checkp
     w.send({"id": 9, "op": "shutdown"})
     assert w.until("result")["id"] == 9
     assert w.proc.wait(timeout=60) == 0
+
+
+SWALLOWED_CTRL_C = """
+import os, signal, sys
+from senclip import geotiff
+from senclip.cli.main import main
+
+write = geotiff.ClassMapWriter.write_bands
+def swallowing_write(self, window, bands):
+    # What rasterio's Cython callbacks do with a KeyboardInterrupt raised inside them: print it, carry on.
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        print("swallowed", file=sys.stderr)
+    write(self, window, bands)
+geotiff.ClassMapWriter.write_bands = swallowing_write
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_swallowed_by_a_library_still_publishes_nothing(dirs, tiny_checkpoint, tmp_path):
+    """CI saw it: Ctrl-C landed inside rasterio's filepath callback, the KeyboardInterrupt was only
+    printed, and the map was published with exit 0. The stop must still end the run, exit 130."""
+    from synthetic_store import write_random_store
+
+    out, tmp, env = dirs
+    store = write_random_store(tmp_path / "st", tiny_checkpoint, width=640, height=640)
+    proc = subprocess.run([sys.executable, "-c", SWALLOWED_CTRL_C, "-q", "classify", "--embeddings", str(store),
+                           "--classes", CLASSES, "--resolution", "pixel", "--out", str(out / "m.tif")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert "swallowed" in proc.stderr
+    assert proc.returncode == 130, proc.stderr
+    assert "no output was written" in proc.stderr
+    assert _everything(out, tmp) == []

@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     (both after removing every temporary), 1 otherwise."""
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", SenclipWarning)
-    handle_sigterm()
+    handle_sigterm(sigint=True)  # Ctrl-C recorded too: a KeyboardInterrupt a C callback swallows still stops
     try:
         cli.main(args=argv, prog_name="senclip", standalone_mode=False)
     except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and SIGTERM's Terminated) into Abort
