@@ -244,7 +244,7 @@ def accuracy_report(classmap, reference, out, *, field: str = "class", match=Non
     feedback = feedback or Feedback()
     from .outputs import prepare_output
 
-    prepare_output(out, overwrite)
+    prepare_output(out, overwrite, kind="report")
     report = assess(classmap, reference, field=field, match=match, feedback=feedback)
     path = write_report(report, out, overwrite=overwrite)
     return AccuracyResult(path, report)

@@ -20,6 +20,7 @@ from .outputs import Staged, prepare_output
 from .store import EmbeddingStore
 
 NODATA = -1.0
+TABLE_HEADER = ("from", "to", "changed", "cells", "area_km2")  # the from → to CSV; also how --overwrite knows it
 
 
 @dataclass
@@ -102,9 +103,9 @@ def change(store_a, store_b, out, *, classes=None, prompts=None, prompt_style: s
     from .gridraster import cell_area_m2, write_grid_raster
 
     feedback = feedback or Feedback()
-    for p in (out, changes_out, table):
+    for p, kind in ((out, "classmap"), (changes_out, "classmap"), (table, "table")):
         if p is not None:
-            prepare_output(p, overwrite)
+            prepare_output(p, overwrite, kind=kind)
     a = store_a if isinstance(store_a, EmbeddingStore) else EmbeddingStore(store_a)
     b = store_b if isinstance(store_b, EmbeddingStore) else EmbeddingStore(store_b)
     check_same_grid(a, b)
@@ -151,7 +152,7 @@ def _write_table(path, rows: list[dict]) -> Path:
     path = Path(path)
     with Staged(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["from", "to", "changed", "cells", "area_km2"])
+        w.writerow(TABLE_HEADER)
         for r in rows:
             w.writerow([r["from"], r["to"], int(r["changed"]), r["cells"],
                         "" if r["area_m2"] is None else f"{r['area_m2'] / 1e6:.4f}"])

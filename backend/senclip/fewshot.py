@@ -34,7 +34,7 @@ from .accuracy import summarise
 from .errors import InputError
 from .feedback import Feedback
 from .prompts import build_prompt_set
-from .outputs import prepare_output, write_text
+from .outputs import marked, prepare_output, write_text
 from .store import EmbeddingStore
 from .vectors import feature_cells, read_features
 
@@ -217,7 +217,7 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
     out = prepare_output(out, overwrite)
     sidecars = sidecar_paths(out)
     for p in sidecars.values():
-        prepare_output(p, overwrite)
+        prepare_output(p, overwrite, kind="json")
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     crs = CRS.from_wkt(st.meta["crs"])
     features = read_features(examples, crs, field=field, what="examples")
@@ -247,8 +247,8 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
         text_backend=f"{lm.backend}/{lm.device}" if lm else "",
         extra_tags={"SENCLIP_FEWSHOT": {k: v for k, v in record.items() if k != "cross_validation"}})
     try:
-        write_text(sidecars["examples"], json.dumps(examples_geojson(ex, names, crs), indent=1))
-        write_text(sidecars["report"], json.dumps(record, indent=2))
+        write_text(sidecars["examples"], json.dumps(marked(examples_geojson(ex, names, crs)), indent=1))
+        write_text(sidecars["report"], json.dumps(marked(record), indent=2))
     except BaseException:
         for p in (result.path, Path(str(result.path) + ".aux.xml"), result.path.with_suffix(".qml"),
                   *sidecars.values()):

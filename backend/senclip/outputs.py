@@ -93,10 +93,53 @@ REPORT_FILES = frozenset({"accuracy.json", "confusion.csv", "classes.csv", "conf
 def is_senclip_report(path) -> bool:
     """A folder senclip wrote as an accuracy report (only the report's own files, accuracy.json among them)."""
     names = _folder_of(Path(path), REPORT_FILES)
-    return names is not None and (not names or "accuracy.json" in names)
+    return names is not None and (not names or is_senclip_json(Path(path) / "accuracy.json"))
+
+
+MARK = "senclip"  # top-level member (senclip's version) of every JSON/GeoJSON file senclip writes
+_JSON_LIMIT = 64 << 20  # bigger files are not read to recognise them
+
+
+def marked(data: dict) -> dict:
+    """``data`` with senclip's mark first, so that ``--overwrite`` can recognise the file later
+    (GeoJSON allows foreign members; readers ignore it)."""
+    from . import __version__
+
+    return {MARK: __version__, **data}
+
+
+def _json_object(path: Path):
+    if not path.is_file() or path.is_symlink() or path.stat().st_size > _JSON_LIMIT:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def is_senclip_json(path) -> bool:
+    """A JSON or GeoJSON file senclip wrote: a top-level object carrying :data:`MARK`."""
+    data = _json_object(Path(path))
+    return isinstance(data, dict) and MARK in data
+
+
+def is_senclip_table(path) -> bool:
+    """A CSV table senclip wrote: its first line is one of senclip's own headers."""
+    from .change import TABLE_HEADER
+
+    p = Path(path)
+    if not p.is_file() or p.is_symlink():
+        return False
+    try:
+        with open(p, encoding="utf-8", newline="") as f:
+            return f.readline(4096).rstrip("\r\n") == ",".join(TABLE_HEADER)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 RECOGNISERS = {"store": (is_senclip_store, "an embedding store senclip wrote"),
+               "json": (is_senclip_json, "a JSON file senclip wrote"),
+               "table": (is_senclip_table, "a table senclip wrote"),
                "report": (is_senclip_report, "an accuracy report senclip wrote"),
                "classmap": (is_senclip_classmap, "a class map senclip wrote"),
                "onnx": (is_senclip_onnx_export, "an ONNX export senclip wrote")}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .outputs import Staged, all_or_nothing, prepare_output
+from .outputs import Staged, all_or_nothing, marked, prepare_output
 
 CELL = 44
 
@@ -20,7 +20,7 @@ def write_report(report: dict, out, *, overwrite: bool = False) -> Path:
     path = prepare_output(out, overwrite, kind="report")
     with all_or_nothing(lambda: Staged(path, folder=True)) as writer:
         d = writer.tmp
-        (d / "accuracy.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        (d / "accuracy.json").write_text(json.dumps(marked(report), indent=2), encoding="utf-8")
         _write_csv(d / "confusion.csv", confusion_rows(report))
         _write_csv(d / "classes.csv", class_rows(report))
         png = confusion_png(report)

@@ -223,3 +223,33 @@ def test_cli_fewshot_similar_change(store, tmp_path, capsys):
         assert e.value.code == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "cross-validated" in out and "threshold" in out and "mean cosine distance 0.0000" in out
+
+
+def test_overwrite_replaces_the_tools_own_outputs_and_nothing_else(store, tmp_path, capsys):
+    """Re-running a tool with --overwrite replaces everything it wrote (few-shot sidecars, change
+    table, report folder); a file of the user's in any of those places is refused, untouched."""
+    ex = _features(tmp_path / "ex.geojson", LEFT + RIGHT)
+    ref = _features(tmp_path / "ref.geojson", [(330200, 5821200, "green"), (331400, 5821200, "blue")])
+    runs = {"fewshot": ["fewshot", str(store), "--examples", str(ex), "--out", str(tmp_path / "fs.tif")],
+            "similar": ["similar", str(store), "--query", str(ex), "--out", str(tmp_path / "s.tif"),
+                        "--mask-out", str(tmp_path / "m.tif")],
+            "change": ["change", str(store), str(store), "--out", str(tmp_path / "d.tif"), "--classes", "green;blue",
+                       "--changes-out", str(tmp_path / "c.tif"), "--table", str(tmp_path / "t.csv")],
+            "accuracy": ["accuracy", str(tmp_path / "fs.tif"), "--reference", str(ref), "--out", str(tmp_path / "rep")]}
+
+    def run(argv):
+        with pytest.raises(SystemExit) as e:
+            main(["-q", *argv])
+        return e.value.code, capsys.readouterr().err
+
+    for name, argv in runs.items():
+        assert run(argv)[0] == 0, name
+        assert run([*argv, "--overwrite"]) == (0, ""), name
+    for user_file, name in ((tmp_path / "fs.examples.geojson", "fewshot"), (tmp_path / "fs.fewshot.json", "fewshot"),
+                            (tmp_path / "t.csv", "change"), (tmp_path / "m.tif", "similar"),
+                            (tmp_path / "rep" / "accuracy.json", "accuracy")):
+        user_file.write_text('{"mine": true}\n')
+        code, err = run([*runs[name], "--overwrite"])
+        assert code == 2 and "nothing was touched" in err, (name, err)
+        assert user_file.read_text() == '{"mine": true}\n'
+        user_file.unlink()
