@@ -105,32 +105,55 @@ def test_accuracy_on_osm_reference_matches_scikit_learn(real):
     assert (d / "acc" / "report.html").stat().st_size > 5000
 
 
-def test_fewshot_10_examples_per_class_against_held_out_polygons(real, capsys):
+@pytest.fixture(scope="module")
+def rn_store(real, tiny_rn_checkpoint):
+    """The same window encoded by the tiny random ModifiedResNet at tile 16 / stride 8 (160 m chips:
+    most OSM polygons are 1-50 ha, so 320 m chips mostly show their neighbours). Measured with the
+    tiny random ViT at tile 32 / stride 16 instead: balanced accuracy 0.16-0.19, kappa 0.00-0.04,
+    barely above chance; a random conv net keeps far more of the chips' colour and texture."""
+    import senclip
+
+    return senclip.embed(real["scene"], real["dir"] / "store_rn", checkpoint=tiny_rn_checkpoint, tile=16, stride=8,
+                         bounds=WINDOW, device="cpu").path
+
+
+def test_fewshot_10_examples_per_class_beats_the_majority_class_on_held_out_polygons(real, rn_store, capsys):
+    """Three random splits of the OSM polygons: 10 example polygons per class fit the map, every
+    other polygon scores it. The majority-class baseline (always the class most frequent in the
+    held-out reference, chosen in hindsight) has balanced accuracy exactly 1/K and kappa 0; the
+    few-shot map must clear both by a clear margin on every split.
+
+    Its overall accuracy is reported, not asserted: this February scene and OSM land use (meadow,
+    farm, grass and scrub look alike in winter) cap it near the majority share for ANY classifier;
+    a random forest on all 13 bands at pixel level reached OA 0.39-0.44 against a majority share of
+    0.34-0.37 on these splits (balanced accuracy 0.45-0.49)."""
     from senclip.accuracy import accuracy_report
     from senclip.fewshot import fewshot
 
-    d = real["dir"]
-    train, test = _split(real["ref"])
-    res = fewshot(real["store"], d / "fewshot.tif", examples=_fc(train, d / "train.geojson"), field=FIELD)
-    held = accuracy_report(res.map.path, _fc(test, d / "test.geojson"), d / "fs_acc", field=FIELD).report
-    ref_counts = np.array(held["matrix"]).sum(0)
-    majority = ref_counts.max() / ref_counts.sum()
-    recalls = [held["per_class"][c]["recall"] for c in CLASSES]
-    balanced = float(np.mean(recalls))
+    d, k = real["dir"], len(CLASSES)
+    rows = []
+    for seed in (0, 1, 2):
+        train, test = _split(real["ref"], seed=seed)
+        held_ids = {json.dumps(f.geometry, sort_keys=True) for f in test}
+        assert not held_ids & {json.dumps(f.geometry, sort_keys=True) for f in train}  # never scored on its examples
+        res = fewshot(rn_store, d / f"fewshot{seed}.tif", examples=_fc(train, d / f"train{seed}.geojson"), field=FIELD)
+        assert all(v["features"] == 10 for v in res.examples.values())
+        cv = res.cross_validation
+        assert cv["folds"] == 5 and cv["features"] == 70 and 0 < cv["majority_baseline"] < 1
+        assert json.loads(res.report_path.read_text())["cross_validation"]["samples"] == cv["samples"]
+        held = accuracy_report(res.map.path, _fc(test, d / f"test{seed}.geojson"), d / f"fs_acc{seed}", field=FIELD).report
+        assert held["samples"] > 2000 and sorted(held["classes"]) == sorted(CLASSES)
+        ref_counts = np.array(held["matrix"]).sum(0)
+        rows.append({"oa": held["overall_accuracy"], "majority": ref_counts.max() / ref_counts.sum(),
+                     "kappa": held["kappa"], "cv_oa": cv["overall_accuracy"],
+                     "balanced": float(np.mean([held["per_class"][c]["recall"] for c in CLASSES]))})
     with capsys.disabled():
-        print(f"\n[random-weight tiny CLIP, NOT SenCLIP accuracy] few-shot held-out polygons: OA "
-              f"{held['overall_accuracy']:.3f} vs majority-class {majority:.3f}; kappa {held['kappa']:.3f}; "
-              f"balanced accuracy {balanced:.3f} vs 1/K {1 / len(CLASSES):.3f}; cross-validated OA "
-              f"{res.cross_validation['overall_accuracy']:.3f} (majority {res.cross_validation['majority_baseline']:.3f})")
-    assert all(v["features"] == 10 for v in res.examples.values())
-    held_ids = {json.dumps(f.geometry, sort_keys=True) for f in test}
-    assert not held_ids & {json.dumps(f.geometry, sort_keys=True) for f in train}  # never scored on its examples
-    assert held["samples"] > 500 and len(held["classes"]) == len(CLASSES)
-    cv = res.cross_validation
-    assert cv["folds"] == 5 and cv["features"] == 70 and 0 < cv["majority_baseline"] < 1
-    assert json.loads(res.report_path.read_text())["cross_validation"]["samples"] == cv["samples"]
-    # Measured here (random tiny ViT, tile 32/stride 16): OA 0.21 vs majority 0.30, kappa 0.03; such
-    # weights do NOT beat the majority class on OSM land use, so no margin is asserted (see README).
+        print("\n[tiny RANDOM-weight CLIP RN, NOT SenCLIP accuracy] few-shot, held-out OSM polygons, 3 splits:")
+        for r in rows:
+            print(f"  balanced accuracy {r['balanced']:.3f} (majority class {1 / k:.3f}), kappa {r['kappa']:.3f} "
+                  f"(majority 0), OA {r['oa']:.3f} (majority share {r['majority']:.3f}), cross-validated OA {r['cv_oa']:.3f}")
+    assert all(r["balanced"] >= 1.5 / k and r["kappa"] >= 0.05 for r in rows), rows
+    assert np.mean([r["balanced"] for r in rows]) >= 1.8 / k, rows
 
 
 def test_find_similar_water_polygon_scores_water_higher(real):
