@@ -37,12 +37,18 @@ class SimilarResult:
     model: dict
 
 
-def query_vector(st: EmbeddingStore, *, query=None, text: str | None = None, prompt_style: str = "ground",
+def query_vector(st: EmbeddingStore, *, query=None, text: str | None = None, chip=None, prompt_style: str = "ground",
                  backend: str = "torch", device: str = "auto", offline: bool = False,
                  feedback: Feedback | None = None, loaded_model=None) -> tuple[np.ndarray, dict]:
-    """(D,) unit query vector and a description of the query."""
-    if (query is None) == (not text):
-        raise InputError("give either query features (--query FILE) or a text query (--text), not both or neither")
+    """(D,) unit query vector and a description of the query: features, a text or an image chip."""
+    if sum(x is not None and x != "" for x in (query, text, chip)) != 1:
+        raise InputError("give exactly one query: features (--query FILE), a text (--text) or an image chip "
+                         "(--chip FILE)")
+    if chip:
+        from .chipquery import chip_query_vector
+
+        return chip_query_vector(st, chip, backend=backend, device=device, offline=offline, feedback=feedback,
+                                 loaded_model=loaded_model)
     if text:
         from .prompts import build_prompt_set
         from .storetext import prompt_vectors, store_text_model
@@ -99,7 +105,7 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
     return float((edges[best[0] + 1] + edges[best[-1] + 1]) / 2)
 
 
-def find_similar(store, out, *, query=None, text: str | None = None, threshold="auto", mask_out=None,
+def find_similar(store, out, *, query=None, text: str | None = None, chip=None, threshold="auto", mask_out=None,
                  prompt_style: str = "ground", backend: str = "torch", device: str = "auto", offline: bool = False,
                  overwrite: bool = False, feedback: Feedback | None = None, loaded_model=None) -> SimilarResult:
     """Write the similarity raster ``out`` (float32, grid resolution, nodata −2) and, with
@@ -111,7 +117,7 @@ def find_similar(store, out, *, query=None, text: str | None = None, threshold="
     if mask_out is not None:
         prepare_output(mask_out, overwrite)
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
-    q, described = query_vector(st, query=query, text=text, prompt_style=prompt_style, backend=backend,
+    q, described = query_vector(st, query=query, text=text, chip=chip, prompt_style=prompt_style, backend=backend,
                                 device=device, offline=offline, feedback=feedback, loaded_model=loaded_model)
     sim = similarity(st, q, feedback)
     values = sim[st.valid]

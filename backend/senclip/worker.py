@@ -388,7 +388,7 @@ def op_similar(args: dict, feedback: Feedback, state: State) -> dict:
 
     args = dict(args)
     store, lm = _tool_store(args, state)
-    return _timed(find_similar, [store, args.pop("out")], args, feedback, lm if args.get("text") else None)
+    return _timed(find_similar, [store, args.pop("out")], args, feedback, lm if args.get("text") or args.get("chip") else None)
 
 
 def op_change(args: dict, feedback: Feedback, state: State) -> dict:

@@ -1,4 +1,4 @@
-"""senclip:find_similar — cells like a query (points/polygons or a text) → similarity and mask."""
+"""senclip:find_similar — cells like a query (points/polygons, a text or an image chip) → similarity and mask."""
 from __future__ import annotations
 
 from qgis.core import (
@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorLayer,
 )
@@ -22,6 +23,7 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
     DISPLAY = "Find similar places"
     QUERY = "QUERY"
     TEXT = "TEXT"
+    CHIP = "CHIP"
     THRESHOLD = "THRESHOLD"
     OUTPUT_MASK = "OUTPUT_MASK"
 
@@ -40,6 +42,8 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.TEXT, self.tr("…or a text query (e.g. solar farms)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.CHIP, self.tr("…or an image chip (8-bit RGB or a Sentinel-2 band stack)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.PROMPT_STYLE, self.tr("Prompt style of the text query"), options=catalog.PROMPT_STYLES,
             defaultValue=0))
@@ -54,8 +58,9 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
     def request_args(self, parameters, context, feedback) -> dict:
         layer = self.parameterAsVectorLayer(parameters, self.QUERY, context)
         text = (self.parameterAsString(parameters, self.TEXT, context) or "").strip()
-        if (layer is None) == (not text):
-            raise QgsProcessingException(self.tr("Give either QUERY features or a TEXT query (not both)"))
+        chip = self.parameterAsRasterLayer(parameters, self.CHIP, context)
+        if (layer is not None) + bool(text) + (chip is not None) != 1:
+            raise QgsProcessingException(self.tr("Give exactly one query: QUERY features, a TEXT or an image CHIP"))
         threshold = parameters.get(self.THRESHOLD)
         mask = self.parameterAsOutputLayer(parameters, self.OUTPUT_MASK, context)
         args = {"store": self.parameterAsFile(parameters, self.STORE, context),
@@ -66,6 +71,8 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
                 "overwrite": True}
         if layer is not None:
             args["query"] = export_geojson(layer, self.QUERY, context, feedback)
+        elif chip is not None:
+            args["chip"] = chip.source()
         else:
             args["text"] = text
         args.update(self.runtime_args(parameters, context))

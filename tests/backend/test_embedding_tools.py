@@ -147,11 +147,57 @@ def test_find_similar_text_query_and_bad_queries(store, tmp_path, tiny_checkpoin
 
     res = find_similar(store, tmp_path / "sim.tif", text="solar farms", threshold=0.0)
     assert res.query["text"] == "solar farms" and res.threshold_method == "given"
-    with pytest.raises(InputError, match="either"):
+    with pytest.raises(InputError, match="exactly one query"):
         find_similar(store, tmp_path / "x.tif")
     far = _features(tmp_path / "far.geojson", [(10.0, 50.0, "x")], crs="EPSG:4326")
     with pytest.raises(InputError, match="no valid cell"):
         find_similar(store, tmp_path / "x.tif", query=far)
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_find_similar_image_chip_query(store, tmp_path, tiny_checkpoint):
+    """A chip of the scene's green, as a Sentinel-2 band stack or as an 8-bit PNG picture, embeds
+    like the store's own green cells (same model, same radiometry) and marks the green half; a
+    chip bigger than a tile is cut into tiles."""
+    from s2data import BLUE_DN, GREEN_DN, write_s2
+
+    from senclip.chipquery import chip_query_vector
+    from senclip.models import load_model
+    from senclip.scene import Radiometry
+    from senclip.similarity import find_similar
+    from senclip.store import EmbeddingStore
+
+    st, lm = EmbeddingStore(store), load_model(checkpoint=tiny_checkpoint, device="cpu")
+    green = write_s2(tmp_path / "green.tif", width=16, height=16, left=GREEN_DN, right=GREEN_DN)
+    with rasterio.open(green) as ds:
+        rgb = Radiometry().to_uint8(ds.read([3, 2, 1]))
+    png = tmp_path / "green.png"
+    with rasterio.open(png, "w", driver="PNG", width=16, height=16, count=3, dtype="uint8") as ds:
+        ds.write(rgb)
+    inner = np.asarray(st.embeddings[st.valid.shape[0] // 2, 2], dtype=np.float32)  # a cell inside the green half
+    inner /= np.linalg.norm(inner)
+    for chip in (green, png):
+        q, described = chip_query_vector(st, chip, loaded_model=lm)
+        assert described["windows"] == 1 and float(q @ inner) > 0.999, chip
+    res = find_similar(store, tmp_path / "s.tif", chip=png, loaded_model=lm)
+    with rasterio.open(res.path) as ds:
+        sim = ds.read(1)
+    w = sim.shape[1]
+    assert sim[2:-2, 1: w // 2 - 2].mean() > sim[2:-2, w // 2 + 2: -1].mean() and res.query["chip"] == str(png)
+    big = write_s2(tmp_path / "blue.tif", width=64, height=40, left=BLUE_DN, right=BLUE_DN)
+    q, described = chip_query_vector(st, big, loaded_model=lm)
+    assert described["windows"] == 28  # 16 px tiles at stride 8: 7 × 4
+    res = find_similar(store, tmp_path / "b.tif", chip=big, loaded_model=lm)
+    with rasterio.open(res.path) as ds:
+        sim = ds.read(1)
+    assert sim[2:-2, w // 2 + 2: -1].mean() > sim[2:-2, 1: w // 2 - 2].mean()
+    two = tmp_path / "two.tif"
+    with rasterio.open(two, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32") as ds:
+        ds.write(np.ones((2, 8, 8), np.float32))
+    with pytest.raises(InputError, match="2 band"):
+        find_similar(store, tmp_path / "x.tif", chip=two)
+    with pytest.raises(InputError, match="exactly one query"):
+        find_similar(store, tmp_path / "x.tif", chip=png, text="solar farms")
     assert not (tmp_path / "x.tif").exists()
 
 

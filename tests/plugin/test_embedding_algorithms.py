@@ -78,8 +78,16 @@ def test_embedding_tools_through_processing(provider, s2_raster, plugin_checkpoi
     res = run("senclip:find_similar", {"STORE": str(store), "TEXT": "a lake", "THRESHOLD": 0.0,
                                        "OUTPUT": str(tmp_path / "t.tif")})
     assert res["THRESHOLD_USED"] == 0.0
-    with pytest.raises(QgsProcessingException, match="either"):
+    with pytest.raises(QgsProcessingException, match="exactly one query"):
         run("senclip:find_similar", {"STORE": str(store), "OUTPUT": str(tmp_path / "none.tif")})
+    chip = _cut(s2_raster, tmp_path / "chip.tif", col=8, row=8)  # 16 × 16 px of the water half
+    res = run("senclip:find_similar", {"STORE": str(store), "CHIP": chip, "OUTPUT": str(tmp_path / "c.tif")})
+    import rasterio
+
+    with rasterio.open(res["OUTPUT"]) as ds:
+        sim = ds.read(1)
+    w = sim.shape[1]
+    assert sim[:, : w // 2 - 1].mean() > sim[:, w // 2 + 1:].mean()
 
     res = run("senclip:change", {"STORE": str(store), "STORE_AFTER": str(store), "CLASSES": "water;vegetation",
                                  "OUTPUT": str(tmp_path / "d.tif"), "OUTPUT_CHANGES": str(tmp_path / "c.tif"),
@@ -91,6 +99,20 @@ def test_embedding_tools_through_processing(provider, s2_raster, plugin_checkpoi
                  crs="EPSG:32633", field="truth")
     res = run("senclip:accuracy", {"INPUT": fs, "REFERENCE": ref, "FIELD": "truth", "OUTPUT": str(tmp_path / "rep")})
     assert res["OVERALL_ACCURACY"] == pytest.approx(2 / 3) and Path(res["HTML"]).is_file()
+
+
+def _cut(raster, out, *, col, row, size=16) -> str:
+    """A size × size px GeoTIFF chip of ``raster``, all bands."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(raster) as ds:
+        win = Window(col, row, size, size)
+        profile = dict(ds.profile, width=size, height=size, transform=ds.window_transform(win))
+        data = ds.read(window=win)
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(data)
+    return str(out)
 
 
 def test_bad_field_and_grid_mismatch_are_clear(provider, s2_raster, plugin_checkpoint, tmp_path):

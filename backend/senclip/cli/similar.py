@@ -1,4 +1,4 @@
-"""``senclip similar``: cells like a query (points/polygons or a text) → similarity raster + mask."""
+"""``senclip similar``: cells like a query (points/polygons, a text or an image chip) → similarity raster + mask."""
 from __future__ import annotations
 
 import click
@@ -12,6 +12,9 @@ from ..feedback import TqdmFeedback
 @click.option("--query", type=click.Path(dir_okay=False), default=None,
               help="Query points/polygons (GeoJSON, GeoPackage, Shapefile; any CRS); their cells' mean embedding is the query.")
 @click.option("--text", default=None, help='A text query instead, e.g. "solar farms".')
+@click.option("--chip", type=click.Path(dir_okay=False), default=None,
+              help="An image chip as the query instead (GeoTIFF/PNG/JPEG: 8-bit RGB or a Sentinel-2 band stack), "
+                   "encoded with the store's model.")
 @click.option("--prompt-style", type=click.Choice(choices("prompt_style")), default=default("prompt_style"), show_default=True,
               help="Prompt templates for --text.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Similarity GeoTIFF (float32 cosine) to write.")
@@ -20,9 +23,9 @@ from ..feedback import TqdmFeedback
 @click.option("--threshold", default="auto", show_default=True,
               help="Cosine similarity counted as similar; auto = Otsu's threshold of the scene's histogram.")
 @click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
-              help="Engine of the text encoder (--text only).")
+              help="Engine of the encoder (--text and --chip only).")
 @click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
-              help="Device of the text encoder (--text only).")
+              help="Device of the encoder (--text and --chip only).")
 @click.option("--offline", is_flag=True, help="Never download; use cached weights only.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
