@@ -1,8 +1,9 @@
-"""Text embeddings for a store's own model: the one step of the embedding tools that needs weights.
+"""A store's own model for the embedding tools: the one step of them that needs weights.
 
 A store records its model (id, checkpoint path, checksum); tools that turn prompts into vectors
-(few-shot with prompts, text queries, class changes) load that model's text tower and nothing
-else. Tools that work from examples alone never call this and need no weights at all.
+(few-shot with prompts, text queries, class changes) use that model's text tower, an image-chip
+query (:mod:`senclip.chipquery`) its image tower. Tools that work from examples alone never call
+this and need no weights at all.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def store_model_args(meta: dict) -> dict:
 
 def store_text_model(st: EmbeddingStore, *, backend: str = "torch", device: str = "auto", offline: bool = False,
                      feedback: Feedback | None = None, loaded_model=None):
-    """The store's model (checked against the store's checksum), loaded for its text tower."""
+    """The store's model (checked against the store's checksum): its text tower for prompts, its
+    image tower for a chip query."""
     lm = loaded_model
     if lm is None:
         from .models import load_model
