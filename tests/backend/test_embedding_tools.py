@@ -3,6 +3,7 @@ formulas against independent computations (scikit-learn; the worked example of O
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -172,8 +173,10 @@ def test_find_similar_image_chip_query(store, tmp_path, tiny_checkpoint):
     with rasterio.open(green) as ds:
         rgb = Radiometry().to_uint8(ds.read([3, 2, 1]))
     png = tmp_path / "green.png"
-    with rasterio.open(png, "w", driver="PNG", width=16, height=16, count=3, dtype="uint8") as ds:
-        ds.write(rgb)
+    with warnings.catch_warnings():  # a picture has no georeferencing, and needs none
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(png, "w", driver="PNG", width=16, height=16, count=3, dtype="uint8") as ds:
+            ds.write(rgb)
     inner = np.asarray(st.embeddings[st.valid.shape[0] // 2, 2], dtype=np.float32)  # a cell inside the green half
     inner /= np.linalg.norm(inner)
     for chip in (green, png):
@@ -192,8 +195,10 @@ def test_find_similar_image_chip_query(store, tmp_path, tiny_checkpoint):
         sim = ds.read(1)
     assert sim[2:-2, w // 2 + 2: -1].mean() > sim[2:-2, 1: w // 2 - 2].mean()
     two = tmp_path / "two.tif"
-    with rasterio.open(two, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32") as ds:
-        ds.write(np.ones((2, 8, 8), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(two, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32") as ds:
+            ds.write(np.ones((2, 8, 8), np.float32))
     with pytest.raises(InputError, match="2 band"):
         find_similar(store, tmp_path / "x.tif", chip=two)
     with pytest.raises(InputError, match="exactly one query"):
