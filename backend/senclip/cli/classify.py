@@ -19,7 +19,7 @@ def report(res) -> str:
                      f"mean confidence {100 * res.mean_confidence[name]:5.1f} %")
     if res.cloud_masked:
         lines.append(f"  {'cloud / shadow (masked)':<32} {100 * res.cloud_masked / (total + res.cloud_masked):5.1f} % "
-                     "of the mapped area")
+                     "of the mapped area (the class shares above are of the cloud-free area)")
     cm = res.cloud_mask or {}
     if cm.get("note"):
         share = f"; {100 * cm['masked_fraction']:.1f} % of the pixels masked" if "masked_fraction" in cm else ""

@@ -31,7 +31,7 @@ def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
     from ..preview import render_preview
     from ..scene import open_scene
 
-    scene_dir = fetch_demo_scene(data_dir)
+    scene_dir = fetch_demo_scene(data_dir, all_bands=True)  # 13 bands: clouds are masked (s2cloudless)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tif = out / "demo_classmap.tif"
