@@ -10,10 +10,16 @@ and forest edges reach probabilities of 0.4-0.55 and about a tenth of the clear 
 scene was flagged; at 180 m none of it is, while the cumulus is still caught.
 
 Shadows: a cloud at height h casts its shadow h·tan(sun zenith) away from the sun, along the sun
-azimuth. Shifting the cloud mask over a range of heights (:data:`CLOUD_HEIGHTS_M`) gives where
-shadows can be; of those, only dark pixels (near-infrared TOA reflectance below
-:data:`DARK_NIR`, not water) are shadow. This is the usual geometric method (Fmask's projection,
-the s2cloudless shadow recipe of Google Earth Engine's tutorial), without Fmask's height matching.
+azimuth. Candidates are dark pixels (near-infrared TOA reflectance below :data:`DARK_NIR`, not
+water). Each cloud (a connected object) is matched to its own height, as Fmask does: its footprint
+is shifted over the heights of :data:`CLOUD_HEIGHTS_M`, one cell of distance at a time, and the
+shift whose footprint is darkest (the largest share of candidate cells among the cells it lands on
+outside clouds) is its shadow, with one step of tolerance either side. A cloud whose best shift is
+less than :data:`MATCH_MIN` dark, or less than :data:`MATCH_CONTRAST` times as dark as the scene
+as a whole (what any shift would find by chance), casts no shadow we can find (over water, off the
+scene, or a thin cloud). Taking
+the dark cells of the union of all heights instead (the Earth Engine tutorial's recipe) also marks
+dark ground anywhere in that band: lake shores and conifer stands kilometres from a cloud's shadow.
 
 Bands are read block by block (:data:`BLOCK_PIXELS`) and averaged to the coarse grid at once, so
 memory is bounded by one block plus the coarse grid (610² cells for a full 10 980² tile).
@@ -37,6 +43,9 @@ DILATION_SIZE = 2  # disk radius (coarse pixels) of the mask dilation
 CLOUD_HEIGHTS_M = (200.0, 2500.0)  # cloud-top heights searched for shadows
 DARK_NIR = 0.10  # NIR (B08) TOA reflectance below which a pixel in the shadow zone is shadow
 WATER_SWIR = 0.03  # B11 below this is open water, dark for its own reasons
+MATCH_MIN = 0.2  # share of dark cells under a cloud's best shift below which it casts no shadow found...
+MATCH_CONTRAST = 2.0  # ...or below this many times the share of dark cells in the whole scene (chance)
+MATCH_TOLERANCE = 1  # shifts (cells of distance) either side of the best one also taken as shadow
 BLOCK_PIXELS = 4_000_000  # input pixels (10 m) of one band read at once: ~16 bytes each while averaging
 
 
@@ -106,27 +115,50 @@ def _detector():
                                 all_bands=False)
 
 
-def shift_union(mask: np.ndarray, offsets) -> np.ndarray:
-    """OR of ``mask`` shifted by every (drow, dcol) in ``offsets`` (no wrap-around)."""
-    out = np.zeros_like(mask)
-    h, w = mask.shape
-    for dr, dc in offsets:
-        if abs(dr) >= h or abs(dc) >= w:
-            continue
-        src = mask[max(0, -dr):h - max(0, dr), max(0, -dc):w - max(0, dc)]
-        out[max(0, dr):h - max(0, -dr), max(0, dc):w - max(0, -dc)] |= src
-    return out
-
-
 def shadow_offsets(zenith: float, azimuth: float, cell_m: float, heights=CLOUD_HEIGHTS_M) -> list[tuple[int, int]]:
     """Pixel offsets (drow, dcol) from a cloud to its shadow for cloud heights in ``heights``, one
-    per cell of distance. The shadow lies away from the sun: rows grow southwards, columns eastwards."""
+    per cell of distance, nearest first. The shadow lies away from the sun: rows grow southwards,
+    columns eastwards."""
     tz = math.tan(math.radians(min(zenith, 85.0)))
     az = math.radians(azimuth)
     d0, d1 = heights[0] * tz / cell_m, heights[1] * tz / cell_m
     steps = np.arange(math.floor(d0 + 1e-9), math.ceil(d1 - 1e-9) + 1)
-    offs = {(int(round(d * math.cos(az))), int(round(-d * math.sin(az)))) for d in steps}
-    return sorted(offs)
+    offs = [(int(round(d * math.cos(az))), int(round(-d * math.sin(az)))) for d in steps]
+    return list(dict.fromkeys(offs))  # distinct, in order of distance
+
+
+def _shifted(rr: np.ndarray, cc: np.ndarray, off: tuple[int, int], shape) -> tuple[np.ndarray, np.ndarray]:
+    r, c = rr + off[0], cc + off[1]
+    inside = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+    return r[inside], c[inside]
+
+
+def matched_shadow(cloud: np.ndarray, dark: np.ndarray, offsets) -> tuple[np.ndarray, list[int]]:
+    """Shadow cells of every cloud object at its best-matching shift (see the module doc), and the
+    index in ``offsets`` matched by each object that casts a shadow."""
+    from scipy import ndimage
+
+    candidates = dark & ~cloud
+    needed = max(MATCH_MIN, MATCH_CONTRAST * float(candidates.mean()))
+    shadow = np.zeros_like(cloud)
+    matched = []
+    labels, _ = ndimage.label(cloud)
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        rr, cc = np.nonzero(labels[box] == k)
+        rr, cc = rr + box[0].start, cc + box[1].start
+        scores = []
+        for off in offsets:
+            r, c = _shifted(rr, cc, off, cloud.shape)
+            free = ~cloud[r, c]
+            # a shift landing mostly on clouds or off the scene says nothing about this cloud's height
+            scores.append(candidates[r, c].sum() / free.sum() if free.sum() >= 0.25 * len(rr) else 0.0)
+        if not scores or max(scores) < needed:
+            continue
+        best = int(np.argmax(scores))
+        matched.append(best)
+        for off in offsets[max(0, best - MATCH_TOLERANCE):best + MATCH_TOLERANCE + 1]:
+            shadow[_shifted(rr, cc, off, cloud.shape)] = True
+    return shadow & candidates, matched
 
 
 def s2cloudless_mask(plan: MaskPlan, scene, *, feedback, strip_rows: int):
@@ -173,7 +205,10 @@ def s2cloudless_mask(plan: MaskPlan, scene, *, feedback, strip_rows: int):
     else:
         record["sun"] = {"zenith": round(sun.zenith, 3), "azimuth": round(sun.azimuth, 3), "source": sun.source}
         feedback.info(f"sun zenith {sun.zenith:.1f}°, azimuth {sun.azimuth:.1f}° ({sun.source})")
-        shadow = shift_union(cloud, shadow_offsets(sun.zenith, sun.azimuth, f * bands.res)) & dark & ~cloud
+        shadow, matched = matched_shadow(cloud, dark, shadow_offsets(sun.zenith, sun.azimuth, f * bands.res))
+        record["shadow_matching"] = {"min_dark_share": MATCH_MIN, "min_contrast": MATCH_CONTRAST,
+                                     "tolerance_cells": MATCH_TOLERANCE,
+                                     "clouds_with_shadow": len(matched)}
     code = np.where(cloud, CLOUD, np.where(shadow, SHADOW, CLEAR)).astype(np.uint8)
     cols = (ac0 + np.arange(scene.width)) // f - j0
 

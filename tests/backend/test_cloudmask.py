@@ -312,18 +312,47 @@ def test_sun_angles_from_mtd_tl(tmp_path):
 
 
 def test_shadows_fall_away_from_the_sun():
-    from senclip.s2cloudmask import shadow_offsets, shift_union
+    from senclip.s2cloudmask import matched_shadow, shadow_offsets
 
     cloud = np.zeros((40, 40), bool)
     cloud[20, 20] = True
+    dark = np.zeros((40, 40), bool)  # dark along both possible shadow lines: the nearest height wins
+    dark[:20, 20] = dark[20, 21:] = True
     # sun in the south (azimuth 180) at 45°: a cloud 1000-2000 m up shades 1-2 km north (up)
     offs = shadow_offsets(45.0, 180.0, 100.0, heights=(1000.0, 2000.0))
-    zone = shift_union(cloud, offs)
-    rows, cols = np.nonzero(zone)
-    assert set(cols) == {20} and rows.min() == 0 and rows.max() == 10
+    assert offs[0] == (-10, 0) and offs[-1] == (-20, 0) and len(offs) == 11  # nearest first, one per cell
+    rows, cols = np.nonzero(matched_shadow(cloud, dark, offs)[0])
+    assert set(cols) == {20} and set(rows) == {9, 10}  # (20 - 10) and one step of tolerance
     # sun in the west (270): shadows to the east
-    rows, cols = np.nonzero(shift_union(cloud, shadow_offsets(45.0, 270.0, 100.0, heights=(1000.0, 1500.0))))
-    assert set(rows) == {20} and cols.min() == 30 and cols.max() == 35
+    offs = shadow_offsets(45.0, 270.0, 100.0, heights=(1000.0, 1500.0))
+    assert [c for _, c in offs] == [10, 11, 12, 13, 14, 15] and {r for r, _ in offs} == {0}
+    rows, cols = np.nonzero(matched_shadow(cloud, dark, offs)[0])
+    assert set(rows) == {20} and set(cols) == {30, 31}
+
+
+def test_each_cloud_gets_the_shadow_of_its_own_height_not_every_dark_pixel_in_reach():
+    """Fmask's matching: a 3 × 3 cloud with its real shadow 1.4 km north (height 1400 m, sun at 45°
+    in the south) and a dark lake shore 2.2 km north, also within the searched heights. Only the
+    shadow is masked (the union of all heights took both), and a second cloud over bright ground
+    finds no shadow at all rather than a stray dark pixel."""
+    from senclip.s2cloudmask import matched_shadow, shadow_offsets
+
+    cloud = np.zeros((60, 60), bool)
+    dark = np.zeros((60, 60), bool)
+    cloud[40:43, 10:13] = True
+    dark[26:29, 10:13] = True  # its shadow: 14 cells north
+    dark[18:21, 9:14] = True  # dark ground 22 cells north
+    cloud[40:43, 40:43] = True
+    dark[30, 41] = True  # one dark pixel in the second cloud's reach
+    offs = shadow_offsets(45.0, 180.0, 100.0, heights=(500.0, 2500.0))
+    shadow, matched = matched_shadow(cloud, dark, offs)
+    assert shadow[26:29, 10:13].all()
+    assert not shadow[18:21].any() and not shadow[:, 30:].any()
+    assert [offs[m] for m in matched] == [(-14, 0)]
+    union = np.zeros_like(cloud)  # the old rule: dark cells anywhere in the projected band
+    for dr, dc in offs:
+        union |= np.roll(np.roll(cloud, dr, 0), dc, 1)
+    assert (union & dark)[18:21].any()  # ...which did take the lake shore
 
 
 def test_cancel_during_masking_leaves_nothing(tmp_path, tiny_checkpoint):
