@@ -39,6 +39,8 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     import rasterio
     from PIL import Image, ImageDraw
 
+    from .geotiff import CLOUD_VALUE
+
     with rasterio.open(classmap) as ds:
         cls = ds.read(1)
         cmap = ds.colormap(1)
@@ -59,7 +61,6 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         rgb = scene.radiometry.to_uint8(dn[:, ::step, ::step])
         panels.append(Image.fromarray(np.moveaxis(rgb, 0, -1)).resize(size, Image.BILINEAR))
     panels.append(Image.fromarray(lut[cls]).resize(size, Image.NEAREST))
-    font, small = _font(16), _font(13)
     longest = max([*names[1:], f"{cloud_label}, of the mapped area" if cloud_label else ""], key=len)
     legend_w = max(320, int(draw_width(f"{longest} (100.0 %)", small)) + 40)
     banner = 40 if "SENCLIP_WARNING" in tags else 0
@@ -79,8 +80,6 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
         draw.rectangle([0, 0, w, banner - 4], fill=(200, 0, 0))
         draw.text((8, 10), tags["SENCLIP_WARNING"], fill="white", font=font)
     y = banner + 34
-    from .geotiff import CLOUD_VALUE
-
     # as in the CLI summary and the dock: classes as shares of the cloud-free classified area, the
     # cloud class as a share of the whole mapped area
     counts = np.bincount(cls.ravel(), minlength=256)

@@ -17,9 +17,9 @@ shift whose footprint is darkest (the largest share of candidate cells among the
 outside clouds) is its shadow, with one step of tolerance either side. A cloud whose best shift is
 less than :data:`MATCH_MIN` dark, or less than :data:`MATCH_CONTRAST` times as dark as the scene
 as a whole (what any shift would find by chance), casts no shadow we can find (over water, off the
-scene, or a thin cloud). Taking
-the dark cells of the union of all heights instead (the Earth Engine tutorial's recipe) also marks
-dark ground anywhere in that band: lake shores and conifer stands kilometres from a cloud's shadow.
+scene, or a thin cloud). Taking the dark cells of the union of all heights instead (the Earth
+Engine tutorial's recipe) also marks dark ground anywhere in that band: lake shores and conifer
+stands kilometres from a cloud's shadow.
 
 Bands are read block by block (:data:`BLOCK_PIXELS`) and averaged to the coarse grid at once, so
 memory is bounded by one block plus the coarse grid (610² cells for a full 10 980² tile).
@@ -149,9 +149,9 @@ def matched_shadow(cloud: np.ndarray, dark: np.ndarray, offsets) -> tuple[np.nda
         scores = []
         for off in offsets:
             r, c = _shifted(rr, cc, off, cloud.shape)
-            free = ~cloud[r, c]
+            free = int((~cloud[r, c]).sum())
             # a shift landing mostly on clouds or off the scene says nothing about this cloud's height
-            scores.append(candidates[r, c].sum() / free.sum() if free.sum() >= 0.25 * len(rr) else 0.0)
+            scores.append(candidates[r, c].sum() / free if free >= 0.25 * len(rr) else 0.0)
         if not scores or max(scores) < needed:
             continue
         best = int(np.argmax(scores))
