@@ -11,22 +11,16 @@ from qgis.core import (
 )
 
 from .. import compat
-from .base import SenclipAlgorithm
+from .base import EmbeddingToolAlgorithm
 from .vector_export import export_geojson
 
 
-class AccuracyAlgorithm(SenclipAlgorithm):
+class AccuracyAlgorithm(EmbeddingToolAlgorithm):
     NAME = "accuracy"
     DISPLAY = "Accuracy report against reference data"
     REFERENCE = "REFERENCE"
     FIELD = "FIELD"
     MATCH = "MATCH"
-
-    def group(self) -> str:
-        return self.tr("Embedding tools")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "embedding_tools"
 
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Class map (made by SenCLIP)")))

@@ -188,6 +188,11 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             self.BATCH_SIZE, self.tr("Batch size"), compat.NUMBER_INTEGER,
             defaultValue=32, minValue=1, maxValue=4096))
 
+    def add_store_param(self, name: str | None = None,
+                        text: str = "Embedding store (folder made by 'Compute image embeddings')") -> None:
+        """An embedding store folder input (STORE unless ``name`` says otherwise)."""
+        self.addParameter(QgsProcessingParameterFile(name or self.STORE, self.tr(text), behavior=compat.FILE_FOLDER))
+
     def add_runtime_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
             self.BACKEND, self.tr("Inference backend"), options=catalog.BACKENDS, defaultValue=0))
@@ -367,3 +372,13 @@ def per_class(values, classes: list, default) -> list:
     if isinstance(values, list) and len(values) == len(classes):
         return values
     return [default] * len(classes)
+
+
+class EmbeddingToolAlgorithm(SenclipAlgorithm):
+    """The tools that work from an embedding store: few-shot, find similar, change, accuracy."""
+
+    def group(self) -> str:
+        return self.tr("Embedding tools")
+
+    def groupId(self) -> str:  # noqa: N802
+        return "embedding_tools"

@@ -15,26 +15,18 @@ from qgis.core import (
 from .. import catalog, compat
 from ..styling import ClassMapPostProcessor
 from ..tool_styles import ToolStylePostProcessor, style_ramp
-from .base import SenclipAlgorithm
+from .base import EmbeddingToolAlgorithm
 
 
-class ChangeAlgorithm(SenclipAlgorithm):
+class ChangeAlgorithm(EmbeddingToolAlgorithm):
     NAME = "change"
     DISPLAY = "Change between two dates"
     STORE_AFTER = "STORE_AFTER"
     OUTPUT_CHANGES = "OUTPUT_CHANGES"
 
-    def group(self) -> str:
-        return self.tr("Embedding tools")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "embedding_tools"
-
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
-        for name, text in ((self.STORE, "Embedding store of the earlier date"),
-                           (self.STORE_AFTER, "Embedding store of the later date (same grid and model)")):
-            self.addParameter(QgsProcessingParameterFile(name, self.tr(text),
-                                                         behavior=compat.FILE_FOLDER))
+        self.add_store_param(text="Embedding store of the earlier date")
+        self.add_store_param(self.STORE_AFTER, "Embedding store of the later date (same grid and model)")
         self.addParameter(QgsProcessingParameterString(
             self.CLASSES, self.tr("Class names, separated by ';' (for the from → to table; optional)"), optional=True))
         self.addParameter(QgsProcessingParameterFile(

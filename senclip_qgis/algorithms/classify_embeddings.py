@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessingParameterFile,
     QgsProcessingParameterRasterDestination,
 )
 
-from .. import compat
 from .base import SenclipAlgorithm
 from .classify import finish_class_map
 
@@ -16,9 +14,7 @@ class ClassifyEmbeddingsAlgorithm(SenclipAlgorithm):
     DISPLAY = "Classify an embedding store with text prompts"
 
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
-        self.addParameter(QgsProcessingParameterFile(
-            self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
-            behavior=compat.FILE_FOLDER))
+        self.add_store_param()
         self.add_prompt_params()
         self.add_runtime_params()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Class map")))

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterVectorLayer,
 )
 
 from .. import catalog, compat
-from .base import SenclipAlgorithm
+from .base import EmbeddingToolAlgorithm
 from .classify import finish_class_map
 from .vector_export import export_geojson
 
 
-class FewShotAlgorithm(SenclipAlgorithm):
+class FewShotAlgorithm(EmbeddingToolAlgorithm):
     NAME = "fewshot"
     DISPLAY = "Refine classes with labelled examples (few-shot)"
     EXAMPLES = "EXAMPLES"
@@ -23,16 +22,8 @@ class FewShotAlgorithm(SenclipAlgorithm):
     EXAMPLE_WEIGHT = "EXAMPLE_WEIGHT"
     FOLDS = "FOLDS"
 
-    def group(self) -> str:
-        return self.tr("Embedding tools")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "embedding_tools"
-
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
-        self.addParameter(QgsProcessingParameterFile(
-            self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
-            behavior=compat.FILE_FOLDER))
+        self.add_store_param()
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.EXAMPLES, self.tr("Labelled examples (points or polygons)"),
             [compat.SOURCE_VECTOR_ANY]))

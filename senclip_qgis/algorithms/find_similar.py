@@ -4,7 +4,6 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingException,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -14,11 +13,11 @@ from qgis.core import (
 
 from .. import catalog, compat
 from ..tool_styles import ToolStylePostProcessor, style_mask, style_ramp
-from .base import SenclipAlgorithm
+from .base import EmbeddingToolAlgorithm
 from .vector_export import export_geojson
 
 
-class FindSimilarAlgorithm(SenclipAlgorithm):
+class FindSimilarAlgorithm(EmbeddingToolAlgorithm):
     NAME = "find_similar"
     DISPLAY = "Find similar places"
     QUERY = "QUERY"
@@ -27,16 +26,8 @@ class FindSimilarAlgorithm(SenclipAlgorithm):
     THRESHOLD = "THRESHOLD"
     OUTPUT_MASK = "OUTPUT_MASK"
 
-    def group(self) -> str:
-        return self.tr("Embedding tools")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "embedding_tools"
-
     def initAlgorithm(self, config=None):  # noqa: N802 - Qt naming
-        self.addParameter(QgsProcessingParameterFile(
-            self.STORE, self.tr("Embedding store (folder made by 'Compute image embeddings')"),
-            behavior=compat.FILE_FOLDER))
+        self.add_store_param()
         self.addParameter(QgsProcessingParameterVectorLayer(
             self.QUERY, self.tr("Query points or polygons"), [compat.SOURCE_VECTOR_ANY],
             optional=True))
