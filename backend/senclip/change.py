@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import StoreMismatchError
 from .feedback import Feedback
-from .outputs import Staged, prepare_output
+from .outputs import Staged, prepare_output, published_together
 from .store import EmbeddingStore
 
 NODATA = -1.0
@@ -128,21 +128,21 @@ def change(store_a, store_b, out, *, classes=None, prompts=None, prompt_style: s
 
         raise InputError("--changes-out and --table need classes: pass --classes or --prompts")
     tags = {"SENCLIP_STORES": [str(a.path), str(b.path)], "SENCLIP_MODEL": a.meta["model"].get("model_id")}
-    written = [write_grid_raster(out, dist, a.meta, nodata=NODATA, names=["cosine distance"], tags=tags,
-                                 overwrite=overwrite)]
-    try:
+    changes_path = None
+    with published_together() as record:
+        path = write_grid_raster(out, dist, a.meta, nodata=NODATA, names=["cosine distance"], tags=tags,
+                                 overwrite=overwrite)
+        record(path)
         if changes_out is not None:
             changed = (before != after) & both
             bands = np.stack([np.where(changed, before, 0), np.where(changed, after, 0)]).astype(np.uint8)
-            written.append(write_grid_raster(changes_out, bands, a.meta, nodata=0, names=["class before", "class after"],
-                                             tags=dict(tags, SENCLIP_CLASSES=names), overwrite=overwrite))
+            changes_path = write_grid_raster(changes_out, bands, a.meta, nodata=0,
+                                             names=["class before", "class after"],
+                                             tags=dict(tags, SENCLIP_CLASSES=names), overwrite=overwrite)
+            record(changes_path)
         if table is not None:
-            written.append(_write_table(table, rows))
-    except BaseException:
-        for p in written:
-            Path(p).unlink(missing_ok=True)
-        raise
-    return ChangeResult(written[0], written[1] if changes_out is not None else None, int(both.sum()),
+            record(_write_table(table, rows))
+    return ChangeResult(path, changes_path, int(both.sum()),
                         float(dist[both].mean()) if both.any() else 0.0, names, n_changed, rows, a.meta["model"])
 
 

@@ -34,7 +34,7 @@ from .accuracy import summarise
 from .errors import InputError
 from .feedback import Feedback
 from .prompts import build_prompt_set
-from .outputs import marked, prepare_output, write_text
+from .outputs import marked, prepare_output, published_together, sidecars, write_text
 from .store import EmbeddingStore
 from .vectors import feature_cells, read_features
 
@@ -215,8 +215,8 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
     if not 0.0 <= float(example_weight) <= 1.0:
         raise InputError(f"--example-weight must be between 0 and 1, got {example_weight!r}")
     out = prepare_output(out, overwrite)
-    sidecars = sidecar_paths(out)
-    for p in sidecars.values():
+    extra = sidecar_paths(out)
+    for p in extra.values():
         prepare_output(p, overwrite, kind="json")
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     crs = CRS.from_wkt(st.meta["crs"])
@@ -240,22 +240,18 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
     if st.meta["model"].get("untrained"):
         record["note"] = "RANDOM (untrained) weights: these figures only check the method, not SenCLIP"
     full_prompts = {n: prompt_set.get(n, []) for n in names}
-    result = write_class_map(
-        st, out, names, vectors, model_record=lm.record() if lm else st.meta["model"], prompts=full_prompts,
-        prompt_style=prompt_style if prompt_set and prompts is None else ("file" if prompts else "examples"),
-        resolution=resolution, calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
-        text_backend=f"{lm.backend}/{lm.device}" if lm else "",
-        extra_tags={"SENCLIP_FEWSHOT": {k: v for k, v in record.items() if k != "cross_validation"}})
-    try:
-        write_text(sidecars["examples"], json.dumps(marked(examples_geojson(ex, names, crs)), indent=1))
-        write_text(sidecars["report"], json.dumps(marked(record), indent=2))
-    except BaseException:
-        for p in (result.path, Path(str(result.path) + ".aux.xml"), result.path.with_suffix(".qml"),
-                  *sidecars.values()):
-            p.unlink(missing_ok=True)
-        raise
+    with published_together() as published:
+        result = write_class_map(
+            st, out, names, vectors, model_record=lm.record() if lm else st.meta["model"], prompts=full_prompts,
+            prompt_style=prompt_style if prompt_set and prompts is None else ("file" if prompts else "examples"),
+            resolution=resolution, calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
+            text_backend=f"{lm.backend}/{lm.device}" if lm else "",
+            extra_tags={"SENCLIP_FEWSHOT": {k: v for k, v in record.items() if k != "cross_validation"}})
+        published(result.path, *sidecars(result.path))  # the class-map writer writes both
+        published(write_text(extra["examples"], json.dumps(marked(examples_geojson(ex, names, crs)), indent=1)))
+        published(write_text(extra["report"], json.dumps(marked(record), indent=2)))
     return FewShotResult(result, METHOD, float(example_weight), record["examples"], cv,
-                         sidecars["examples"], sidecars["report"], list(result.warnings))
+                         extra["examples"], extra["report"], list(result.warnings))
 
 
 def sidecar_paths(out: Path) -> dict:

@@ -256,6 +256,21 @@ def write_text(path, text: str) -> Path:
 
 
 @contextmanager
+def published_together():
+    """Around a run that publishes several outputs one after another (a map, then its mask, table
+    or examples). The body calls ``record(path, ...)`` for each file it has just published; if a
+    later step fails or the run is stopped, exactly those files are removed again, so the run
+    leaves all of its outputs or none, and never touches a file it did not write itself."""
+    written: list[Path] = []
+    try:
+        yield lambda *paths: written.extend(Path(p) for p in paths)
+    except BaseException:
+        for p in reversed(written):
+            p.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
 def all_or_nothing(writer):
     """Around the writing of an output: any failure or stop (Ctrl-C, SIGTERM, cancel) removes the
     partial output (``writer.abort()``); the body ends with ``writer.commit()``.

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import InputError
 from .feedback import Feedback
-from .outputs import prepare_output
+from .outputs import prepare_output, published_together
 from .store import EmbeddingStore
 
 NODATA = -2.0
@@ -131,17 +131,15 @@ def find_similar(store, out, *, query=None, text: str | None = None, chip=None, 
     above = int((values >= thr).sum())
     tags = {"SENCLIP_QUERY": described, "SENCLIP_THRESHOLD": thr, "SENCLIP_THRESHOLD_METHOD": how,
             "SENCLIP_MODEL": st.meta["model"].get("model_id"), "SENCLIP_STORE": str(st.path)}
-    path = write_grid_raster(out, sim, st.meta, nodata=NODATA, names=["cosine similarity"], tags=tags,
-                             overwrite=overwrite)
     mask_path = None
-    if mask_out is not None:
-        mask = np.where(st.valid, (sim >= thr).astype(np.uint8), MASK_NODATA).astype(np.uint8)
-        try:
-            mask_path = write_grid_raster(mask_out, mask, st.meta, nodata=MASK_NODATA, names=["similar"], tags=tags,
-                                          overwrite=overwrite)
-        except BaseException:
-            Path(path).unlink(missing_ok=True)
-            raise
+    with published_together() as record:
+        path = write_grid_raster(out, sim, st.meta, nodata=NODATA, names=["cosine similarity"], tags=tags,
+                                 overwrite=overwrite)
+        record(path)
+        if mask_out is not None:
+            mask = np.where(st.valid, (sim >= thr).astype(np.uint8), MASK_NODATA).astype(np.uint8)
+            mask_path = write_grid_raster(mask_out, mask, st.meta, nodata=MASK_NODATA, names=["similar"],
+                                          tags=tags, overwrite=overwrite)
     area = cell_area_m2(st.meta)
     return SimilarResult(path, mask_path, thr, how, above / max(len(values), 1), above, int(len(values)),
                          None if area is None else above * area, described, st.meta["model"])

@@ -304,3 +304,23 @@ def test_overwrite_replaces_the_tools_own_outputs_and_nothing_else(store, tmp_pa
         assert code == 2 and "nothing was touched" in err, (name, err)
         assert user_file.read_text() == '{"mine": true}\n'
         user_file.unlink()
+
+
+def test_a_failed_mask_takes_the_similarity_raster_back(store, tmp_path, monkeypatch):
+    """find-similar publishes the similarity raster, then the mask: if the mask fails, the run
+    leaves neither."""
+    import senclip.gridraster as gr
+    from senclip.similarity import find_similar
+
+    real = gr.write_grid_raster
+
+    def failing(path, *a, **k):
+        if str(path).endswith("mask.tif"):
+            raise OSError("disk full")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(gr, "write_grid_raster", failing)
+    q = _features(tmp_path / "q.geojson", LEFT[:1])
+    with pytest.raises(OSError, match="disk full"):
+        find_similar(store, tmp_path / "sim.tif", query=q, mask_out=tmp_path / "mask.tif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.geojson"]

@@ -170,3 +170,22 @@ def test_staged_publishes_whole_or_not_at_all(tmp_path):
         (st.tmp / "x").write_bytes(content)
         st.commit()
     assert (folder / "x").read_bytes() == b"2" and sorted(p.name for p in tmp_path.iterdir()) == ["d", "f.bin"]
+
+
+def test_published_together_removes_exactly_what_the_run_published(tmp_path):
+    """A run publishing several outputs: a failure after the first removes that one again, and
+    nothing else (not the user's file beside it, not a file the run never recorded)."""
+    from senclip.outputs import published_together
+
+    mine, theirs = tmp_path / "map.tif", tmp_path / "map.qml"
+    theirs.write_text("the user's style")
+    with pytest.raises(RuntimeError):
+        with published_together() as published:
+            mine.write_text("map")
+            published(mine)
+            raise RuntimeError("the second output failed")
+    assert not mine.exists() and theirs.read_text() == "the user's style"
+    with published_together() as published:  # success keeps everything
+        mine.write_text("map")
+        published(mine)
+    assert mine.exists()
