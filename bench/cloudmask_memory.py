@@ -56,7 +56,7 @@ def write_tile(folder: Path, size: int) -> Path:
 
 CHILD = """
 import json, resource, sys, time
-import senclip.api  # as a real run: sets GDAL_CACHEMAX (senclip.pipeline) before any raster is read
+import senclip.api  # as a real run: sets GDAL_CACHEMAX (senclip.embedding.pipeline) before any raster is read
 from pathlib import Path
 from senclip.cloudmask import MaskPlan, build_mask, plan_mask
 from senclip.feedback import Feedback
