@@ -2,6 +2,8 @@
 
 ``embed`` encodes a scene once into an embedding store; ``classify_store`` turns a store and
 prompts into a class map (only the text encoder runs); ``classify`` does both in one go.
+
+May import: senclip.core, senclip.sentinel2, senclip.models, senclip.embedding, senclip.zeroshot, senclip.maps.
 """
 from __future__ import annotations
 

@@ -30,6 +30,9 @@ Stopping, politest first:
   ``senclip-*`` folder in TMPDIR): a caller should kill only after a grace period.
 
 Requests are read on a thread of their own, so a cancel is seen while a request runs.
+
+May import: senclip.core, senclip.sentinel2, senclip.models, senclip.embedding, senclip.zeroshot,
+senclip.maps, senclip.api, senclip.tools, senclip.region.
 """
 from __future__ import annotations
 
@@ -42,34 +45,13 @@ import threading
 import time
 import traceback
 import warnings
-from pathlib import Path
 
 from senclip.core import stopping
 from senclip.core.errors import InputError, SenclipError
 from senclip.core.feedback import Feedback
+from senclip.core.jsonable import to_jsonable
 
 PROTOCOL = 1
-
-
-def to_jsonable(value):
-    """Results hold dataclasses, paths and numpy values; JSON holds none of them."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "record") and callable(value.record):  # LoadedModel
-        return to_jsonable(value.record())
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return value.tolist()
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 class Channel:

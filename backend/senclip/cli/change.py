@@ -30,7 +30,7 @@ def change(ctx, before, after, out, as_json, **kw):
     import json
 
     from senclip.tools.change import change as run
-    from senclip.worker import to_jsonable
+    from senclip.core.jsonable import to_jsonable
 
     res = run(before, after, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

@@ -45,7 +45,7 @@ def fewshot(ctx, store, out, as_json, **kw):
     import json
 
     from senclip.tools.fewshot import fewshot as run
-    from senclip.worker import to_jsonable
+    from senclip.core.jsonable import to_jsonable
 
     res = run(store, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

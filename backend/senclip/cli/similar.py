@@ -35,7 +35,7 @@ def similar(ctx, store, out, as_json, **kw):
     import json
 
     from senclip.tools.similarity import find_similar
-    from senclip.worker import to_jsonable
+    from senclip.core.jsonable import to_jsonable
 
     res = find_similar(store, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

@@ -80,11 +80,16 @@ def is_senclip_classmap(path) -> bool:
         return False
 
 
+# The marks by which --overwrite knows senclip's own files live here, with the rule that reads them;
+# writers take them from here (onnx_export, onnx_encoder, change), so this module imports no writer.
+ONNX_IMAGE_FILE, ONNX_TEXT_FILE = "image.onnx", "text.onnx"  # an ONNX export folder holds only these
+CHANGE_TABLE_HEADER = ("from", "to", "changed", "cells", "area_km2")  # first line of the from -> to CSV
+TABLE_HEADERS = frozenset({",".join(CHANGE_TABLE_HEADER)})
+
+
 def is_senclip_onnx_export(path) -> bool:
     """A folder holding nothing but senclip's ONNX model files (or nothing at all)."""
-    from senclip.models.onnx_export import IMAGE_FILE, TEXT_FILE
-
-    return _folder_of(Path(path), frozenset({IMAGE_FILE, TEXT_FILE})) is not None
+    return _folder_of(Path(path), frozenset({ONNX_IMAGE_FILE, ONNX_TEXT_FILE})) is not None
 
 
 REPORT_FILES = frozenset({"accuracy.json", "confusion.csv", "classes.csv", "confusion.png", "report.html"})
@@ -125,14 +130,12 @@ def is_senclip_json(path) -> bool:
 
 def is_senclip_table(path) -> bool:
     """A CSV table senclip wrote: its first line is one of senclip's own headers."""
-    from senclip.tools.change import TABLE_HEADER
-
     p = Path(path)
     if not p.is_file() or p.is_symlink():
         return False
     try:
         with open(p, encoding="utf-8", newline="") as f:
-            return f.readline(4096).rstrip("\r\n") == ",".join(TABLE_HEADER)
+            return f.readline(4096).rstrip("\r\n")  in TABLE_HEADERS
     except (OSError, UnicodeDecodeError):
         return False
 

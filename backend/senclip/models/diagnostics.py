@@ -45,9 +45,9 @@ def _devices() -> dict:
 
 def diagnostics() -> dict:
     """Everything a bug report needs from the backend side, without loading a model."""
-    import senclip
+    from senclip._version import __version__
 
-    versions = {"senclip": senclip.__version__, "python": platform.python_version()}
+    versions = {"senclip": __version__, "python": platform.python_version()}
     for name in ("numpy", "rasterio", "torch", "torchvision", "open_clip", "onnxruntime", "onnx"):
         versions[name] = _version(name)
     gdal = proj = None
@@ -63,7 +63,7 @@ def diagnostics() -> dict:
     return {
         "versions": versions, "gdal": gdal, "proj": proj,
         "platform": platform.platform(), "executable": sys.executable, "prefix": sys.prefix,
-        "senclip_path": str(Path(senclip.__file__).parent),
+        "senclip_path": str(Path(__file__).resolve().parents[1]),
         "senclip_home": os.environ.get("SENCLIP_HOME"),
         "devices": _devices(), "models": list(registry.list_models()),
     }

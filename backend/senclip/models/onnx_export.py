@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from senclip.core.errors import OutputError
-from senclip.core.outputs import Staged, check_replaceable
+from senclip.core.outputs import ONNX_IMAGE_FILE, ONNX_TEXT_FILE, Staged, check_replaceable
 from senclip.core.feedback import Feedback
 from senclip.models.registry import Preprocess
 
 FORMAT_VERSION = "3"  # bump when the exported graph changes: cached exports are then re-made
-IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"
+IMAGE_FILE, TEXT_FILE = ONNX_IMAGE_FILE, ONNX_TEXT_FILE
 # Dynamic int8 weights. On AVX2 without VNNI, ORT's u8*s8 kernel sums pairs in int16 (vpmaddubsw),
 # which saturates with full-range int8 weights: cosine to fp32 fell to ~0.994 on ViT-B/32 there.
 # 7-bit weights (reduce_range) cannot saturate; they measured cosine >= 0.9995 (QUInt8 also works

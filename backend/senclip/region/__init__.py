@@ -5,6 +5,9 @@
 ``manifest`` holds the run record that makes reruns resume; ``mosaic`` merges the per-scene
 maps by a documented overlap rule and measures areas; ``job`` ties them together on a Dask
 cluster (a ``LocalCluster`` by default, or an existing scheduler).
+
+May import: senclip.core, senclip.sentinel2, senclip.models, senclip.embedding, senclip.zeroshot, senclip.maps,
+senclip.api.
 """
 from __future__ import annotations
 

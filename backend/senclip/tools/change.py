@@ -16,11 +16,11 @@ import numpy as np
 
 from senclip.core.errors import StoreMismatchError
 from senclip.core.feedback import Feedback
-from senclip.core.outputs import Staged, prepare_output, published_together
+from senclip.core.outputs import CHANGE_TABLE_HEADER, Staged, prepare_output, published_together
 from senclip.embedding.store import EmbeddingStore
 
 NODATA = -1.0
-TABLE_HEADER = ("from", "to", "changed", "cells", "area_km2")  # the from → to CSV; also how --overwrite knows it
+TABLE_HEADER = CHANGE_TABLE_HEADER  # the from → to CSV; its header is also how --overwrite knows it
 
 
 @dataclass

@@ -16,8 +16,7 @@ from senclip.core.errors import BackendUnavailableError, InputError, SenclipWarn
 from senclip.models.registry import Preprocess
 from senclip.models.encoders.base import check_chips
 from senclip.models.encoders.tokenizer import get_tokenizer, truncation_warning
-
-IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"  # same names as senclip.models.onnx_export (which needs torch)
+from senclip.core.outputs import ONNX_IMAGE_FILE as IMAGE_FILE, ONNX_TEXT_FILE as TEXT_FILE
 
 
 def _ort():
