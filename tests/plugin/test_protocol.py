@@ -99,7 +99,7 @@ def test_cancel_stops_the_child_and_everything_it_started(senclip_python, monkey
 
 
 def test_diagnostics_report_names_the_qt_build(senclip_python):
-    """A QGIS 4 bug report must say which Qt/PyQt QGIS runs on (README: Supported QGIS versions)."""
+    """A QGIS 4 bug report must say which Qt/PyQt QGIS runs on (docs/qgis.md: Supported QGIS versions)."""
     from qgis.PyQt.QtCore import QT_VERSION_STR
 
     from senclip_qgis.gui.diagnostics import diagnostics_text

@@ -2,7 +2,7 @@
 
 The choice is pure logic over two facts, both passed in so tests can fake them: what the CPU
 has (:class:`CpuFeatures`, read from ``/proc/cpuinfo`` or OpenVINO's device report) and which
-engines are installed. Measured on ViT-B/32 (README "Performance", batch 64, same ONNX export):
+engines are installed. Measured on ViT-B/32 (docs/performance.md, batch 64, same ONNX export):
 
 - AMX (Sapphire Rapids and later): OpenVINO bf16 2.4-2.8x ORT fp32 (cosine 0.99995); ORT int8 2.3x.
 - VNNI without AMX: ORT dynamic int8 (u8*s8 dot products in one instruction).

@@ -6,7 +6,7 @@ Band assets are found the way the big catalogs name them: by key (Earth Search: 
 Relative hrefs are resolved against the document; ``s3://`` and ``gs://`` become GDAL's
 ``/vsis3/`` and ``/vsigs/``, ``http(s)://`` is read through ``/vsicurl/``. Credentials and signing
 are GDAL's business: ``AWS_*``, ``GS_*``, ``AZURE_*``, ``GDAL_HTTP_HEADERS`` and friends are read
-from the environment of every worker (see README, "Regional maps").
+from the environment of every worker (see docs/region.md).
 """
 from __future__ import annotations
 

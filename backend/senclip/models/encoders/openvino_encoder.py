@@ -2,7 +2,7 @@
 
 Why a second engine: on CPUs with AMX or AVX512_BF16 OpenVINO runs the fp32 graph in bf16
 (``INFERENCE_PRECISION_HINT``), which measured 2.4-2.8x ONNX Runtime fp32 at cosine 0.99995 on
-ViT-B/32 (README "Performance"). It reads our ONNX export directly (metadata included), so there is
+ViT-B/32 (docs/performance.md). It reads our ONNX export directly (metadata included), so there is
 no second export to keep in step. Imports only numpy and openvino.
 """
 from __future__ import annotations
