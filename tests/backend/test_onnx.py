@@ -130,8 +130,8 @@ BLOCKED = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, Block())
-    from senclip.errors import BackendUnavailableError
-    from senclip.models import load_model
+    from senclip.core.errors import BackendUnavailableError
+    from senclip.models.loading import load_model
     ckpt, other = sys.argv[1], sys.argv[2]
     lm = load_model(checkpoint=ckpt, backend="onnx")
     chips = np.load(sys.argv[3])
