@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.sentinel2.cloudmask import CLEAR, CLOUD, SHADOW, MaskPlan
+from senclip.sentinel2.maskcodes import CLEAR, CLOUD, SHADOW, MaskPlan
 from senclip.core.errors import InputError
 from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS
 

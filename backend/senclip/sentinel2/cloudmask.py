@@ -18,12 +18,15 @@ rejected, so re-classifying a store never re-masks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from senclip.core.errors import BackendUnavailableError, InputError
+from senclip.sentinel2.maskcodes import (  # noqa: F401  (the codes are part of this module's interface)
+    CIRRUS, CLEAR, CLOUD, CODES, DEFECTIVE, SCL_CODES, SCL_SNOW, SHADOW, SNOW, USER, MaskPlan,
+)
 from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS, locate
 
 # Not in resources/options.json: --cloud-mask also takes a raster path, so it is no click.Choice;
@@ -34,29 +37,7 @@ MASK_FILE = "cloudmask.tif"  # inside an embedding store
 CELLS_FILE = "cloud.npy"  # grid cells left unclassified because of the mask
 STRIP_ROWS = 512  # rows of the area grid computed and written at once
 
-# Values of the mask raster: why a pixel is masked.
-CLEAR, CLOUD, SHADOW, CIRRUS, SNOW, DEFECTIVE, USER = 0, 1, 2, 3, 4, 5, 6
-CODES = {CLEAR: "clear", CLOUD: "cloud", SHADOW: "cloud shadow", CIRRUS: "thin cirrus", SNOW: "snow",
-         DEFECTIVE: "no data / saturated", USER: "user mask"}
-# SCL class → mask code (SCL classes not listed stay clear); snow only when asked for.
-SCL_CODES = {0: DEFECTIVE, 1: DEFECTIVE, 3: SHADOW, 8: CLOUD, 9: CLOUD, 10: CIRRUS}
-SCL_SNOW = 11
 INSTALL_HINT = "pip install s2cloudless lightgbm (or reinstall the backend with the full 'torch' choice)"
-
-
-@dataclass
-class MaskPlan:
-    """Which mask a run uses, decided before any pixel is read, and why."""
-
-    method: str  # "scl" | "s2cloudless" | "file" | "none"
-    note: str = ""
-    source: str | None = None  # SCL or user file
-    mtd_tl: str | None = None
-    bands: dict = field(default_factory=dict)  # s2cloudless: band → (path, index)
-    mask_snow: bool = False
-
-    def record(self) -> dict:
-        return {"method": self.method, "note": self.note, "source": self.source, "mask_snow": self.mask_snow}
 
 
 def s2cloudless_available() -> str | None:
