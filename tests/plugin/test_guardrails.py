@@ -174,3 +174,29 @@ def test_layer_guardrail_catches_upward_imports_and_cycles(tmp_path):
         "senclip.low.a -> senclip.high.b: senclip.low may import only ['senclip._version']",
     ]
     assert import_cycles(pkg) == [["senclip.high.b", "senclip.low.a"], ["senclip.low.c", "senclip.low.d"]]
+
+
+FUNCTION_LINES = 60  # a function longer than this does not read at once: split it where its parts have names
+
+
+def long_functions(folders=(BACKEND, PLUGIN, REPO / "training" / "senclip_train"), limit=FUNCTION_LINES) -> list[str]:
+    out = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")):
+            if "backend_src" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > limit:
+                        out.append(f"{path.relative_to(folder.parent)}:{node.lineno} {node.name} ({lines} lines)")
+    return out
+
+
+def test_no_function_is_too_long_to_read_at_once():
+    assert long_functions() == []
+
+
+def test_long_function_check_counts_lines(tmp_path):
+    (tmp_path / "m.py").write_text("def short():\n    return 1\n\n\ndef long():\n" + "    x = 1\n" * 60)
+    assert long_functions([tmp_path], limit=60) == [f"{tmp_path.name}/m.py:5 long (61 lines)"]
