@@ -70,51 +70,22 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
     Raises:
         OutputError: ``out_dir`` exists and ``overwrite`` is false, or cannot be written.
     """
-    import onnx
-    import open_clip
-    import torch
-
-    from senclip._version import __version__
-    from senclip.models.encoders.torch_encoder import ChipEncoder, TextModule, embed_dim_of
+    import onnx  # noqa: F401 - the exporter's imports first: a missing one fails before anything is staged
+    import open_clip  # noqa: F401
+    import torch  # noqa: F401
 
     feedback = feedback or Feedback()
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise OutputError(f"{out_dir} already exists; remove it or choose another --out")
-    check_replaceable(out_dir, "onnx")  # never replace a folder that holds anything but an export
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staged = Staged(out_dir, folder=True)
-        tmp = staged.tmp
-    except OSError as e:
-        raise OutputError(f"cannot write the ONNX export to {out_dir}: {e.strerror or e}") from None
+    staged = _stage(out_dir, overwrite)
+    tmp = staged.tmp
     model = model.float().eval().cpu()
-    ctx = int(model.context_length)
-    meta = {
-        "senclip.format": FORMAT_VERSION, "senclip.model_id": model_id, "senclip.arch": arch,
-        "senclip.checksum": checksum, "senclip.untrained": json.dumps(bool(untrained)),
-        "senclip.preprocess": json.dumps(preprocess.to_dict()), "senclip.embed_dim": str(embed_dim_of(model)),
-        "senclip.context_length": str(ctx), "senclip.int8": json.dumps(False),
-        "senclip.exporter": "torch.onnx.export(dynamo=True)", "senclip.torch_version": torch.__version__,
-        "senclip.open_clip_version": open_clip.__version__, "senclip.version": __version__,
-    }
+    meta = _metadata(model, preprocess, model_id=model_id, arch=arch, checksum=checksum, untrained=untrained)
     try:
         t0 = time.perf_counter()
         feedback.info(f"exporting {model_id} to ONNX (image and text encoders)")
-        chips = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8)  # distinct sizes: no specialisation
-        _export(ChipEncoder(model, preprocess).eval(), chips, tmp / IMAGE_FILE, "chips",
-                {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")})
+        _export_image(model, preprocess, tmp / IMAGE_FILE)
         feedback.check()
-        text = TextModule(model, always_prefix=True).eval()
-        trim = text.can_trim()  # CLIP's causal text tower: the sequence axis may be cut after the end token
-        text.always_prefix = trim
-        tokens = torch.zeros((2, 13 if trim else ctx), dtype=torch.int64)  # 13: no size to specialise on
-        tokens[:, 0], tokens[:, 1] = 49406, 49407
-        dims = {0: torch.export.Dim("batch")}
-        if trim:
-            dims[1] = torch.export.Dim("sequence", min=2, max=ctx)
-        _export(text, tokens, tmp / TEXT_FILE, "tokens", dims)
-        meta["senclip.text_trim"] = json.dumps(trim)
+        meta["senclip.text_trim"] = json.dumps(_export_text(model, tmp / TEXT_FILE))
         meta["senclip.export_seconds"] = f"{time.perf_counter() - t0:.1f}"
         if int8:
             feedback.check()
@@ -122,12 +93,7 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
             meta["senclip.int8"] = json.dumps(True)
             meta["senclip.int8_settings"] = json.dumps(INT8_SETTINGS)
         for name, role in ((IMAGE_FILE, "image"), (TEXT_FILE, "text")):
-            proto = onnx.load(str(tmp / name))
-            del proto.metadata_props[:]
-            for k, v in {**meta, "senclip.role": role}.items():
-                proto.metadata_props.add(key=k, value=str(v))
-            proto.producer_name = "senclip"
-            onnx.save(proto, str(tmp / name))
+            _set_metadata(tmp / name, {**meta, "senclip.role": role})
         check_replaceable(out_dir, "onnx")
         staged.commit()
     except BaseException:
@@ -135,6 +101,79 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
         raise
     feedback.info(f"ONNX export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
     return out_dir
+
+
+def _stage(out_dir: Path, overwrite: bool) -> Staged:
+    """The temporary sibling folder the export is built in, after checking ``out_dir`` may be replaced."""
+    if out_dir.exists() and not overwrite:
+        raise OutputError(f"{out_dir} already exists; remove it or choose another --out")
+    check_replaceable(out_dir, "onnx")  # never replace a folder that holds anything but an export
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Staged(out_dir, folder=True)
+    except OSError as e:
+        raise OutputError(f"cannot write the ONNX export to {out_dir}: {e.strerror or e}") from None
+
+
+def _metadata(model, preprocess: Preprocess, *, model_id: str, arch: str, checksum: str, untrained: bool) -> dict:
+    """What an export needs to be used without its checkpoint (and to be recognised as stale)."""
+    import open_clip
+    import torch
+
+    from senclip._version import __version__
+    from senclip.models.encoders.torch_encoder import embed_dim_of
+
+    return {
+        "senclip.format": FORMAT_VERSION, "senclip.model_id": model_id, "senclip.arch": arch,
+        "senclip.checksum": checksum, "senclip.untrained": json.dumps(bool(untrained)),
+        "senclip.preprocess": json.dumps(preprocess.to_dict()), "senclip.embed_dim": str(embed_dim_of(model)),
+        "senclip.context_length": str(int(model.context_length)), "senclip.int8": json.dumps(False),
+        "senclip.exporter": "torch.onnx.export(dynamo=True)", "senclip.torch_version": torch.__version__,
+        "senclip.open_clip_version": open_clip.__version__, "senclip.version": __version__,
+    }
+
+
+def _export_image(model, preprocess: Preprocess, path: Path) -> None:
+    """The chip encoder (resize and normalise inside), dynamic in batch, height and width."""
+    import torch
+
+    from senclip.models.encoders.torch_encoder import ChipEncoder
+
+    chips = torch.randint(0, 256, (2, 3, 40, 48), dtype=torch.uint8)  # distinct sizes: no specialisation
+    _export(ChipEncoder(model, preprocess).eval(), chips, path, "chips",
+            {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")})
+
+
+def _export_text(model, path: Path) -> bool:
+    """The text encoder, dynamic in batch and, where the tower allows, in sequence length;
+    returns whether the sequence axis may be trimmed."""
+    import torch
+
+    from senclip.models.encoders.torch_encoder import TextModule
+
+    ctx = int(model.context_length)
+    text = TextModule(model, always_prefix=True).eval()
+    trim = text.can_trim()  # CLIP's causal text tower: the sequence axis may be cut after the end token
+    text.always_prefix = trim
+    tokens = torch.zeros((2, 13 if trim else ctx), dtype=torch.int64)  # 13: no size to specialise on
+    tokens[:, 0], tokens[:, 1] = 49406, 49407
+    dims = {0: torch.export.Dim("batch")}
+    if trim:
+        dims[1] = torch.export.Dim("sequence", min=2, max=ctx)
+    _export(text, tokens, path, "tokens", dims)
+    return trim
+
+
+def _set_metadata(path: Path, meta: dict) -> None:
+    """Replace the ``metadata_props`` of the ONNX file at ``path`` with ``meta`` (values as strings)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=str(v))
+    proto.producer_name = "senclip"
+    onnx.save(proto, str(path))
 
 
 def _export(module, example, path: Path, input_name: str, dims: dict) -> None:
@@ -178,12 +217,7 @@ def quantize_export(fp32_dir: str | Path, out_dir: str | Path, feedback: Feedbac
         meta = {p.key: p.value for p in onnx.load(str(tmp / IMAGE_FILE)).metadata_props}
         _quantize(tmp / IMAGE_FILE)
         meta.update({"senclip.int8": json.dumps(True), "senclip.int8_settings": json.dumps(INT8_SETTINGS)})
-        proto = onnx.load(str(tmp / IMAGE_FILE))
-        del proto.metadata_props[:]
-        for k, v in meta.items():
-            proto.metadata_props.add(key=k, value=v)
-        proto.producer_name = "senclip"
-        onnx.save(proto, str(tmp / IMAGE_FILE))
+        _set_metadata(tmp / IMAGE_FILE, meta)
     feedback.info(f"int8 export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
     return out_dir
 

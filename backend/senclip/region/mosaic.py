@@ -27,6 +27,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -158,10 +159,6 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
     """Merge the class-map COGs ``maps`` (in priority order: earlier scenes win exact ties of the
     VRT view; the rule decides the COG) into ``out_dir/mosaic.tif`` and ``mosaic.vrt``."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-    from rasterio.windows import Window
-    from rasterio.windows import bounds as win_bounds
 
     from senclip.core.colors import class_colors
     from senclip.maps.geotiff import pam_xml, qml
@@ -170,63 +167,17 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
         raise InputError(f"--overlap must be one of {', '.join(RULES)}, got {rule!r}")
     out_dir = Path(out_dir)
     work = Path(work or out_dir)
-    k = len(classes)
     srcs = [rasterio.open(p) for p in maps]
     try:
         dst_crs = mosaic_crs(srcs, crs)
         transform, width, height, bxs, res = _grid(srcs, dst_crs)
+        grid = _Grid(transform, width, height, res)
         ratios = [ground_ratio(s.crs, s.bounds, dst_crs) for s in srcs]
-        warns = []
-        covered = sum((b[2] - b[0]) * (b[3] - b[1]) for b in bxs) / res**2
-        if width * height > 50 * max(covered, 1):
-            warns.append(f"the scenes are far apart: the mosaic ({width}x{height} px) is mostly empty; map distant "
-                         "regions in separate runs")
-        if any(r is None for r in ratios):
-            warns.append("some scenes are not in a metric CRS: region areas are not reported")
-        vrts = [s if (s.crs == dst_crs and s.transform.a == res and _aligned(s.transform, transform))
-                else WarpedVRT(s, crs=dst_crs, transform=transform, width=width, height=height,
-                               resampling=Resampling.nearest, nodata=0) for s in srcs]
+        warns = _layout_warnings(grid, bxs, ratios)
+        scenes = [_Scene(s, _on_grid(s, dst_crs, grid), b, r) for s, b, r in zip(srcs, bxs, ratios)]
         fd, tmp = tempfile.mkstemp(dir=work, prefix=".mosaic.", suffix=".tif")
         os.close(fd)
-        profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "width": width, "height": height,
-                   "crs": dst_crs, "transform": transform, "nodata": 0, "tiled": True, "blockxsize": 256,
-                   "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
-        counts = np.zeros(256, dtype=np.int64)
-        area = np.zeros(256, dtype=np.float64)
-        blocks = [(r, c) for r in range(0, height, BLOCK) for c in range(0, width, BLOCK)]
-        if feedback:
-            feedback.start(len(blocks), "mosaic")
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for i, n in enumerate(BAND_NAMES, start=1):
-                dst.set_band_description(i, n)
-            for r0, c0 in blocks:
-                if feedback:
-                    feedback.check()
-                win = Window(c0, r0, min(BLOCK, width - c0), min(BLOCK, height - r0))
-                h, w = int(win.height), int(win.width)
-                bx = win_bounds(win, transform)
-                cls_l, conf_l, weight = [], [], np.full((h, w), np.nan)
-                for s, v, b, ratio in zip(srcs, vrts, bxs, ratios):
-                    if b[0] >= bx[2] or b[2] <= bx[0] or b[1] >= bx[3] or b[3] <= bx[1]:
-                        continue
-                    data = _read(s, v, win, transform)
-                    cls_l.append(data[0])
-                    conf_l.append(data[1])
-                    weight = np.where(np.isnan(weight) & (data[0] > 0), np.nan if ratio is None else ratio, weight)
-                if not cls_l:
-                    continue
-                c, p, a = combine(np.stack(cls_l), np.stack(conf_l), k, rule)
-                dst.write(np.stack([c, p, a]), window=win)
-                counts += np.bincount(c.ravel(), minlength=256)
-                area += np.bincount(c.ravel(), weights=np.nan_to_num(weight, nan=0.0).ravel() * res * res,
-                                    minlength=256)
-                if feedback:
-                    feedback.advance(1)
-            dst.update_tags(SENCLIP_CLASSES=json.dumps(classes), SENCLIP_MOSAIC_RULE=rule,
-                            SENCLIP_MOSAIC_SCENES=json.dumps([Path(m).name for m in maps]))
-            dst.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *classes]))
-        if feedback:
-            feedback.finish()
+        counts, area = _write_mosaic(tmp, scenes, grid, dst_crs, classes, rule, maps, feedback)
         path = _publish_cog(Path(tmp), out_dir / "mosaic.tif", work, pam_xml(classes, class_colors(classes)),
                             qml(classes, class_colors(classes)))
         vrt = _build_vrt([Path(m) for m in maps], [s.crs for s in srcs], dst_crs, out_dir, transform, width, height)
@@ -239,6 +190,107 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
     finally:
         for s in srcs:
             s.close()
+
+
+class _Grid(NamedTuple):
+    """The mosaic's pixel grid (in the mosaic CRS)."""
+
+    transform: object
+    width: int
+    height: int
+    res: float
+
+
+class _Scene(NamedTuple):
+    """One input map as the block loop needs it: the open file, its view on the mosaic grid (the
+    file itself when aligned), its bounds in the mosaic CRS and its ground ratio (None: not metric)."""
+
+    src: object
+    view: object
+    box: tuple
+    ratio: float | None
+
+
+def _layout_warnings(grid: _Grid, bxs, ratios) -> list[str]:
+    """What the user should know about the scene layout before trusting the mosaic and its areas."""
+    warns = []
+    covered = sum((b[2] - b[0]) * (b[3] - b[1]) for b in bxs) / grid.res**2
+    if grid.width * grid.height > 50 * max(covered, 1):
+        warns.append(f"the scenes are far apart: the mosaic ({grid.width}x{grid.height} px) is mostly empty; map "
+                     "distant regions in separate runs")
+    if any(r is None for r in ratios):
+        warns.append("some scenes are not in a metric CRS: region areas are not reported")
+    return warns
+
+
+def _on_grid(src, dst_crs, grid: _Grid):
+    """``src`` itself when it is already on the mosaic grid (read exactly), else a nearest-neighbour WarpedVRT."""
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    if src.crs == dst_crs and src.transform.a == grid.res and _aligned(src.transform, grid.transform):
+        return src
+    return WarpedVRT(src, crs=dst_crs, transform=grid.transform, width=grid.width, height=grid.height,
+                     resampling=Resampling.nearest, nodata=0)
+
+
+def _write_mosaic(tmp, scenes: list[_Scene], grid: _Grid, dst_crs, classes, rule, maps, feedback):
+    """Apply the overlap rule block by block into the GTiff ``tmp``; returns the pixel counts and
+    ground areas (m²) per class value (0..255)."""
+    import rasterio
+    from rasterio.windows import Window
+
+    profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "width": grid.width, "height": grid.height,
+               "crs": dst_crs, "transform": grid.transform, "nodata": 0, "tiled": True, "blockxsize": 256,
+               "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+    counts = np.zeros(256, dtype=np.int64)
+    area = np.zeros(256, dtype=np.float64)
+    blocks = [(r, c) for r in range(0, grid.height, BLOCK) for c in range(0, grid.width, BLOCK)]
+    if feedback:
+        feedback.start(len(blocks), "mosaic")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for i, n in enumerate(BAND_NAMES, start=1):
+            dst.set_band_description(i, n)
+        for r0, c0 in blocks:
+            if feedback:
+                feedback.check()
+            win = Window(c0, r0, min(BLOCK, grid.width - c0), min(BLOCK, grid.height - r0))
+            block = _combine_block(win, scenes, grid, len(classes), rule)
+            if block is None:
+                continue
+            bands, weight = block
+            dst.write(bands, window=win)
+            counts += np.bincount(bands[0].ravel(), minlength=256)
+            area += np.bincount(bands[0].ravel(), weights=weight.ravel() * grid.res * grid.res, minlength=256)
+            if feedback:
+                feedback.advance(1)
+        dst.update_tags(SENCLIP_CLASSES=json.dumps(classes), SENCLIP_MOSAIC_RULE=rule,
+                        SENCLIP_MOSAIC_SCENES=json.dumps([Path(m).name for m in maps]))
+        dst.update_tags(1, CLASS_NAMES=json.dumps(["unclassified", *classes]))
+    if feedback:
+        feedback.finish()
+    return counts, area
+
+
+def _combine_block(win, scenes: list[_Scene], grid: _Grid, k: int, rule: str):
+    """The mosaic bands (class, confidence, agreement) of one window and each pixel's ground ratio
+    (from the first scene with a value there; 0 where none or not metric), or None when no scene
+    overlaps the window."""
+    from rasterio.windows import bounds as win_bounds
+
+    bx = win_bounds(win, grid.transform)
+    cls_l, conf_l, weight = [], [], np.full((int(win.height), int(win.width)), np.nan)
+    for s in scenes:
+        b = s.box
+        if b[0] >= bx[2] or b[2] <= bx[0] or b[1] >= bx[3] or b[3] <= bx[1]:
+            continue
+        data = _read(s.src, s.view, win, grid.transform)
+        cls_l.append(data[0])
+        conf_l.append(data[1])
+        weight = np.where(np.isnan(weight) & (data[0] > 0), np.nan if s.ratio is None else s.ratio, weight)
+    if not cls_l:
+        return None
+    return np.stack(combine(np.stack(cls_l), np.stack(conf_l), k, rule)), np.nan_to_num(weight, nan=0.0)
 
 
 def _aligned(t, grid) -> bool:
