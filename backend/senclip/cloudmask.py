@@ -54,6 +54,7 @@ class MaskPlan:
     mtd_tl: str | None = None
     bands: dict = field(default_factory=dict)  # s2cloudless: band → (path, index)
     mask_snow: bool = False
+    sun: dict | None = None  # sun angles given with the product files (a STAC item's), else from MTD_TL.xml
 
     def record(self) -> dict:
         return {"method": self.method, "note": self.note, "source": self.source, "mask_snow": self.mask_snow}
@@ -73,10 +74,12 @@ def s2cloudless_available() -> str | None:
     return None
 
 
-def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
+def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None, product_files=None) -> MaskPlan:
     """Resolve ``--cloud-mask`` for an open scene. Raises :class:`InputError` when an explicit
     choice cannot work on this input (no SCL, missing bands, unreadable file). ``scl`` names the
-    scene classification layer when it does not sit beside the input (a STAC item's asset)."""
+    scene classification layer when it does not sit beside the input (a STAC item's asset);
+    ``product_files`` (:class:`~senclip.productfiles.ProductFiles`) the bands s2cloudless reads and
+    the sun angles, when they come from elsewhere too (a STAC item's band assets)."""
     spec = DEFAULT_MODE if spec in (None, "") else str(spec)
     if spec == "none":
         return MaskPlan("none", "off (--cloud-mask none)")
@@ -87,6 +90,10 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
         _check_user_raster(p, scene)
         return MaskPlan("file", f"{p.name} (non-zero = masked)", source=str(p.resolve()))
     files = locate(scene)
+    if product_files is not None:  # the catalog's files are the product's: they replace what lies beside
+        files.bands = dict(product_files.bands) if product_files.bands else files.bands
+        files.scl, files.sun = product_files.scl or files.scl, product_files.sun
+        files.mtd_tl = product_files.mtd_tl or files.mtd_tl
     files.scl = scl or files.scl
     name = Path(scene.path).name
     if spec in ("auto", "scl") and files.scl is not None:
@@ -113,7 +120,7 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
     return MaskPlan("s2cloudless", "s2cloudless on the L1C top-of-atmosphere bands, cloud shadows projected "
                     "along the sun azimuth",
                     mtd_tl=str(files.mtd_tl) if files.mtd_tl else None,
-                    bands={b: files.bands[b] for b in S2CLOUDLESS_BANDS})
+                    bands={b: files.bands[b] for b in S2CLOUDLESS_BANDS}, sun=files.sun)
 
 
 def _check_user_raster(path: Path, scene) -> None:

@@ -28,8 +28,12 @@ class SceneRef:
 
     ``kind`` is ``"path"`` (``path`` is handed to the scene opener as is) or ``"stac"``
     (``assets`` maps blue/green/red[/nir] to hrefs; ``scl`` is the scene classification
-    asset when the item has one). ``offset``/``scale`` come from STAC metadata and replace the
-    scene opener's ``auto`` only when the user left those at ``auto``.
+    asset when the item has one). ``offset``/``scale`` come from STAC metadata (``radiometry``
+    says by which rule, :mod:`.radiometry`) and replace the scene opener's ``auto`` only when the
+    user left those at ``auto``. ``level`` is L1C/L2A when the item says; ``cloud_bands`` maps the
+    bands s2cloudless reads to their assets, ``sun`` the item's sun angles; ``access`` what reading
+    needs (:mod:`.access`). ``error`` is set for an item that cannot be mapped: it is recorded as
+    failed, the other scenes go on.
     """
 
     id: str
@@ -41,6 +45,12 @@ class SceneRef:
     offset: float | None = None
     scale: float | None = None
     properties: dict = field(default_factory=dict)
+    radiometry: dict | None = None
+    level: str | None = None
+    cloud_bands: dict = field(default_factory=dict)
+    sun: dict | None = None
+    access: dict = field(default_factory=dict)
+    error: str | None = None
 
     def fingerprint(self) -> dict:
         """What must be unchanged for a finished scene to be skipped on a rerun."""
@@ -58,7 +68,8 @@ class SceneRef:
     def to_dict(self) -> dict:
         d = {"id": self.id, "kind": self.kind, "datetime": self.datetime}
         if self.kind == "stac":
-            d.update(assets=self.assets, scl=self.scl, offset=self.offset, scale=self.scale)
+            d.update(assets=self.assets, scl=self.scl, offset=self.offset, scale=self.scale,
+                     radiometry=self.radiometry, level=self.level, access=self.access)
         else:
             d["path"] = self.path
         return d
@@ -164,7 +175,7 @@ def unique_ids(scenes: list[SceneRef]) -> list[SceneRef]:
     keys: set = set()
     out = []
     for s in scenes:
-        key = (s.kind, s.path and str(Path(s.path).resolve()), tuple(sorted(s.assets.items())))
+        key = (s.kind, s.path and str(Path(s.path).resolve()), tuple(sorted(s.assets.items())), s.error and s.id)
         if key in keys:
             continue
         keys.add(key)
