@@ -92,7 +92,7 @@ class _Bands:
             ok = np.isfinite(dn) if dn.dtype.kind == "f" else dn != 0  # S2 DN 0 = no data
             if ds.nodatavals[bidx - 1] is not None:
                 ok &= dn != ds.nodatavals[bidx - 1]
-            refl = np.where(ok, (dn.astype(np.float32) + rad.offset) / rad.scale, 0).astype(np.float32)
+            refl = np.where(ok, rad.reflectance(dn), 0).astype(np.float32)
             del dn
             pad = ((0, (i1 - i0) * k - (r1 - r0)), (0, (j1 - j0) * k - (c1 - c0)))  # cells past the raster edge
             s = np.pad(refl, pad).reshape(i1 - i0, k, j1 - j0, k).sum(axis=(1, 3))
