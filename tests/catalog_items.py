@@ -78,6 +78,10 @@ def write_bands(root: Path) -> dict[int, Path]:
     scl = np.full((SIZE // 2, SIZE // 2), 4, dtype=np.uint8)
     scl[: SIZE // 4, : SIZE // 4] = 9
     rd.write_cog(root / "SCL.tif", scl, crs, t)
+    for name in ITEMS:  # each item its own folder of (linked) files: the job counts one scene per set of files
+        (root / name).mkdir(exist_ok=True)
+        for f in ("dn0", "dn1000", "SCL.tif"):
+            (root / name / f).symlink_to(root / f)
     return out
 
 
@@ -91,7 +95,7 @@ def local_item(name: str, root: Path, base: str | None = None) -> dict:
         band = _band_of(key, a)
         gsd = a.get("gsd") or next((int(r[4:-1]) for r in a.get("roles", []) if r.startswith("gsd:")), None)
         if band and (gsd is None or float(gsd) == NATIVE[band]) and not key.endswith("-jp2"):
-            a["href"] = f"{prefix}dn{shift}/{band}.tif"
+            a["href"] = f"{prefix}{name}/dn{shift}/{band}.tif"
         elif key.lower().split("_")[0] == "scl" and (gsd is None or float(gsd) == 20):
-            a["href"] = f"{prefix}SCL.tif"
+            a["href"] = f"{prefix}{name}/SCL.tif"
     return item

@@ -57,7 +57,14 @@ class MaskPlan:
     sun: dict | None = None  # sun angles given with the product files (a STAC item's), else from MTD_TL.xml
 
     def record(self) -> dict:
-        return {"method": self.method, "note": self.note, "source": self.source, "mask_snow": self.mask_snow}
+        return {"method": self.method, "note": self.note, "source": without_query(self.source),
+                "mask_snow": self.mask_snow}
+
+
+def without_query(path):
+    """A path as it may be recorded: a URL's query string (a signing token: Planetary Computer's
+    SAS, S3 presigning) never goes into stores, map tags or manifests."""
+    return path.split("?", 1)[0] if isinstance(path, str) and "://" in path else path
 
 
 def s2cloudless_available() -> str | None:
@@ -97,7 +104,7 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None, product_files=N
     files.scl = scl or files.scl
     name = Path(scene.path).name
     if spec in ("auto", "scl") and files.scl is not None:
-        return MaskPlan("scl", f"the product's scene classification ({Path(str(files.scl)).name})",
+        return MaskPlan("scl", f"the product's scene classification ({Path(without_query(str(files.scl))).name})",
                         source=str(files.scl), mask_snow=mask_snow)
     if spec == "scl":
         raise InputError(

@@ -26,7 +26,7 @@ from ..errors import BackendUnavailableError, InputError
 
 BLOB_DOMAIN = ".blob.core.windows.net"
 REQUESTER_PAYS_BUCKETS = frozenset({"sentinel-s2-l1c", "sentinel-s2-l2a"})  # Earth Search's (Sinergise's) JP2 buckets
-PC_INSTALL = "pip install planetary-computer==1.0.0 into the backend's environment (requirements/backend-cloud.txt)"
+PC_INSTALL = "pip install 'planetary-computer>=1.0' into the backend's environment (senclip[planetary])"
 CDSE_KEYS = "https://eodata-s3keysmanager.dataspace.copernicus.eu"
 
 
