@@ -236,19 +236,53 @@ def test_map_region_over_every_catalog_with_bad_items_failing_alone(bands, pc_cl
     assert st["S2B_broken"]["status"] == "failed" and "cannot be read" in st["S2B_broken"]["error"]
     ids = {n: it["id"] for n, it in zip(ci.ITEMS, items)}
     assert all(st[i]["status"] == "done" for i in ids.values()), {i: st[i].get("error") for i in ids.values()}
-    for n, i in ids.items():
-        assert RULE[n] in st[i]["radiometry"]["rule"] and st[i]["radiometry"]["offset"] == TRUE_OFFSET[n]
-    l1c = st[ids["earthsearch_l1c"]]["cloud_mask"]
-    assert l1c["method"] == "s2cloudless" and l1c["sun"]["source"].startswith("STAC item")
-    assert all(st[ids[n]]["cloud_mask"]["method"] == "scl" for n in ci.ITEMS if n != "earthsearch_l1c")
     maps = {}
     for n in ci.ITEMS:
         with rasterio.open(out / "scenes" / f"{ids[n]}.tif") as ds:
             maps[n] = ds.read()
     for n in ("earthsearch_c1_l2a", "pc_l2a", "cdse_l2a"):  # same reflectance, same SCL: the same map
         np.testing.assert_array_equal(maps[n], maps["earthsearch_l2a"], err_msg=n)
+    for n, i in ids.items():
+        assert RULE[n] in st[i]["radiometry"]["rule"] and st[i]["radiometry"]["offset"] == TRUE_OFFSET[n]
+    l1c = st[ids["earthsearch_l1c"]]["cloud_mask"]
+    assert l1c["method"] == "s2cloudless" and l1c["sun"]["source"].startswith("STAC item")
+    assert all(st[ids[n]]["cloud_mask"]["method"] == "scl" for n in ci.ITEMS if n != "earthsearch_l1c")
     assert srv.tokens and not [r for r in srv.refused if r[1] != "unsigned"]
     assert any(p.endswith("pc_l2a/dn1000/B04.tif") for p in srv.served)
     assert "sig=" not in man_text  # signed URLs never reach the records ...
     with rasterio.open(out / "scenes" / f"{ids['pc_l2a']}.tif") as ds:
         assert "sig=" not in json.dumps(ds.tags())  # ... nor the map's tags
+
+
+# --- more shapes: Earth Search v0 (band-id keys, no band metadata), STAC 1.1 per-band raster fields -----
+def _v0_item(product_id: str) -> dict:
+    """An Earth Search v0 (``sentinel-s2-l2a-cogs``) item as that catalog wrote them: keys B01..B12 and
+    SCL, no eo:bands on the assets, the baseline only in ``sentinel:product_id``."""
+    assets = {b: {"href": f"https://sentinel-cogs.s3.us-west-2.amazonaws.com/x/{b}.tif", "title": f"Band {b}",
+                  "type": "image/tiff; application=geotiff; profile=cloud-optimized"}
+              for b in ("B02", "B03", "B04", "B08", "SCL")}
+    assets["visual"] = dict(assets["B04"], href="https://sentinel-cogs.s3.us-west-2.amazonaws.com/x/TCI.tif")
+    return {"type": "Feature", "stac_version": "1.0.0-beta.1", "id": "S2A_28QCH_20200714_0_L2A",
+            "geometry": {"type": "Point", "coordinates": [-16.8, 20.4]}, "bbox": [-16.9, 20.0, -16.7, 20.8],
+            "properties": {"datetime": "2020-07-14T11:55:52Z", "sentinel:product_id": product_id},
+            "collection": "sentinel-s2-l2a-cogs", "links": [], "assets": assets}
+
+
+@pytest.mark.parametrize("product_id, offset", [("S2A_MSIL2A_20200714T115221_N0214_R123_T28QCH_20200714T191310", 0.0),
+                                                ("S2A_MSIL2A_20230714T115221_N0509_R123_T28QCH_20230714T191310", -1000.0)])
+def test_earth_search_v0_item_by_band_keys_and_baseline_in_the_product_id(product_id, offset, tmp_path):
+    scene = one_scene(_v0_item(product_id), tmp_path)
+    assert scene.assets["red"].endswith("/B04.tif") and scene.scl.endswith("/SCL.tif")
+    assert scene.offset == offset and scene.radiometry["rule"].startswith("processing baseline")
+
+
+def test_stac_11_per_band_raster_fields_and_finest_resolution(tmp_path):
+    item = ci.raw_item("cdse_l2a")
+    for a in item["assets"].values():  # the same values, moved from the asset into its band
+        if "raster:offset" in a and a.get("bands"):
+            a["bands"][0].update({"raster:scale": a.pop("raster:scale"), "raster:offset": a.pop("raster:offset")})
+    coarse = {k: item["assets"].pop(k) for k in ("SCL_60m", "B04_60m", "B04_20m")}
+    item["assets"] = {**coarse, **item["assets"]}  # the coarse copies first: order must not decide
+    scene = one_scene(item, tmp_path)
+    assert scene.offset == -1000.0 and "bands[].raster" in scene.radiometry["rule"]
+    assert scene.assets["red"].endswith("_B04_10m.jp2") and scene.scl.endswith("_SCL_20m.jp2")

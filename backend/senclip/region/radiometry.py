@@ -11,8 +11,8 @@ applying that offset makes every reflectance 0.1 too low. So, per band asset, in
    single band (``bands[0]["raster:scale"]``);
 3. STAC 1.0 ``raster:bands[0]`` ``scale`` / ``offset`` (Earth Search, older catalogs);
 4. the processing baseline (``s2:processing_baseline``, ``processing:version``, or ``_N0510_`` in
-   the product name): 04.00 or later means -1000 DN, earlier 0 (Planetary Computer's items carry
-   no raster metadata);
+   the product name: ``s2:product_uri``, Earth Search v0's ``sentinel:product_id``, the item id):
+   04.00 or later means -1000 DN, earlier 0 (Planetary Computer's items carry no raster metadata);
 5. nothing known: offset 0, 10000 DN per unit, said so in the record.
 
 The result is a DN offset and DNs per unit reflectance, ``refl = (DN + offset) / scale`` (the
@@ -59,7 +59,7 @@ def baseline(props: dict, item_id: str = "") -> tuple[int, int] | None:
         m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(props.get(key) or ""))
         if m:
             return int(m.group(1)), int(m.group(2))
-    for name in (props.get("s2:product_uri"), props.get("s2:granule_id"), item_id):
+    for name in (props.get("s2:product_uri"), props.get("s2:granule_id"), props.get("sentinel:product_id"), item_id):
         m = _BASELINE_IN_NAME.search(str(name or ""))
         if m:
             return int(m.group(1)), int(m.group(2))
