@@ -286,3 +286,17 @@ def test_stac_11_per_band_raster_fields_and_finest_resolution(tmp_path):
     scene = one_scene(item, tmp_path)
     assert scene.offset == -1000.0 and "bands[].raster" in scene.radiometry["rule"]
     assert scene.assets["red"].endswith("_B04_10m.jp2") and scene.scl.endswith("_SCL_20m.jp2")
+
+
+@pytest.mark.parametrize("raster_bands, rule", [([{"nodata": 0, "data_type": "uint16"}], "processing baseline 05.10"),
+                                                ([{"nodata": 0, "scale": 0.0001}], "raster:bands (STAC 1.0) scale, "
+                                                                                   "processing baseline 05.10")])
+def test_raster_bands_without_an_offset_leave_it_to_the_baseline(raster_bands, rule, tmp_path):
+    """Planetary Computer items with ``raster:bands`` that give nodata (and maybe a scale) but no offset:
+    the baseline still decides the offset, it is not taken as 0."""
+    item = ci.raw_item("pc_l2a")
+    for a in item["assets"].values():
+        if a.get("eo:bands"):
+            a["raster:bands"] = raster_bands
+    scene = one_scene(item, tmp_path)
+    assert (scene.offset, scene.scale, scene.radiometry["rule"]) == (-1000.0, 10000.0, rule)

@@ -9,7 +9,8 @@ applying that offset makes every reflectance 0.1 too low. So, per band asset, in
    the scale still comes from the raster metadata (else 1/10000);
 2. STAC 1.1 raster fields on the asset (``raster:scale`` / ``raster:offset``, CDSE) or on its
    single band (``bands[0]["raster:scale"]``);
-3. STAC 1.0 ``raster:bands[0]`` ``scale`` / ``offset`` (Earth Search, older catalogs);
+3. STAC 1.0 ``raster:bands[0]`` ``scale`` / ``offset`` (Earth Search, older catalogs); raster
+   metadata with a scale but no offset leaves the offset to the next rule;
 4. the processing baseline (``s2:processing_baseline``, ``processing:version``, or ``_N0510_`` in
    the product name: ``s2:product_uri``, Earth Search v0's ``sentinel:product_id``, the item id):
    04.00 or later means -1000 DN, earlier 0 (Planetary Computer's items carry no raster metadata);
@@ -74,14 +75,15 @@ def band_rule(asset: dict, props: dict, item_id: str = "") -> dict:
     if flag:
         return {"offset": 0.0, "scale": round(dn_per_unit, 6), "rule": f"{flag}: true (offset already applied"
                 f"{'; ' + where + ' offset ignored' if offset else ''})"}
-    if where is not None:
-        return {"offset": round((offset or 0.0) * dn_per_unit, 6), "scale": round(dn_per_unit, 6), "rule": where}
+    if where is not None and offset is not None:
+        return {"offset": round(offset * dn_per_unit, 6), "scale": round(dn_per_unit, 6), "rule": where}
     bl = baseline(props, item_id)
-    if bl is not None:
+    if bl is not None:  # also for raster metadata that gives a scale but says nothing of the offset
         off = NEW_BASELINE_OFFSET if bl >= NEW_BASELINE else 0.0
-        return {"offset": off, "scale": DEFAULT_SCALE, "rule": f"processing baseline {bl[0]:02d}.{bl[1]:02d}"}
-    return {"offset": 0.0, "scale": DEFAULT_SCALE,
-            "rule": "none found (no raster metadata, offset flag or processing baseline): offset 0 assumed"}
+        return {"offset": off, "scale": round(dn_per_unit, 6),
+                "rule": (f"{where} scale, " if where else "") + f"processing baseline {bl[0]:02d}.{bl[1]:02d}"}
+    return {"offset": 0.0, "scale": round(dn_per_unit, 6),
+            "rule": "no offset found (no raster offset, offset flag or processing baseline): offset 0 assumed"}
 
 
 def item_radiometry(item_id: str, assets: dict[str, dict], props: dict) -> dict:
