@@ -56,7 +56,7 @@ def write_bands(root: Path) -> dict[int, Path]:
     import rasterio
     from rasterio.windows import Window
 
-    from senclip.demo import fetch_demo_scene
+    from senclip.sentinel2.demo import fetch_demo_scene
 
     scene = fetch_demo_scene(rd.DATA, all_bands=True)
     out = {}

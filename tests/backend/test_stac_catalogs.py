@@ -20,11 +20,11 @@ import rasterio
 import catalog_items as ci
 from pc_server import PlanetaryComputerStandIn
 from senclip.cli.main import main
-from senclip.errors import BackendUnavailableError, InputError
+from senclip.core.errors import BackendUnavailableError, InputError
 from senclip.region import access
 from senclip.region.stac import load_static
 from senclip.region.task import stac_inputs
-from senclip.scene import open_scene
+from senclip.sentinel2.scene import open_scene
 
 pytestmark = pytest.mark.real_data
 TRUE_OFFSET = {"earthsearch_l2a": 0.0, "earthsearch_c1_l2a": -1000.0, "earthsearch_l1c": -1000.0,

@@ -22,7 +22,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import BackendUnavailableError, InputError
+from senclip.core.errors import BackendUnavailableError, InputError
 
 BLOB_DOMAIN = ".blob.core.windows.net"
 REQUESTER_PAYS_BUCKETS = frozenset({"sentinel-s2-l1c", "sentinel-s2-l2a"})  # Earth Search's (Sinergise's) JP2 buckets

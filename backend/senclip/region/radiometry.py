@@ -17,15 +17,15 @@ applying that offset makes every reflectance 0.1 too low. So, per band asset, in
 5. nothing known: offset 0, 10000 DN per unit, said so in the record.
 
 The result is a DN offset and DNs per unit reflectance, ``refl = (DN + offset) / scale`` (the
-scene reader's :class:`senclip.scene.Radiometry`). It is handed to the scene reader explicitly,
+scene reader's :class:`senclip.sentinel2.scene.Radiometry`). It is handed to the scene reader explicitly,
 so the reader's own guess from product names never adds a second offset: applied once, here.
 """
 from __future__ import annotations
 
 import re
 
-from ..errors import InputError
-from ..s2product import NEW_BASELINE, NEW_BASELINE_OFFSET
+from senclip.core.errors import InputError
+from senclip.sentinel2.product import NEW_BASELINE, NEW_BASELINE_OFFSET
 
 # Item properties that say the catalog's files already have the offset removed.
 APPLIED_FLAGS = ("earthsearch:boa_offset_applied",)

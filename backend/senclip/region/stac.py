@@ -12,11 +12,11 @@ GDAL from the environment of every worker (see docs/catalogs.md). An item that c
 """
 from __future__ import annotations
 
-from ..errors import InputError
-from ..productfiles import S2CLOUDLESS_BANDS
-from . import access, assets
-from .radiometry import item_radiometry
-from .sources import SceneRef, safe_id, unique_ids
+from senclip.core.errors import InputError
+from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS
+from senclip.region import access, assets
+from senclip.region.radiometry import item_radiometry
+from senclip.region.sources import SceneRef, safe_id, unique_ids
 
 REQUIRED = ("red", "green", "blue")
 

@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import InputError, OutputError
-from ..feedback import Feedback
-from . import manifest
+from senclip.core.errors import InputError, OutputError
+from senclip.core.feedback import Feedback
+from senclip.region import manifest
 
 # COGs over HTTP: never list the remote "directory" to look for sidecars (one request per open
 # instead of several). Only while a STAC scene is read (set process-wide it would hide every local
@@ -32,7 +32,7 @@ COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "256", "OVERVIEW_RESAMPLING":
 
 def load_args(classify_kwargs: dict) -> dict:
     """The subset of the classify options that choose the model (whatever ``load_model`` takes)."""
-    from ..models import load_model
+    from senclip.models.loading import load_model
 
     names = set(inspect.signature(load_model).parameters) - {"feedback", "onnx_dir"}
     return {k: v for k, v in classify_kwargs.items() if k in names}
@@ -44,7 +44,7 @@ def cached_model(args: dict):
     with _LOCK:
         if key in _MODELS:
             return _MODELS[key], 0.0
-        from ..models import load_model
+        from senclip.models.loading import load_model
 
         t0 = time.perf_counter()
         lm = load_model(**args)
@@ -56,7 +56,7 @@ def stac_vrt(scene, folder: Path, paths: dict | None = None) -> Path:
     """A 3-band VRT (red, green, blue: the band order ``senclip`` reads from 3-band rasters) over
     the item's band assets (``paths``: the signed ones, when signing applies); GDAL reads them
     window by window when the VRT is read."""
-    from .vrt import stack_vrt
+    from senclip.region.vrt import stack_vrt
 
     paths = paths or scene.assets
     srcs = [paths[r] for r in ("red", "green", "blue")]
@@ -68,8 +68,8 @@ def stac_inputs(scene, folder: Path, classify_kwargs: dict) -> tuple[Path, dict,
     radiometry used and by which rule, GDAL settings). Planetary Computer hrefs are signed here,
     on the worker, right before reading (:mod:`.access`); the item's radiometry replaces the
     opener's ``auto`` (never added to it), the user's --offset/--scale win over both."""
-    from ..productfiles import ProductFiles
-    from . import access
+    from senclip.sentinel2.productfiles import ProductFiles
+    from senclip.region import access
 
     gdal = access.gdal_options(scene)
     paths = access.signed_paths(dict(scene.assets, scl=scene.scl, **{f"cloud:{b}": p for b, p in
@@ -92,7 +92,7 @@ def bbox_bounds(path, bbox, bands=None) -> list[float]:
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 
-    from ..scene import open_scene
+    from senclip.sentinel2.scene import open_scene
 
     with open_scene(path, bands=bands) as sc:
         crs, (w, s, e, n) = sc.crs, array_bounds(sc.full_height, sc.full_width, sc.full_transform)
@@ -155,7 +155,7 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
     so Dask's retries apply; the driver records the error of the last attempt."""
     import rasterio
 
-    from ..api import classify
+    from senclip.api import classify
 
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
