@@ -110,12 +110,14 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
           min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,
-          mask_snow: bool = False, scl=None, overwrite: bool = False, offline: bool = False,
+          mask_snow: bool = False, scl=None, product_files=None, overwrite: bool = False, offline: bool = False,
           feedback: Feedback | None = None, loaded_model=None) -> EmbedResult:
     """Encode ``input`` (raster or band folder) into an embedding store folder ``out``.
 
     ``cloud_mask`` (auto | scl | s2cloudless | none | a raster path) is computed first, kept in the
-    store (:mod:`senclip.sentinel2.cloudmask`), and removes masked pixels before chips are cut."""
+    store (:mod:`senclip.sentinel2.cloudmask`), and removes masked pixels before chips are cut. ``scl`` and
+    ``product_files`` (a :class:`senclip.sentinel2.productfiles.ProductFiles`) name the product's files that
+    do not sit beside the input, e.g. a STAC item's SCL, L1C bands and sun angles."""
     from senclip.sentinel2.cloudmask import plan_mask
     feedback = feedback or Feedback()
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -127,7 +129,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
                     stretch=stretch, bounds=bounds) as scene:
         grid = TileGrid.create(scene.width, scene.height, tile, stride)
         geoms = load_mask_geometries(mask, scene.crs) if mask else None
-        cloud_plan = plan_mask(cloud_mask, scene, mask_snow=mask_snow, scl=scl)
+        cloud_plan = plan_mask(cloud_mask, scene, mask_snow=mask_snow, scl=scl, product_files=product_files)
         if cloud_plan.method == "none":
             feedback.info(f"cloud mask: {cloud_plan.note}")
         lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
@@ -351,7 +353,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
              precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,
-             mask_snow: bool = False, scl=None, overwrite: bool = False,
+             mask_snow: bool = False, scl=None, product_files=None, overwrite: bool = False,
              offline: bool = False, feedback: Feedback | None = None, loaded_model=None) -> ClassifyResult:
     """Scene (or an existing store, ``embeddings=``) + classes/prompts → class-map GeoTIFF ``out``."""
     feedback = feedback or Feedback()
@@ -386,11 +388,11 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
             load_mask_geometries(mask, scene.crs)
         from senclip.sentinel2.cloudmask import plan_mask
 
-        plan_mask(cloud_mask, scene, mask_snow=mask_snow, scl=scl)  # an impossible --cloud-mask fails here
+        plan_mask(cloud_mask, scene, mask_snow=mask_snow, scl=scl, product_files=product_files)  # an impossible --cloud-mask fails here
     lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)
     emb_opts = dict(tile=tile, stride=stride, batch_size=batch_size, bands=bands, scale=scale, offset=offset,
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
-                    cloud_mask=cloud_mask, mask_snow=mask_snow, scl=scl, checkpoint=checkpoint, feedback=feedback,
+                    cloud_mask=cloud_mask, mask_snow=mask_snow, scl=scl, product_files=product_files, checkpoint=checkpoint, feedback=feedback,
                     loaded_model=lm)
     if save_embeddings is not None:
         res = embed(input, save_embeddings, overwrite=overwrite, **emb_opts)

@@ -186,13 +186,18 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
     records: dict[str, dict] = {}
     todo = []
     for s in scenes:
-        rec = manifest.is_done(out, s, key)
-        if rec is not None:
+        rec = None if s.error else manifest.is_done(out, s, key)
+        if s.error:  # an item that cannot be mapped fails alone, with its reason
+            records[s.id] = _failed_record(s, key, s.error)
+            manifest.write_json(manifest.scene_paths(out, s.id)["record"], records[s.id])
+            feedback.warning(f"{s.id}: failed: {s.error}")
+        elif rec is not None:
             records[s.id] = dict(rec, resumed=True)
         else:
             todo.append(s)
-    feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo)} already done with these settings, "
-                  f"{len(todo)} to map")
+    failed_early = sum(1 for s in scenes if s.error)
+    feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo) - failed_early} already done with these "
+                  f"settings, {len(todo)} to map" + (f", {failed_early} unreadable" if failed_early else ""))
     _remove_stale_work(out / manifest.WORK_DIR)
     work = out / manifest.WORK_DIR / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     info = {"scheduler": None, "workers": None, "dashboard": None}
@@ -216,7 +221,7 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
         ok = [s for s in scenes if records.get(s.id, {}).get("status") == "done"]
         failed = [s for s in scenes if records.get(s.id, {}).get("status") == "failed"]
         mosaic = _mosaic(out, work, ok, records, prompt_set, overlap, mosaic_crs, feedback) if ok else None
-        summary = {"scenes": len(scenes), "done": len(ok), "skipped": len(scenes) - len(todo),
+        summary = {"scenes": len(scenes), "done": len(ok), "skipped": len(scenes) - len(todo) - failed_early,
                    "failed": len(failed), "seconds": round(time.perf_counter() - t_start, 2)}
         save(summary, mosaic)
     finally:

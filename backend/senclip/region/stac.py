@@ -1,25 +1,23 @@
 """STAC in: static catalogs / ItemCollections (file or URL) and API searches (pystac-client).
 
-Band assets are found the way the big catalogs name them: by key (Earth Search: ``red``,
-``green``, ``blue``, ``nir``, ``scl``; Planetary Computer and CDSE: ``B04``, ``B03``, ``B02``,
-``B08``, ``SCL``), else by the ``eo:bands`` common name of the asset (as odc-stac does).
-Relative hrefs are resolved against the document; ``s3://`` and ``gs://`` become GDAL's
-``/vsis3/`` and ``/vsigs/``, ``http(s)://`` is read through ``/vsicurl/``. Credentials and signing
-are GDAL's business: ``AWS_*``, ``GS_*``, ``AZURE_*``, ``GDAL_HTTP_HEADERS`` and friends are read
-from the environment of every worker (see docs/region.md).
+Band assets are found the way the big catalogs name them (:mod:`.assets`: Earth Search's
+``red``/``scl``, Planetary Computer's ``B04``/``SCL``, the Copernicus Data Space's ``B04_10m``/
+``SCL_20m``, or band names and common names of STAC 1.0 ``eo:bands`` and 1.1 ``bands``); their
+radiometry follows one rule (:mod:`.radiometry`). Relative hrefs are resolved against the
+document; ``s3://`` and ``gs://`` become GDAL's ``/vsis3/`` and ``/vsigs/``, ``http(s)://`` is read
+through ``/vsicurl/``. Planetary Computer signing, requester-pays buckets and CDSE's S3 endpoint
+are :mod:`.access`'s; other credentials (``AWS_*``, ``GS_*``, ``GDAL_HTTP_HEADERS``...) are read by
+GDAL from the environment of every worker (see docs/catalogs.md). An item that cannot be mapped
+(no RGB assets, unreadable JSON) becomes a failed scene with its reason; the others go on.
 """
 from __future__ import annotations
 
 from senclip.core.errors import InputError
-from senclip.region.sources import SceneRef, safe_id, unique_ids
+from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS
+from senclip.region import access, assets
+from senclip.region.radiometry import item_radiometry
+from senclip.region.scenes import SceneRef, safe_id, unique_ids
 
-ROLES = {  # role -> asset keys, in order of preference
-    "red": ("red", "B04", "b04", "B4"),
-    "green": ("green", "B03", "b03", "B3"),
-    "blue": ("blue", "B02", "b02", "B2"),
-    "nir": ("nir", "B08", "b08", "B8", "nir08"),
-    "scl": ("scl", "SCL"),
-}
 REQUIRED = ("red", "green", "blue")
 
 
@@ -36,60 +34,84 @@ def gdal_path(href: str) -> str:
     return href
 
 
-def _by_common_name(assets: dict, role: str) -> str | None:
-    for key, a in assets.items():
-        bands = a.extra_fields.get("eo:bands") or []
-        if len(bands) == 1 and bands[0].get("common_name") == role and _is_raster(a):
-            return key
+def _level(item) -> str | None:
+    """L1C or L2A, from the product type, processing level, collection or id."""
+    p = item.properties
+    for text in (p.get("s2:product_type"), p.get("product:type"), item.collection_id, item.id):
+        t = str(text or "").upper()
+        if "L1C" in t or "MSI1C" in t:
+            return "L1C"
+        if "L2A" in t or "MSI2A" in t:
+            return "L2A"
+    return {"L1": "L1C", "L2": "L2A"}.get(str(p.get("processing:level") or "").upper())
+
+
+def _sun(props: dict) -> dict | None:
+    """The item's mean sun angles (Earth Search and CDSE: ``view:sun_*``; Planetary Computer: ``s2:mean_solar_*``)."""
+    try:
+        if props.get("view:sun_elevation") is not None and props.get("view:sun_azimuth") is not None:
+            return {"zenith": 90.0 - float(props["view:sun_elevation"]), "azimuth": float(props["view:sun_azimuth"]),
+                    "source": "STAC item view:sun_elevation/view:sun_azimuth"}
+        if props.get("s2:mean_solar_zenith") is not None and props.get("s2:mean_solar_azimuth") is not None:
+            return {"zenith": float(props["s2:mean_solar_zenith"]), "azimuth": float(props["s2:mean_solar_azimuth"]),
+                    "source": "STAC item s2:mean_solar_zenith/s2:mean_solar_azimuth"}
+    except (TypeError, ValueError):
+        pass
     return None
-
-
-def _is_raster(asset) -> bool:
-    t = (asset.media_type or "").lower()
-    return not t or "tiff" in t or "jp2" in t or "jpeg2000" in t
-
-
-def _radiometry(asset, props: dict) -> tuple[float | None, float | None]:
-    """(offset in DN, DNs per unit reflectance) from ``raster:bands`` or the processing baseline."""
-    rb = (asset.extra_fields.get("raster:bands") or [{}])[0]
-    if rb.get("scale"):
-        scale = 1.0 / float(rb["scale"])
-        return float(rb.get("offset", 0.0)) * scale, scale
-    baseline = props.get("s2:processing_baseline")
-    if baseline:
-        try:
-            return (-1000.0 if float(baseline) >= 4.0 else 0.0), 10000.0
-        except ValueError:
-            pass
-    return None, None
 
 
 def item_to_scene(item) -> SceneRef:
     """A :class:`SceneRef` for a pystac Item, or :class:`InputError` naming the missing bands."""
-    assets = item.get_assets()
-    keys: dict[str, str] = {}
-    for role, names in ROLES.items():
-        key = next((k for k in names if k in assets and _is_raster(assets[k])), None) or _by_common_name(assets, role)
-        if key:
-            keys[role] = key
-    found = {r: assets[k].get_absolute_href() or assets[k].href for r, k in keys.items()}
-    missing = [r for r in REQUIRED if r not in found]
+    raw = {k: a.to_dict() for k, a in item.get_assets().items()}
+    href = {k: item.assets[k].get_absolute_href() or item.assets[k].href for k in raw}
+    keys = {role: k for role, band in assets.ROLES.items() if (k := assets.find(raw, band))}
+    missing = [r for r in REQUIRED if r not in keys]
     if missing:
-        raise InputError(f"STAC item {item.id!r} has no {'/'.join(missing)} asset (looked for keys "
-                         f"{', '.join(k for r in missing for k in ROLES[r][:2])} and eo:bands common names); "
-                         "is it a Sentinel-2 item?")
-    offset, scale = _radiometry(assets[keys["red"]], item.properties)
+        raise InputError(f"STAC item {item.id!r} has no {'/'.join(missing)} asset (looked for "
+                         f"{'; '.join(assets.looked_for(assets.ROLES[r]) for r in missing)}); is it a Sentinel-2 item?")
+    rad = item_radiometry(item.id, {r: raw[keys[r]] for r in REQUIRED}, item.properties)
+    level = _level(item)
+    cloud = {b: k for b in S2CLOUDLESS_BANDS if (k := assets.find(raw, b))} if level == "L1C" else {}
+    used = {f"{r}:{k}": (href[k], raw[k]) for r, k in [*keys.items(), *cloud.items()]}
     dt = item.properties.get("datetime") or item.properties.get("start_datetime")
+    meta = dict(item.extra_fields, properties=item.properties)
     return SceneRef(id=safe_id(item.id), kind="stac",
-                    assets={r: gdal_path(found[r]) for r in ("blue", "green", "red", "nir") if r in found},
-                    scl=gdal_path(found["scl"]) if "scl" in found else None, datetime=dt, offset=offset, scale=scale,
+                    assets={r: gdal_path(href[keys[r]]) for r in ("blue", "green", "red", "nir") if r in keys},
+                    scl=gdal_path(href[keys["scl"]]) if "scl" in keys else None, datetime=dt,
+                    offset=rad["offset"], scale=rad["scale"], radiometry=rad, level=level,
+                    cloud_bands={b: gdal_path(href[k]) for b, k in cloud.items()}, sun=_sun(item.properties),
+                    access=access.requirements(meta, used),
                     properties={k: item.properties.get(k) for k in ("eo:cloud_cover", "updated", "platform",
                                                                    "s2:processing_baseline") if k in item.properties})
+
+
+def failed_scene(item_id, error: Exception) -> SceneRef:
+    """A scene for an item that cannot be mapped: recorded as failed with the reason, the rest go on."""
+    msg = str(error) if isinstance(error, InputError) else f"{type(error).__name__}: {error}"
+    return SceneRef(id=safe_id(str(item_id or "item")), kind="stac", error=msg)
+
+
+def _scenes(items) -> list[SceneRef]:
+    out = []
+    for it in items:
+        try:
+            out.append(item_to_scene(it))
+        except Exception as e:  # noqa: BLE001 - one bad item fails alone
+            out.append(failed_scene(it.id, e))
+    return out
 
 
 def load_static(href: str) -> list[SceneRef]:
     """Scenes of a STAC ItemCollection, Item, Catalog or Collection (file or URL), every item
     below a catalog included."""
+    import warnings
+
+    with warnings.catch_warnings():  # pystac's storage-extension migration warns about Earth Search's hrefs
+        warnings.filterwarnings("ignore", message="Could not parse bucket", category=UserWarning)
+        return _load_static(href)
+
+
+def _load_static(href: str) -> list[SceneRef]:
     import pystac
 
     try:
@@ -99,11 +121,19 @@ def load_static(href: str) -> list[SceneRef]:
     kind = d.get("type")
     try:
         if kind == "FeatureCollection":
-            items = list(pystac.ItemCollection.from_dict(d, preserve_dict=False))
-            for it in items:  # relative hrefs are relative to the document
-                for a in it.assets.values():
+            items = []
+            for n, f in enumerate(d.get("features") or [], start=1):
+                try:
+                    it = pystac.Item.from_dict(f, preserve_dict=False)
+                except Exception as e:  # noqa: BLE001 - one unreadable item fails alone
+                    items.append(failed_scene((f.get("id") if isinstance(f, dict) else None) or f"item_{n}",
+                                              InputError(f"STAC item {n} of {href!r} cannot be read "
+                                                         f"({type(e).__name__}: {e})")))
+                    continue
+                for a in it.assets.values():  # relative hrefs are relative to the document
                     if "://" not in a.href and not a.href.startswith("/"):
                         a.href = _join(href, a.href)
+                items.append(it)
         elif kind == "Feature":
             items = [pystac.Item.from_file(href)]
         elif kind in ("Catalog", "Collection"):
@@ -116,7 +146,7 @@ def load_static(href: str) -> list[SceneRef]:
         raise InputError(f"cannot read STAC document {href!r} ({type(e).__name__}: {e})") from None
     if not items:
         raise InputError(f"STAC document {href!r} holds no items")
-    return unique_ids([item_to_scene(i) for i in items])
+    return unique_ids([i if isinstance(i, SceneRef) else _scenes([i])[0] for i in items])
 
 
 def _join(base: str, rel: str) -> str:
@@ -153,4 +183,4 @@ def search(url: str, *, collection: str | None, bbox=None, datetime: str | None 
     if not items:
         raise InputError(f"the STAC search at {url} found no scenes (collection {collection}, bbox {bbox}, "
                          f"datetime {datetime}, max cloud {max_cloud}); widen the search")
-    return unique_ids([item_to_scene(i) for i in items])
+    return unique_ids(_scenes(items))

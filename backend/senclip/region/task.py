@@ -52,13 +52,39 @@ def cached_model(args: dict):
         return lm, time.perf_counter() - t0
 
 
-def stac_vrt(scene, folder: Path) -> Path:
+def stac_vrt(scene, folder: Path, paths: dict | None = None) -> Path:
     """A 3-band VRT (red, green, blue: the band order ``senclip`` reads from 3-band rasters) over
-    the item's band assets; GDAL reads them window by window when the VRT is read."""
+    the item's band assets (``paths``: the signed ones, when signing applies); GDAL reads them
+    window by window when the VRT is read."""
     from senclip.region.vrt import stack_vrt
 
-    srcs = [scene.assets[r] for r in ("red", "green", "blue")]
+    paths = paths or scene.assets
+    srcs = [paths[r] for r in ("red", "green", "blue")]
     return stack_vrt(srcs, Path(folder) / f"{scene.id}.vrt", ["B04", "B03", "B02"])
+
+
+def stac_inputs(scene, folder: Path, classify_kwargs: dict) -> tuple[Path, dict, dict, dict]:
+    """What ``classify`` reads for a STAC scene: (VRT over its RGB assets, classify options, the
+    radiometry used and by which rule, GDAL settings). Planetary Computer hrefs are signed here,
+    on the worker, right before reading (:mod:`.access`); the item's radiometry replaces the
+    opener's ``auto`` (never added to it), the user's --offset/--scale win over both."""
+    from senclip.sentinel2.productfiles import ProductFiles
+    from senclip.region import access
+
+    gdal = access.gdal_options(scene)
+    paths = access.signed_paths(dict(scene.assets, scl=scene.scl, **{f"cloud:{b}": p for b, p in
+                                                                     scene.cloud_bands.items()}))
+    kw = dict(classify_kwargs, bands=None, scl=paths["scl"])  # the SCL asset, for --cloud-mask auto|scl
+    rad = dict(scene.radiometry or {"rule": "none"})
+    for opt in ("offset", "scale"):
+        if kw.get(opt, "auto") in ("auto", None) and getattr(scene, opt) is not None:
+            kw[opt] = getattr(scene, opt)
+        elif kw.get(opt, "auto") not in ("auto", None):
+            rad[opt], rad["rule"] = float(kw[opt]), f"--{opt} given by the user; item: {rad.get('rule')}"
+    if scene.cloud_bands or scene.sun:  # an L1C item: s2cloudless reads its own band assets
+        kw["product_files"] = ProductFiles(bands={b: (paths[f"cloud:{b}"], 1) for b in scene.cloud_bands},
+                                           sun=scene.sun)
+    return stac_vrt(scene, folder, paths), kw, rad, gdal
 
 
 def bbox_bounds(path, bbox, bands=None) -> list[float]:
@@ -138,21 +164,17 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
     lm, load_s = cached_model(load_args(classify_kwargs))
     outputs = SceneOutputs(out, work, scene.id)
     try:
-        kw = dict(classify_kwargs)
+        kw, rad, gdal = dict(classify_kwargs), None, {}
         if scene.kind == "stac":
-            src = stac_vrt(scene, outputs.stage)
-            for opt, val in (("offset", scene.offset), ("scale", scene.scale)):
-                if val is not None and kw.get(opt, "auto") in ("auto", None):
-                    kw[opt] = val
-            kw["bands"] = None
-            kw["scl"] = scene.scl  # the item's SCL asset, for --cloud-mask auto|scl (None: no asset)
+            src, kw, rad, gdal = stac_inputs(scene, outputs.stage, classify_kwargs)
         else:
             src = scene.path
-        if bbox is not None:
-            kw["bounds"] = bbox_bounds(src, bbox, kw.get("bands"))
-        t1 = time.perf_counter()
-        remote = {k: v for k, v in REMOTE_GDAL.items() if k not in os.environ} if scene.kind == "stac" else {}
+        remote = dict({k: v for k, v in REMOTE_GDAL.items() if k not in os.environ}, **gdal) \
+            if scene.kind == "stac" else {}
         with rasterio.Env(**remote):
+            if bbox is not None:
+                kw["bounds"] = bbox_bounds(src, bbox, kw.get("bands"))
+            t1 = time.perf_counter()
             res = classify(src, outputs.stage / "classmap.tif", loaded_model=lm, feedback=Feedback(), **kw)
         t2 = time.perf_counter()
         outputs.cog_from(res.path)
@@ -163,6 +185,7 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
             "output": str(outputs.dst), "model": res.model, "backend": res.backend, "device": res.device,
             "prompts": prompt_set, "classes": res.classes, "counts": res.counts, "area_m2": res.area_m2,
             "mean_confidence": res.mean_confidence, "unclassified": res.unclassified, "warnings": res.warnings,
+            "radiometry": rad, "cloud_mask": res.cloud_mask,
             "timings": {"model_load_s": round(load_s, 3), "classify_s": round(t2 - t1, 3), "cog_s": round(t3 - t2, 3),
                         "total_s": round(time.perf_counter() - t0, 3)},
             "model_loaded_here": load_s > 0, "started": started.isoformat(timespec="seconds"),

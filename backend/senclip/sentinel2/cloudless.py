@@ -92,7 +92,7 @@ class _Bands:
             ok = np.isfinite(dn) if dn.dtype.kind == "f" else dn != 0  # S2 DN 0 = no data
             if ds.nodatavals[bidx - 1] is not None:
                 ok &= dn != ds.nodatavals[bidx - 1]
-            refl = np.where(ok, (dn.astype(np.float32) + rad.offset) / rad.scale, 0).astype(np.float32)
+            refl = np.where(ok, rad.reflectance(dn), 0).astype(np.float32)
             del dn
             pad = ((0, (i1 - i0) * k - (r1 - r0)), (0, (j1 - j0) * k - (c1 - c0)))  # cells past the raster edge
             s = np.pad(refl, pad).reshape(i1 - i0, k, j1 - j0, k).sum(axis=(1, 3))
@@ -163,7 +163,7 @@ def matched_shadow(cloud: np.ndarray, dark: np.ndarray, offsets) -> tuple[np.nda
 
 def s2cloudless_mask(plan: MaskPlan, scene, *, feedback, strip_rows: int):
     """Compute clouds and shadows on the coarse grid; return (strips of 10 m codes, run record)."""
-    from senclip.sentinel2.sunangles import sun_angles
+    from senclip.sentinel2.sunangles import SunAngles, sun_angles
 
     if scene.radiometry.passthrough_8bit:
         raise InputError("--cloud-mask s2cloudless needs reflectance (12/16-bit or float bands), not 8-bit images")
@@ -194,7 +194,8 @@ def s2cloudless_mask(plan: MaskPlan, scene, *, feedback, strip_rows: int):
         bands.close()
         feedback.finish()
     cloud = det.get_mask_from_prob(prob[None])[0].astype(bool)
-    sun = sun_angles(scene, plan.mtd_tl)
+    sun = SunAngles(plan.sun["zenith"], plan.sun["azimuth"], plan.sun["source"]) if plan.sun else \
+        sun_angles(scene, plan.mtd_tl)
     record = {"resolution_m": COARSE_M, "threshold": THRESHOLD, "average_over": AVERAGE_OVER,
               "dilation_size": DILATION_SIZE, "sun": None, "cloud_heights_m": list(CLOUD_HEIGHTS_M),
               "dark_nir": DARK_NIR}

@@ -26,6 +26,7 @@ import numpy as np
 from senclip.core.errors import BackendUnavailableError, InputError
 from senclip.sentinel2.maskcodes import (  # noqa: F401  (the codes are part of this module's interface)
     CIRRUS, CLEAR, CLOUD, CODES, DEFECTIVE, SCL_CODES, SCL_SNOW, SHADOW, SNOW, USER, MaskPlan,
+    without_query,
 )
 from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS, locate
 
@@ -54,10 +55,12 @@ def s2cloudless_available() -> str | None:
     return None
 
 
-def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
+def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None, product_files=None) -> MaskPlan:
     """Resolve ``--cloud-mask`` for an open scene. Raises :class:`InputError` when an explicit
     choice cannot work on this input (no SCL, missing bands, unreadable file). ``scl`` names the
-    scene classification layer when it does not sit beside the input (a STAC item's asset)."""
+    scene classification layer when it does not sit beside the input (a STAC item's asset);
+    ``product_files`` (:class:`~senclip.sentinel2.productfiles.ProductFiles`) the bands s2cloudless reads and
+    the sun angles, when they come from elsewhere too (a STAC item's band assets)."""
     spec = DEFAULT_MODE if spec in (None, "") else str(spec)
     if spec == "none":
         return MaskPlan("none", "off (--cloud-mask none)")
@@ -68,10 +71,14 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
         _check_user_raster(p, scene)
         return MaskPlan("file", f"{p.name} (non-zero = masked)", source=str(p.resolve()))
     files = locate(scene)
+    if product_files is not None:  # the catalog's files are the product's: they replace what lies beside
+        files.bands = dict(product_files.bands) if product_files.bands else files.bands
+        files.scl, files.sun = product_files.scl or files.scl, product_files.sun
+        files.mtd_tl = product_files.mtd_tl or files.mtd_tl
     files.scl = scl or files.scl
     name = Path(scene.path).name
     if spec in ("auto", "scl") and files.scl is not None:
-        return MaskPlan("scl", f"the product's scene classification ({Path(str(files.scl)).name})",
+        return MaskPlan("scl", f"the product's scene classification ({Path(without_query(str(files.scl))).name})",
                         source=str(files.scl), mask_snow=mask_snow)
     if spec == "scl":
         raise InputError(
@@ -94,7 +101,7 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None) -> MaskPlan:
     return MaskPlan("s2cloudless", "s2cloudless on the L1C top-of-atmosphere bands, cloud shadows projected "
                     "along the sun azimuth",
                     mtd_tl=str(files.mtd_tl) if files.mtd_tl else None,
-                    bands={b: files.bands[b] for b in S2CLOUDLESS_BANDS})
+                    bands={b: files.bands[b] for b in S2CLOUDLESS_BANDS}, sun=files.sun)
 
 
 def _check_user_raster(path: Path, scene) -> None:

@@ -26,6 +26,14 @@ class MaskPlan:
     mtd_tl: str | None = None
     bands: dict = field(default_factory=dict)  # s2cloudless: band → (path, index)
     mask_snow: bool = False
+    sun: dict | None = None  # sun angles given with the product files (a STAC item's), else from MTD_TL.xml
 
     def record(self) -> dict:
-        return {"method": self.method, "note": self.note, "source": self.source, "mask_snow": self.mask_snow}
+        return {"method": self.method, "note": self.note, "source": without_query(self.source),
+                "mask_snow": self.mask_snow}
+
+
+def without_query(path):
+    """A path as it may be recorded: a URL's query string (a signing token: Planetary Computer's
+    SAS, S3 presigning) never goes into stores, map tags or manifests."""
+    return path.split("?", 1)[0] if isinstance(path, str) and "://" in path else path

@@ -27,6 +27,7 @@ class ProductFiles:
     scl: Path | str | None = None  # str: a GDAL virtual path (/vsizip/...)
     mtd_tl: Path | str | None = None
     bands: dict[str, tuple[Path, int]] = field(default_factory=dict)
+    sun: dict | None = None  # {"zenith", "azimuth", "source"} when the product's catalog entry gives them
 
     def missing_bands(self, needed=S2CLOUDLESS_BANDS) -> list[str]:
         return [b for b in needed if b not in self.bands]

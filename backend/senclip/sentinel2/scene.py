@@ -62,10 +62,14 @@ class Radiometry:
         out = (dn.astype(np.float32) - lo) * (255.0 / max(hi - lo, 1e-6))
         return (np.clip(out, 0, 255) + 0.5).astype(np.uint8)
 
+    def reflectance(self, dn: np.ndarray) -> np.ndarray:
+        """Digital numbers → reflectance (float32), ``(DN + offset) / scale``: the one place it is computed."""
+        return (dn.astype(np.float32) + self.offset) / self.scale
+
     def to_uint8(self, dn: np.ndarray) -> np.ndarray:
         if self.passthrough_8bit:
             return dn.astype(np.uint8, copy=False)
-        refl = (dn.astype(np.float32) + self.offset) / self.scale
+        refl = self.reflectance(dn)
         if dn.dtype.kind == "f":  # NaN nodata: invalid anyway, but must not reach the uint8 cast
             refl = np.nan_to_num(refl, copy=False)
         out = np.clip(refl * (255.0 / self.max_reflectance), 0, 255)
