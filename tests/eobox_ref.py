@@ -70,3 +70,29 @@ def _inside(rings, px, py):
             xint = x0[None] + (py[:, None] - y0[None]) * (x1 - x0)[None] / (y1 - y0)[None]
         inside ^= ((crosses & (px[:, None] < xint)).sum(1) % 2).astype(bool)
     return inside
+
+
+def even_odd_split(gpkg, crs):
+    """The OSM polygons once each (OSM repeats some: a repeat on both sides would be scored on its own
+    example), in file order; even positions train, odd positions test. senclip Feature objects."""
+    import json
+
+    from senclip.vectors import read_features
+
+    feats, seen = [], set()
+    for f in read_features(gpkg, crs, field=FIELD):
+        key = json.dumps(f.geometry, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            feats.append(f)
+    return feats[0::2], feats[1::2]
+
+
+def write_features(feats, path, crs="EPSG:32633"):
+    """senclip Features as a GeoJSON file (class in ``FIELD``)."""
+    import json
+
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+                                "features": [{"type": "Feature", "geometry": f.geometry, "properties": {FIELD: f.label}}
+                                             for f in feats]}))
+    return path

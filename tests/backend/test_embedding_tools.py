@@ -103,7 +103,7 @@ def test_fewshot_from_examples_alone_needs_no_prompt(store, tmp_path):
     res = fewshot(store, tmp_path / "fs.tif", examples=ex)
     with rasterio.open(res.map.path) as ds:
         cls = ds.read(1)
-        assert json.loads(ds.tags()["SENCLIP_FEWSHOT"])["method"] == "prototype-blend"
+        assert json.loads(ds.tags()["SENCLIP_FEWSHOT"])["method"] == "logistic-text-prior"
     assert res.map.classes == ["green", "blue"]
     w = cls.shape[1]
     assert (cls[2:-2, 1: w // 2 - 2] == 1).mean() > 0.95 and (cls[2:-2, w // 2 + 2: -1] == 2).mean() > 0.95
