@@ -262,3 +262,42 @@ def test_change_on_real_scene_itself_zero_and_altered_block_stands_out(real, tin
     inside = dist[7:9, 7:9]  # grid cells fully inside the painted block (16 px cells)
     outside = np.r_[dist[:3].ravel(), dist[-3:].ravel()]  # cells whose chips never reach the block
     assert outside.max() < 1e-4 < inside.min()  # (float noise of batching at most outside)
+
+
+def test_fewshot_matches_a_logistic_probe_and_shuffled_labels_fall_to_chance(real, capsys):
+    """bench/fewshot.py's protocol on this window: OSM polygons at even positions are the examples,
+    those at odd positions the test; few-shot (through the product's class map) must match a tuned
+    scikit-learn logistic probe on the same embeddings and cells, and with the example labels
+    shuffled across polygons (negative control) fall to chance. Tiny RANDOM-weight ViT: a comparison
+    of mechanisms, not accuracy."""
+    from rasterio.crs import CRS
+
+    from bench.fewshot import cells, fewshot_predictions, probes, scores
+    from eobox_ref import even_odd_split
+    from senclip.store import EmbeddingStore
+
+    train, test = even_odd_split(real["ref"], CRS.from_epsg(32633))
+    names = sorted({f.label for f in train})
+    st = EmbeddingStore(real["store"])
+    xtr, ytr, gtr = cells(st, train, names)
+    xte, yte, _ = cells(st, test, names)
+    pred, info = fewshot_predictions(real["store"], train, test, names, real["dir"], "evenodd")
+    few = scores(yte, pred)
+    probe = {k: scores(yte, p) for k, p in probes(xtr, ytr, gtr, xte).items()}
+    tuned = next(v for k, v in probe.items() if k.startswith("probe (tuned"))
+    controls = []  # three shuffles: one balanced accuracy on ~700 cells with rare classes is noisy
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        shuffled = [type(f)(f.geometry, lab, f.index) for f, lab in zip(train, rng.permutation([f.label for f in train]))]
+        controls.append(scores(yte, fewshot_predictions(real["store"], shuffled, test, names, real["dir"],
+                                                        f"shuffled{seed}")[0]))
+    control = {k: float(np.mean([c[k] for c in controls])) for k in ("balanced_accuracy", "kappa")}
+    with capsys.disabled():
+        print(f"\n[tiny RANDOM-weight ViT, NOT accuracy] even/odd OSM split, {len(yte)} test cells: few-shot "
+              f"{few['balanced_accuracy']:.3f}, probes " + ", ".join(f"{k} {v['balanced_accuracy']:.3f}" for k, v in probe.items())
+              + f", shuffled labels {control['balanced_accuracy']:.3f} (chance {1 / len(names):.3f}); kappa few-shot "
+              f"{few['kappa']:.3f}, shuffled {control['kappa']:.3f}")
+    assert info["method"] == "logistic-text-prior"
+    assert few["balanced_accuracy"] >= tuned["balanced_accuracy"] - 0.02, (few, probe)
+    assert abs(control["balanced_accuracy"] - 1 / len(names)) < 0.06 and abs(control["kappa"]) < 0.03, controls
+    assert few["kappa"] > control["kappa"] + 0.03, (few, controls)
