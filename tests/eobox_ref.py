@@ -24,3 +24,75 @@ def osm_landuse(data_dir) -> Path:
             tmp.write_bytes(z.read(MEMBER))
             tmp.rename(out)
     return out
+
+
+def polygon_pixels(gpkg, transform, shape):
+    """Per OSM polygon (label, rows, cols) of the map pixels whose centre lies inside it, worked out
+    here without senclip (OGR reads the file, an even-odd ray test decides each centre), so a test
+    can check senclip's own sampler instead of reusing it. The file and the map share the CRS."""
+    import numpy as np
+    from osgeo import ogr
+
+    ds = ogr.Open(str(gpkg))
+    layer = ds.GetLayer(0)
+    inv = ~transform
+    out = []
+    for feat in layer:
+        geom = feat.GetGeometryRef()
+        parts = [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())] \
+            if geom.GetGeometryName() == "MULTIPOLYGON" else [geom]
+        rings = [np.array(p.GetGeometryRef(j).GetPoints())[:, :2] for p in parts for j in range(p.GetGeometryCount())]
+        xy = np.concatenate(rings)
+        cs, rs = inv * (xy[:, 0], xy[:, 1])
+        r0, r1 = max(int(np.floor(rs.min())), 0), min(int(np.ceil(rs.max())), shape[0])
+        c0, c1 = max(int(np.floor(cs.min())), 0), min(int(np.ceil(cs.max())), shape[1])
+        rr, cc = np.mgrid[r0:max(r0, r1), c0:max(c0, c1)]
+        rr, cc = rr.ravel(), cc.ravel()
+        inside = _inside(rings, *(transform * (cc + 0.5, rr + 0.5)))
+        if not inside.any() and len(rr):  # a sliver with no centre: the cells it touches (16 x 16 probes)
+            sub = (np.arange(16) + 0.5) / 16
+            probes = np.stack(np.meshgrid(sub, sub), -1).reshape(-1, 2)
+            px, py = transform * ((cc[:, None] + probes[None, :, 0]).ravel(), (rr[:, None] + probes[None, :, 1]).ravel())
+            inside = _inside(rings, px, py).reshape(len(rr), -1).any(1)
+        out.append((feat.GetField(FIELD), rr[inside], cc[inside]))
+    return out
+
+
+def _inside(rings, px, py):
+    """Even-odd ray test of points against every ring (holes and parts included)."""
+    import numpy as np
+
+    inside = np.zeros(len(px), dtype=bool)
+    for ring in rings:
+        x0, y0, x1, y1 = ring[:-1, 0], ring[:-1, 1], ring[1:, 0], ring[1:, 1]
+        crosses = (y0[None] > py[:, None]) != (y1[None] > py[:, None])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xint = x0[None] + (py[:, None] - y0[None]) * (x1 - x0)[None] / (y1 - y0)[None]
+        inside ^= ((crosses & (px[:, None] < xint)).sum(1) % 2).astype(bool)
+    return inside
+
+
+def even_odd_split(gpkg, crs):
+    """The OSM polygons once each (OSM repeats some: a repeat on both sides would be scored on its own
+    example), in file order; even positions train, odd positions test. senclip Feature objects."""
+    import json
+
+    from senclip.tools.vectors import read_features
+
+    feats, seen = [], set()
+    for f in read_features(gpkg, crs, field=FIELD):
+        key = json.dumps(f.geometry, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            feats.append(f)
+    return feats[0::2], feats[1::2]
+
+
+def write_features(feats, path, crs="EPSG:32633"):
+    """senclip Features as a GeoJSON file (class in ``FIELD``)."""
+    import json
+
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+                                "features": [{"type": "Feature", "geometry": f.geometry, "properties": {FIELD: f.label}}
+                                             for f in feats]}))
+    return path

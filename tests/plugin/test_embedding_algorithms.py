@@ -68,7 +68,7 @@ def test_embedding_tools_through_processing(provider, s2_raster, plugin_checkpoi
                                                     "OUTPUT": fs, "OUTPUT_TABLE": "TEMPORARY_OUTPUT"}, "OUTPUT")
     assert res["CLASSES"] == "water;vegetation" and res["CV_ACCURACY"] == 1.0
     assert renderer_labels(layer) == {1: "water", 2: "vegetation"}
-    assert Path(res["EXAMPLES_SAVED"]).is_file() and json.loads(Path(res["REPORT"]).read_text())["method"] == "prototype-blend"
+    assert Path(res["EXAMPLES_SAVED"]).is_file() and json.loads(Path(res["REPORT"]).read_text())["method"] == "logistic-text-prior"
 
     sim = str(tmp_path / "sim.tif")
     res, layer, _ctx = styled_on_load("senclip:find_similar", {"STORE": str(store), "QUERY": points(LEFT[:1]), "OUTPUT": sim,

@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from plugin_env import REPO, backend_python
@@ -45,7 +46,14 @@ def test_qgis_process_runs_classify(s2_raster, plugin_checkpoint, tmp_path):
     result = json.loads(proc.stdout[proc.stdout.index("{"):])
     assert Path(result["results"]["OUTPUT"]) == out and out.is_file()
     assert out.with_suffix(".qml").is_file()
-    assert "Sea or Lake" in "".join(result.get("log", {}).get("info", "") or proc.stdout)
+    # what the backend wrote, not what qgis_process echoes back of the inputs ("CLASSES=...Sea or Lake")
+    import rasterio
+
+    with rasterio.open(out) as ds:
+        assert json.loads(ds.tags()["SENCLIP_CLASSES"]) == ["Forest", "Sea or Lake"]
+        values = set(np.unique(ds.read(1)).tolist())
+    assert values and values <= {0, 1, 2} and values - {0}, values  # classified cells, only those two classes
+    assert 'label="Sea or Lake"' in out.with_suffix(".qml").read_text()
     bad = subprocess.run([str(QGIS_PROCESS), "run", "senclip:classify", "--", f"INPUT={s2_raster}",
                           "CLASSES=A;B", f"OUTPUT={tmp_path / 'x.tif'}"],
                          env=dict(env, SENCLIP_PYTHON=str(tmp_path / "none" / "python")),

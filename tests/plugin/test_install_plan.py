@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -28,7 +29,52 @@ def test_with_gpu_the_cuda_build_and_its_true_size():
     plan = make_plan("torch", "auto", gpu=True, cpu_index_ok=lambda: pytest.fail("index not needed"),
                      platform="linux")
     assert plan.build == "cuda" and plan.pip_options == []
-    assert "2.7 GB download, 5.6 GB on disk" in plan.summary()
+    assert f"{plan.download_mb / 1000:.1f} GB download, {plan.disk_mb / 1000:.1f} GB on disk" in plan.summary()
+
+
+def _installed_mib(roots) -> tuple[float, set]:
+    """MiB on disk of ``roots`` and everything they require here (markers and extras evaluated),
+    from the installed files' sizes; and the names of those distributions."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen, todo = {}, [(r, ()) for r in roots]
+    while todo:
+        name, extras = todo.pop()
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        key = canonicalize_name(name)
+        if key in seen and set(extras) <= seen[key][1]:
+            continue
+        seen[key] = (dist, seen.get(key, (dist, set()))[1] | set(extras))
+        for r in dist.requires or []:
+            req = Requirement(r)
+            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in (extras or ("",))):
+                todo.append((req.name, tuple(req.extras)))
+    total = 0
+    for dist, _ in seen.values():
+        for f in dist.files or []:
+            path = Path(dist.locate_file(f))
+            total += path.stat().st_size if path.is_file() else 0
+    return total / 2**20, set(seen)
+
+
+def test_the_disk_size_of_the_torch_build_installed_here_is_what_the_plan_says():
+    """The plan's "on disk" figure against the real thing: the torch build of this test environment
+    (torch + torchvision and everything they pull, measured from the installed files) must be within
+    20 % of what make_plan announces for that build."""
+    import importlib.metadata as md
+
+    mib, names = _installed_mib(["torch", "torchvision"])
+    build = "cpu" if "+cpu" in md.version("torch") else ("cuda" if any(n.startswith("nvidia-") for n in names)
+                                                         else "cpu")
+    plan = make_plan("torch", build, gpu=build == "cuda", cpu_index_ok=True, platform="linux")
+    assert plan.build == build
+    assert 0.8 * mib <= plan.disk_mb <= 1.2 * mib, (build, round(mib), plan.disk_mb)
 
 
 def test_unreachable_cpu_index_falls_back_to_pypi_and_says_so():

@@ -25,6 +25,9 @@ def accuracy(ctx, classmap, reference, field, match, out, overwrite):
                           feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))
     r, aa = res.report, res.report["area_adjusted"]
     click.echo(f"wrote {res.path} ({r['samples']} samples from {r['reference_features']} features)")
+    if r["cloud_samples"] or r["unclassified_samples"]:
+        click.echo(f"  left out: {r['cloud_samples']} reference pixels on cloud / shadow, "
+                   f"{r['unclassified_samples']} on unclassified cells")
     click.echo(f"  overall accuracy {100 * r['overall_accuracy']:.1f} %, kappa {r['kappa']:.3f}; area-weighted "
                f"{100 * aa['overall_accuracy']:.1f} ± {100 * aa['overall_accuracy_ci95']:.1f} %")
     for name in r["classes"]:

@@ -25,7 +25,7 @@ def cv_line(cv) -> str:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Class-map GeoTIFF to write.")
 @prompt_options
 @click.option("--example-weight", type=float, default=0.5, show_default=True,
-              help="Weight of the examples' prototype against the prompt embedding (0 = prompts only, 1 = examples only).")
+              help="Weight of the examples against the prompts' zero-shot classifier (0 = prompts only, 1 = examples only).")
 @click.option("--folds", type=int, default=5, show_default=True,
               help="Cross-validation folds (whole example features held out).")
 @click.option("--resolution", type=click.Choice(choices("resolution")), default=default("resolution"), show_default=True,
@@ -41,7 +41,7 @@ def cv_line(cv) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result (map, examples, cross-validation) as JSON.")
 @click.pass_context
 def fewshot(ctx, store, out, as_json, **kw):
-    """Refine the classes of STORE with labelled examples (prototype blend with the prompts)."""
+    """Refine the classes of STORE with labelled examples (logistic head with the prompts as prior)."""
     import json
 
     from senclip.tools.fewshot import fewshot as run

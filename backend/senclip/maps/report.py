@@ -134,7 +134,8 @@ td,th{{border:1px solid #ccc;padding:2px 5px;text-align:right}}.note{{color:#b00
 <body><h1>Accuracy report</h1>{note}
 <p>Class map: <code>{escape(report['classmap'])}</code><br>Reference: <code>{escape(report['reference'])}</code>
 (field <code>{escape(report['field'])}</code>, {report['reference_features']} features)<br>
-Sampling unit: {escape(report['unit'])}; {report['samples']} samples ({report['unclassified_samples']} on unclassified pixels left out).</p>
+Sampling unit: {escape(report['unit'])}; {report['samples']} samples ({report['unclassified_samples']} on unclassified pixels
+and {report.get('cloud_samples', 0)} on cloud / shadow pixels left out: not seen, so neither right nor wrong).</p>
 <p><b>Overall accuracy</b> {_fmt(report['overall_accuracy'], True)} % &nbsp; <b>Cohen's kappa</b> {_fmt(report['kappa'])}
 &nbsp; <b>Area-weighted overall accuracy</b> (Olofsson et al. 2014) {_fmt(aa['overall_accuracy'], True)} % ± {_fmt(aa['overall_accuracy_ci95'], True)} (95 % CI)</p>
 {warn}<img src="data:image/png;base64,{img}" alt="error matrix">

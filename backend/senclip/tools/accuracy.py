@@ -105,7 +105,7 @@ def _num(x) -> float | None:
 # --- sampling a class map with reference features ---------------------------------------------
 @dataclass
 class Sample:
-    map_class: np.ndarray  # (n,) class values of the map (1..K, 0 = unclassified)
+    map_class: np.ndarray  # (n,) band-1 values of the map (1..K, 0 = unclassified, CLOUD_VALUE = cloud)
     reference: np.ndarray  # (n,) index into the reference labels
     labels: list  # reference class labels, in order of first appearance
     features: int  # features that hit the map
@@ -150,11 +150,33 @@ def sample_map(ds, reference, field: str) -> Sample:
 
 
 def map_counts(ds, k: int) -> np.ndarray:
-    """Pixels per map value 0..k, read block by block."""
-    counts = np.zeros(k + 1, dtype=np.int64)
+    """Pixels per map value 0..255 (band 1 is uint8), read block by block; ``k`` is kept for callers
+    that slice the classes (values 1..k)."""
+    counts = np.zeros(max(256, k + 1), dtype=np.int64)
     for _, win in ds.block_windows(1):
-        counts += np.bincount(ds.read(1, window=win).ravel(), minlength=k + 1)[: k + 1]
+        counts += np.bincount(ds.read(1, window=win).ravel().astype(np.int64), minlength=len(counts))
     return counts
+
+
+def split_samples(map_class: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
+    """Which samples fall on a class (1..k), and how many on each value that is not one.
+
+    A senclip class map's band 1 holds the classes 1..K, 0 (no data / unclassified) and
+    ``CLOUD_VALUE`` (cloud / shadow): that pixel was not seen, so it is "no map" rather than a
+    wrong class and its reference samples are counted out, never scored. Any other value is not
+    something senclip writes (an edited or foreign raster): refused, not guessed."""
+    from senclip.maps.geotiff import CLOUD_VALUE
+
+    is_class = (map_class >= 1) & (map_class <= k)
+    cloud = map_class == CLOUD_VALUE
+    unclassified = map_class == 0
+    other = ~(is_class | cloud | unclassified)
+    if other.any():
+        bad = ", ".join(str(v) for v in np.unique(map_class[other])[:5])
+        raise InputError(f"the class map has value(s) {bad} under the reference features, which are neither one of "
+                         f"its {k} classes (1..{k}), 0 (unclassified) nor {CLOUD_VALUE} (cloud / shadow); give a map "
+                         f"as written by 'senclip classify' or 'senclip fewshot'")
+    return is_class, {"unclassified": int(unclassified.sum()), "cloud": int(cloud.sum())}
 
 
 def parse_match(match) -> dict[str, str]:
@@ -192,19 +214,30 @@ def assess(classmap, reference, *, field: str = "class", match=None, feedback: F
         metric = ds.crs is not None and ds.crs.is_projected and (ds.crs.linear_units or "").lower() in ("metre", "meter", "m")
         unit_area = abs(ds.transform.a * ds.transform.e - ds.transform.b * ds.transform.d) if metric else None
         untrained = "SENCLIP_WARNING" in ds.tags()
+    from senclip.maps.geotiff import CLOUD_VALUE
+
     classes, ref_to_class, unmatched = _align(names, sample.labels, parse_match(match))
-    keep = sample.map_class > 0
+    keep, out_counts = split_samples(sample.map_class, len(names))
+    if not keep.any():
+        raise InputError(f"every reference pixel lies on cloud / shadow ({out_counts['cloud']}) or unclassified "
+                         f"({out_counts['unclassified']}) cells of the map: nothing to assess; use reference data "
+                         f"in the cloud-free part of the map")
     k = len(classes)
     matrix = np.zeros((k, k), dtype=np.int64)
     np.add.at(matrix, (sample.map_class[keep] - 1, ref_to_class[sample.reference[keep]]), 1)
     strata = np.zeros(k, dtype=np.int64)
-    strata[: len(names)] = counts[1:]
+    strata[: len(names)] = counts[1:len(names) + 1]
     report = summarise(matrix, classes)
     report.update(
         classmap=str(classmap), reference=str(reference) if isinstance(reference, (str, Path)) else "features",
         field=field, unit="pixel of the class map inside a reference polygon or under a reference point",
-        reference_features=sample.features, unclassified_samples=int((~keep).sum()),
-        reference_only_classes=unmatched, area_adjusted=olofsson(matrix, strata, classes, unit_area))
+        reference_features=sample.features, unclassified_samples=out_counts["unclassified"],
+        cloud_samples=out_counts["cloud"], reference_only_classes=unmatched,
+        area_adjusted=olofsson(matrix, strata, classes, unit_area))
+    report["area_adjusted"]["cloud_pixels"] = int(counts[CLOUD_VALUE])  # not in any stratum: not mapped
+    if out_counts["cloud"]:
+        feedback.warning(f"{out_counts['cloud']} reference pixel(s) lie on cloud / shadow cells of the map: "
+                         f"counted out (not seen, so neither right nor wrong)")
     if unmatched:
         feedback.warning(f"reference class(es) {', '.join(unmatched)} are not classes of the map; they count as errors "
                          f"(map them with --match REFERENCE=MAP)")

@@ -29,17 +29,20 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def probabilities(image_emb: np.ndarray, class_emb: np.ndarray, *, calibrate: str = "none",
-                  logit_scale: float = LOGIT_SCALE) -> np.ndarray:
+                  logit_scale: float = LOGIT_SCALE, bias: np.ndarray | None = None) -> np.ndarray:
     """(N, K) class probabilities for L2-normalised image embeddings.
 
     ``calibrate="column-mean"`` is the SenCLIP paper's transductive step: each class column of
     the probability matrix is divided by its mean over all images of the run, then rows are
     renormalised. It uses the whole scene, so a tile's result depends on the other tiles; it is
-    off by default and recorded in the output.
+    off by default and recorded in the output. ``bias`` (K,) is added to the logits (the few-shot
+    head's; zero-shot has none).
     """
     if calibrate not in CALIBRATIONS:
         raise InputError(f"--calibrate must be one of {', '.join(CALIBRATIONS)}, got {calibrate!r}")
     logits = logit_scale * (image_emb.astype(np.float32) @ class_emb.T)
+    if bias is not None:
+        logits = logits + np.asarray(bias, dtype=np.float32)
     p = softmax(logits, axis=1)
     return calibrate_probabilities(p, calibrate).astype(np.float32)
 
