@@ -14,7 +14,7 @@ from .registry import get_model_spec, list_models  # noqa: F401
 
 _LAZY = {
     "classify": "api", "embed": "api", "classify_store": "api", "ClassifyResult": "api",
-    "open_scene": "scene", "load_model": "models", "EmbeddingStore": "store",
+    "open_scene": "scene", "load_model": "models", "EmbeddingStore": "store", "transduce": "transductive",
 }
 
 

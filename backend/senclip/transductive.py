@@ -24,8 +24,8 @@ sparse product each. Two scales are needed for L2-normalised CLIP features and a
 published configuration: the GMM log-likelihood enters the z-step scaled by s = 1/50 (unscaled, its
 differences between classes are hundreds of nats for D = 512 and would erase the text term), and
 the symmetrised kNN affinity (W + Wᵀ) is divided by 2k so that a cell's whole neighbourhood weighs
-about one nat. Means start from each class's ``init_top`` most confident cells under ŷ; Σ starts
-isotropic at 1/D.
+about one nat. Means start from each class's ``init_top`` most confident cells under ŷ (from its labelled
+cells where it has some); Σ starts isotropic at 1/D.
 
 Beyond the paper, :func:`transduce` takes extra graph ``edges``: on a raster every cell has free
 spatial neighbours (:mod:`senclip.spatial`), which the same Laplacian term turns into a
@@ -60,6 +60,14 @@ class Support:
     label: np.ndarray  # (S,) int in [0, K)
 
 
+@dataclass
+class Solution:
+    """The solver's answer and what it did (the run record's ``SENCLIP_TRANSDUCTIVE``)."""
+
+    probs: np.ndarray  # (N, K) float32
+    record: dict
+
+
 def transduce(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
               lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
               init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
@@ -74,16 +82,29 @@ def transduce(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS
     ``laplacian`` the graph term. ``support``: labelled cells (a :class:`Support` or (index, label))
     whose assignment is fixed. Image rows are L2-normalised here (as the paper's features are);
     texts too. Raises :class:`InputError` on shapes or values it cannot use."""
+    return solve(images, texts, edges=edges, neighbours=neighbours, knn=knn, lam=lam, laplacian=laplacian,
+                 outer=outer, inner=inner, init_top=init_top, temperature=temperature,
+                 likelihood_scale=likelihood_scale, support=support, feedback=feedback).probs
+
+
+def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
+          lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
+          init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
+          likelihood_scale: float = LIKELIHOOD_SCALE, support: Support | tuple | None = None,
+          feedback=None) -> Solution:
+    """:func:`transduce` with its record: options, the kNN index that ran, seconds per stage."""
     texts = _check(images, texts)
     feats = unit_rows(images)
     n, k = len(feats), len(texts)
     sup = _support(support, n, k)
     step = feedback.check if feedback is not None else (lambda: None)
+    clock = _Clock()
     log_prior = _text_log_prior(feats, texts, temperature)
-    graph = _graph(feats, neighbours, knn, laplacian, edges, feedback)
+    graph, knn_used = _graph(feats, neighbours, knn, laplacian, edges, feedback)
+    clock.lap("graph")
     z = np.exp(log_prior)
     _fix(z, sup)
-    mu = _init_means(feats, z, init_top, sup)
+    mu = _init_means(feats, log_prior, init_top, sup)
     var = np.full(feats.shape[1], 1.0 / feats.shape[1], dtype=np.float32)
     sq = _square_sums(feats)
     for _ in range(int(outer)):
@@ -95,7 +116,31 @@ def transduce(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS
             z = _z_step(base, graph, z)
             _fix(z, sup)
         mu, var = _mean_var(feats, sq, z)
-    return z
+    clock.lap("solve")
+    record = {"method": "TransCLIP (Zanella et al., NeurIPS 2024) + graph edges", "cells": n, "classes": k,
+              "neighbours": int(neighbours), "knn": knn_used, "lambda": float(lam), "laplacian": float(laplacian),
+              "outer": int(outer), "inner": int(inner), "init_top": int(init_top), "temperature": float(temperature),
+              "likelihood_scale": float(likelihood_scale), "extra_edges": edges is not None,
+              "support": 0 if sup is None else int(len(sup.index)), "edges": 0 if graph is None else int(graph.nnz),
+              "seconds": clock.laps}
+    if feedback is not None:
+        feedback.info(f"transductive: {n} cells, {k} classes, graph {record['edges']} edges "
+                      f"({clock.laps['graph']:.1f} s), solver {clock.laps['solve']:.1f} s")
+    return Solution(z, record)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._t = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        t = self._now()
+        self.laps[name] = round(t - self._t, 3)
+        self._t = t
 
 
 def _check(images, texts) -> np.ndarray:
@@ -171,22 +216,26 @@ def _text_log_prior(feats, texts, temperature: float) -> np.ndarray:
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """Row-wise log softmax with the max subtracted first (log-sum-exp that cannot overflow)."""
+    """Row-wise log softmax, stable both ways: the max is subtracted first (no overflow), and
+    log Σ exp is taken as log1p of the other terms (so a saturated row, ŷ = 1 − 1e-20, keeps
+    −1e-20 instead of 0: the confidence ranking that seeds the means needs it)."""
     x = x - x.max(axis=1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    e = np.exp(x)
+    e[np.arange(len(x)), x.argmax(axis=1)] = 0.0  # the max term is exactly 1
+    return x - np.log1p(e.sum(axis=1, keepdims=True))
 
 
-def _init_means(feats, prior: np.ndarray, top: int, sup: Support | None) -> np.ndarray:
-    """μ_k from the ``top`` cells most confident for class k under ŷ (and the labelled support)."""
-    k, d = prior.shape[1], feats.shape[1]
+def _init_means(feats, log_prior: np.ndarray, top: int, sup: Support | None) -> np.ndarray:
+    """μ_k from class k's labelled cells where it has any (few-shot), else from the ``top`` cells
+    most confident for k under ŷ (ranked by log ŷ, which does not saturate)."""
+    k, d = log_prior.shape[1], feats.shape[1]
     top = max(1, min(int(top), len(feats)))
     mu = np.empty((k, d), dtype=np.float32)
     for c in range(k):
-        idx = np.argpartition(-prior[:, c], top - 1)[:top] if top < len(feats) else np.arange(len(feats))
-        if sup is not None:
-            idx = np.union1d(idx, sup.index[sup.label == c])
-        idx = np.sort(idx)
-        mu[c] = feats[idx].mean(axis=0)
+        idx = sup.index[sup.label == c] if sup is not None else np.zeros(0, dtype=np.int64)
+        if not len(idx):
+            idx = np.argpartition(-log_prior[:, c], top - 1)[:top] if top < len(feats) else np.arange(len(feats))
+        mu[c] = feats[np.sort(idx)].mean(axis=0)
     return mu
 
 
@@ -203,14 +252,15 @@ def _log_likelihood(feats, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 
 def _z_step(base: np.ndarray, graph, z: np.ndarray) -> np.ndarray:
-    """One decoupled z-update: softmax_k(λ log ŷ + s log p + Σ_j w_ij z_j), in blocks."""
-    out = np.empty_like(base)
-    for a, b in blocks(len(base)):
-        x = base[a:b] if graph is None else base[a:b] + np.asarray(graph[a:b] @ z, dtype=np.float32)
-        x = x - x.max(axis=1, keepdims=True)
-        np.exp(x, out=x)
-        out[a:b] = x / x.sum(axis=1, keepdims=True)
-    return out
+    """One decoupled z-update: softmax_k(λ log ŷ + s log p + Σ_j w_ij z_j) (max subtracted first).
+    The graph product runs once over all cells (one sparse product; (N, K) floats)."""
+    x = base.copy() if graph is None else np.asarray(graph @ z, dtype=np.float32)
+    if graph is not None:
+        x += base
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
 
 
 def _square_sums(feats) -> np.ndarray:
@@ -235,14 +285,16 @@ def _mean_var(feats, sq: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _graph(feats, neighbours: int, knn: str, laplacian: float, edges, feedback):
     """The affinity of the z-step: feature kNN (w_ij = cosine, symmetrised, / 2k) plus ``edges``,
-    times ``laplacian``; a CSR matrix, or None when there is no edge at all."""
+    times ``laplacian``: (CSR matrix or None when there is no edge at all, the kNN index used)."""
     from scipy import sparse
 
     if neighbours < 0 or laplacian < 0:
         raise InputError(f"neighbours and laplacian must be ≥ 0, got {neighbours} and {laplacian}")
-    n, w = len(feats), None
+    n, w, used = len(feats), None, "none"
     if neighbours and n > 1 and laplacian:
-        from .knn import feature_knn
+        from .knn import feature_knn, resolve
+
+        used = resolve(knn, n)
 
         idx, sim = feature_knn(feats, min(int(neighbours), n - 1), method=knn, feedback=feedback)
         rows = np.repeat(np.arange(n, dtype=np.int64), idx.shape[1])
@@ -254,8 +306,8 @@ def _graph(feats, neighbours: int, knn: str, laplacian: float, edges, feedback):
         extra = _as_sparse(edges, n)
         w = extra if w is None else w + extra
     if w is None:
-        return None
-    return (w * np.float32(laplacian)).astype(np.float32).tocsr()
+        return None, used
+    return (w * np.float32(laplacian)).astype(np.float32).tocsr(), used
 
 
 def _as_sparse(edges, n: int):
