@@ -8,14 +8,15 @@ D; a cell is never its own neighbour; -1 / 0 pad where fewer than k exist.
 - Above that the search runs on the top ``PCA_DIM`` principal components (from a 20k-cell sample),
   where L2 order approximates cosine order for unit rows; the found pairs' cosines are then
   recomputed in the full D. Two indexes:
-  - ``faiss``: faiss-cpu's IVF-Flat index (optional dependency, imported only here): the fastest
-    measured for 1M cells on two cores (bench/results/knn-*.md).
   - ``tree``: numpy alone: balanced random-hyperplane trees (median splits, exact search in each
     leaf of ≤ ``LEAF`` cells), two merged, then one neighbour-of-neighbour round (the NN-descent
-    idea). Slower than faiss and a little less exact, but always there.
+    idea). For 1M × 512 on two cores: 17 s for the graph (bench/results/transductive-1M-tree.md).
+  - ``faiss``: faiss-cpu's IVF-Flat index, optional and imported only here; only on request, as it
+    measured slower here (71 s for the same graph, bench/results/transductive-1M-faiss.md; HNSW
+    builds, faiss's and hnswlib's, were slower still: docs/transductive.md).
 
-``auto`` (the default) is exact up to ``EXACT_MAX`` cells, else faiss if it imports, else tree. A
-missing faiss never fails a run: it costs time, and the run record names the index that ran.
+``auto`` (the default) is exact up to ``EXACT_MAX`` cells, else tree: no extra library is needed,
+and the run record names the index that ran.
 """
 from __future__ import annotations
 
@@ -54,9 +55,7 @@ def resolve(method: str, n: int) -> str:
     """Which index ``method`` means for ``n`` cells here (``auto``: see the module docstring)."""
     if method != "auto":
         return method
-    if n <= EXACT_MAX:
-        return "exact"
-    return "faiss" if faiss_available() else "tree"
+    return "exact" if n <= EXACT_MAX else "tree"
 
 
 def faiss_available() -> bool:

@@ -189,11 +189,13 @@ def test_tree_knn_finds_most_true_neighbours():
 
 
 def test_auto_policy_and_missing_faiss(monkeypatch):
+    """auto: exact for small scenes, the numpy trees above (no library needed, whether or not
+    faiss is installed); faiss only on request, and its absence is a clear error."""
     assert knn.resolve("auto", knn.EXACT_MAX) == "exact"
-    monkeypatch.setattr(knn, "faiss_available", lambda: False)
-    assert knn.resolve("auto", knn.EXACT_MAX + 1) == "tree"
-    monkeypatch.setattr(knn, "faiss_available", lambda: True)
-    assert knn.resolve("auto", knn.EXACT_MAX + 1) == "faiss"
+    for present in (False, True):
+        monkeypatch.setattr(knn, "faiss_available", lambda: present)
+        assert knn.resolve("auto", knn.EXACT_MAX + 1) == "tree"
+    assert knn.resolve("faiss", 10) == "faiss"
     import builtins
 
     real = builtins.__import__
