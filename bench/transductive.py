@@ -70,9 +70,9 @@ def current_rss_mb() -> float:
 
 def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     """One configuration, in this process: scene, then the timed solve."""
-    from senclip.spatial import grid_edges
-    from senclip.transductive import solve
-    from senclip.zeroshot import probabilities
+    from senclip.zeroshot.spatial import grid_edges
+    from senclip.zeroshot.transductive import solve
+    from senclip.zeroshot.head import probabilities
 
     valid, x, label, texts = scene(cells, dim, classes)
     zs = np.empty(cells, dtype=np.int64)

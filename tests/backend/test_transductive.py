@@ -1,4 +1,4 @@
-"""Transductive zero-shot (senclip.transductive, knn, spatial, transductive_map) on problems whose
+"""Transductive zero-shot (senclip.zeroshot.transductive, knn, spatial, transductive_map) on problems whose
 answer is known: Gaussian mixtures where the zero-shot text posterior is biased, a map whose
 zero-shot labels are salt-and-pepper, the BMM updates against the paper's formulas written out
 naively, and the CLI / few-shot wiring with its run record."""
@@ -11,10 +11,10 @@ import pytest
 import rasterio
 
 import senclip
-from senclip import knn, spatial, transductive
-from senclip.errors import InputError
-from senclip.transductive import solve, transduce
-from senclip.zeroshot import probabilities
+from senclip.zeroshot import knn, spatial, transductive
+from senclip.core.errors import InputError
+from senclip.zeroshot.transductive import solve, transduce
+from senclip.zeroshot.head import probabilities
 
 
 def mixture(n=3000, k=5, d=96, noise=0.06, bias=0.9, seed=1):
@@ -307,7 +307,7 @@ def test_cli_transductive_records_the_run(store, tmp_path, capsys):
 
 
 def test_fewshot_transductive_keeps_its_examples(store, tmp_path):
-    from senclip.fewshot import fewshot
+    from senclip.tools.fewshot import fewshot
 
     items = [(330100 + 60 * i, 5821500, "green") for i in range(5)] + \
             [(331200 + 60 * i, 5821500, "blue") for i in range(5)]
