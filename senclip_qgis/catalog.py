@@ -124,6 +124,7 @@ DEVICES = OPTIONS["device"]
 RESOLUTIONS = OPTIONS["resolution"]
 STRETCHES = OPTIONS["stretch"]
 CALIBRATIONS = OPTIONS["calibrate"]
+SPATIAL = OPTIONS["spatial"]
 PRECISIONS = OPTIONS["precision"]
 # --cloud-mask also takes a raster path (no click.Choice, so not in options.json): senclip.sentinel2.cloudmask.MODES
 CLOUD_MASKS = ["auto", "scl", "s2cloudless", "none"]

@@ -15,6 +15,7 @@ from senclip.models.registry import get_model_spec, list_models  # noqa: F401
 _LAZY = {
     "classify": "api", "embed": "api", "classify_store": "api", "ClassifyResult": "api",
     "open_scene": "sentinel2.scene", "load_model": "models.loading", "EmbeddingStore": "embedding.store",
+    "transduce": "zeroshot.transductive",
 }
 
 

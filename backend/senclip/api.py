@@ -61,6 +61,7 @@ class ClassifyResult:
     precision: dict | None = None  # how the store's image embeddings were computed
     cloud_masked: int = 0  # output pixels of the cloud / shadow class (CLOUD_VALUE)
     cloud_mask: dict | None = None  # which mask the embeddings were made with, and its masked share
+    transductive: dict | None = None  # the transductive solver's record, when --transductive ran
 
     def to_dict(self) -> dict:
         d = dict(self.__dict__)
@@ -182,10 +183,26 @@ def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid
 
 
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
-                        feedback: Feedback | None = None, bias: np.ndarray | None = None) -> np.ndarray:
+                        transductive: bool = False, spatial: str = "8", support=None,
+                        feedback: Feedback | None = None, record: dict | None = None,
+                        bias: np.ndarray | None = None) -> np.ndarray:
     """(rows, cols, K) class probabilities of every grid cell (0 where invalid), reading the store in
-    row blocks so that only K values per cell, never the embeddings, are held."""
+    row blocks so that only K values per cell, never the embeddings, are held.
+
+    ``transductive``: the whole scene at once instead (:mod:`senclip.zeroshot.transductive_map`: TransCLIP
+    plus ``spatial`` grid edges; ``support`` = labelled (rows, cols, labels)); its record goes
+    into ``record``."""
     feedback = feedback or Feedback()
+    if transductive:
+        if calibrate != "none":
+            raise InputError("--transductive and --calibrate column-mean both re-weigh classes over the whole "
+                             "scene; use one of them")
+        from senclip.zeroshot.transductive_map import store_transduce
+
+        probs, rec = store_transduce(st, class_emb, spatial=spatial, support=support, bias=bias, feedback=feedback)
+        if record is not None:
+            record.update(rec)
+        return probs
     rows, cols = st.valid.shape
     probs = np.zeros((rows, cols, len(class_emb)), dtype=np.float32)
     for r0, r1, emb in st.iter_rows(STORE_BLOCK_ROWS):
@@ -198,7 +215,8 @@ def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate:
 
 
 def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str = "ground",
-                   resolution: str = "grid", calibrate: str = "none", model=None, checkpoint=None, arch=None,
+                   resolution: str = "grid", calibrate: str = "none", transductive: bool = False,
+                   spatial: str = "8", model=None, checkpoint=None, arch=None,
                    backend: str = "torch", device: str = "auto", input=None, overwrite: bool = False,
                    offline: bool = False, feedback: Feedback | None = None, loaded_model=None,
                    extra_tags: dict | None = None) -> ClassifyResult:
@@ -230,21 +248,26 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
 
     return write_class_map(st, out, names, cls_emb, model_record=lm.record(), prompts=prompt_set,
                            prompt_style=prompt_style if prompts is None else "file", resolution=resolution,
-                           calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
+                           calibrate=calibrate, transductive=transductive, spatial=spatial, input=input,
+                           overwrite=overwrite, feedback=feedback,
                            text_backend=f"{lm.backend}/{lm.device}", extra_tags=extra_tags,
                            warnings_=[str(w.message) for w in caught])
 
 
 def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarray, *, model_record: dict,
                     prompts: dict | None, prompt_style: str, resolution: str = "grid", calibrate: str = "none",
+                    transductive: bool = False, spatial: str = "8", support=None,
                     input=None, overwrite: bool = False, feedback: Feedback | None = None,
                     text_backend: str = "", extra_tags: dict | None = None,
                     warnings_: list[str] | None = None, bias: np.ndarray | None = None) -> ClassifyResult:
     """Class map of a store for given class vectors (K, D): text embeddings, or the few-shot
-    classifier's (:mod:`senclip.tools.fewshot`: vectors and a ``bias``), which need no text encoder."""
+    classifier's (:mod:`senclip.tools.fewshot`), which need no text encoder at all. ``transductive``
+    (with ``spatial`` edges and labelled ``support`` cells) solves the whole scene at once."""
     feedback = feedback or Feedback()
     meta = st.meta
-    probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback, bias=bias)
+    trans_record: dict = {}
+    probs = store_probabilities(st, cls_emb, calibrate=calibrate, transductive=transductive, spatial=spatial,
+                                support=support, feedback=feedback, record=trans_record, bias=bias)
     rows, cols = st.valid.shape
 
     from affine import Affine
@@ -264,6 +287,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
         "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
         "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": text_backend,
         "SENCLIP_PRECISION": _precision_tag(meta),
+        "SENCLIP_TRANSDUCTIVE": trans_record if transductive else "off",
     }
     if model_record.get("untrained") or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
@@ -299,7 +323,8 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
         mean_confidence=conf, model=model_record, backend=text_backend.split("/")[0] or meta.get("backend", ""),
         device=text_backend.split("/")[-1] or meta.get("device", ""),
         unclassified=int(writer.counts[0]), warnings=list(warnings_ or []),
-        precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record)
+        precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record,
+        transductive=trans_record if transductive else None)
 
 
 def _write_pixel_map(writer, probs, valid, grid, meta, input, mask_file, cloud_cells, feedback) -> None:
@@ -349,7 +374,7 @@ def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
 
 def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
-             model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+             transductive: bool = False, spatial: str = "8", model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
              precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,
@@ -364,8 +389,11 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
     prepare_output(out, overwrite)
     if save_embeddings is not None:
         prepare_output(save_embeddings, overwrite, kind="store")
+    if transductive and calibrate != "none":
+        raise InputError("--transductive and --calibrate column-mean both re-weigh classes over the whole scene; "
+                         "use one of them")
     common = dict(classes=classes, prompts=prompts, prompt_style=prompt_style, resolution=resolution,
-                  calibrate=calibrate, backend=backend, device=device, input=input, overwrite=overwrite,
+                  calibrate=calibrate, transductive=transductive, spatial=spatial, backend=backend, device=device, input=input, overwrite=overwrite,
                   offline=offline, feedback=feedback)
     if embeddings is not None:
         st = EmbeddingStore(embeddings)

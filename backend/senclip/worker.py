@@ -284,12 +284,13 @@ def op_reclassify(args: dict, feedback: Feedback, state: State) -> dict:
     started = time.perf_counter()
     prompt_set = _full_prompt_set(args)
     calibrate = args.get("calibrate", "none")
+    trans = {"transductive": bool(args.get("transductive", False)), "spatial": str(args.get("spatial", "8"))}
     lm = _loaded(state.store_model, feedback, state)
     result = _api().classify_store(
         state.store, str(args["out"]), classes=list(prompt_set), prompts=prompt_set,
         resolution=args.get("resolution", "grid"), calibrate=calibrate, overwrite=True,
-        feedback=feedback, loaded_model=lm)
-    state.last = {"prompt_set": prompt_set, "calibrate": calibrate, "path": str(result.path)}
+        feedback=feedback, loaded_model=lm, **trans)
+    state.last = {"prompt_set": prompt_set, "calibrate": calibrate, "path": str(result.path), **trans}
     out = to_jsonable(result)
     out["prompts"] = prompt_set
     out["seconds"] = round(time.perf_counter() - started, 3)
@@ -316,6 +317,8 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
     if state.last.get("probs") is None:  # once per classification; exact also when calibrated
         cls_emb = class_embeddings(_loaded(state.store_model, feedback, state).text, prompt_set)
         state.last["probs"] = _api().store_probabilities(st, cls_emb, calibrate=state.last["calibrate"],
+                                                         transductive=state.last.get("transductive", False),
+                                                         spatial=state.last.get("spatial", "8"),
                                                          feedback=feedback)
     p = state.last["probs"][row, col]
     names = list(prompt_set)

@@ -57,6 +57,8 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
     BANDS = "BANDS"
     RESOLUTION = "RESOLUTION"
     CALIBRATE = "CALIBRATE"
+    TRANSDUCTIVE = "TRANSDUCTIVE"
+    SPATIAL = "SPATIAL"
     EXTENT = "EXTENT"
     MASK = "MASK"
     STORE = "STORE"
@@ -127,6 +129,20 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
         self._advanced(QgsProcessingParameterEnum(
             self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
             options=catalog.CALIBRATIONS, defaultValue=0))
+        self.add_transductive_params()
+
+    def add_transductive_params(self) -> None:
+        """--transductive and --spatial: the whole scene classified at once (docs/transductive.md)."""
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.TRANSDUCTIVE, self.tr("Transductive: use the whole scene to sharpen the classes (TransCLIP)"),
+            defaultValue=False))
+        self._advanced(QgsProcessingParameterEnum(
+            self.SPATIAL, self.tr("Transductive: spatial neighbours pulled to the same class (8, 4 or none)"),
+            options=catalog.SPATIAL, defaultValue=0))
+
+    def transductive_args(self, parameters, context) -> dict:
+        return {"transductive": self.parameterAsBool(parameters, self.TRANSDUCTIVE, context),
+                "spatial": self.enum_value(parameters, self.SPATIAL, context, catalog.SPATIAL)}
 
     def add_model_params(self) -> None:
         self.addParameter(QgsProcessingParameterEnum(
@@ -220,6 +236,7 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             "prompt_style": self.enum_value(parameters, self.PROMPT_STYLE, context, catalog.PROMPT_STYLES),
             "resolution": self.enum_value(parameters, self.RESOLUTION, context, catalog.RESOLUTIONS),
             "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS),
+            **self.transductive_args(parameters, context),
         }
 
     def runtime_args(self, parameters, context) -> dict:

@@ -47,7 +47,8 @@ class FewShotAlgorithm(EmbeddingToolAlgorithm):
         return {"classes": classes or None, "prompts": self.parameterAsFile(parameters, self.PROMPTS, context) or None,
                 "prompt_style": self.enum_value(parameters, self.PROMPT_STYLE, context, catalog.PROMPT_STYLES),
                 "resolution": self.enum_value(parameters, self.RESOLUTION, context, catalog.RESOLUTIONS),
-                "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS)}
+                "calibrate": self.enum_value(parameters, self.CALIBRATE, context, catalog.CALIBRATIONS),
+                **self.transductive_args(parameters, context)}
 
     def request_args(self, parameters, context, feedback) -> dict:
         layer = self.parameterAsVectorLayer(parameters, self.EXAMPLES, context)

@@ -126,6 +126,12 @@ class SenclipDock(QDockWidget):
         row.addWidget(self.set_combo)
         row.addWidget(use_set)
         form.addRow(self.tr("Prompt style / shipped set"), row)
+        self.transductive = QCheckBox(self.tr("Transductive: use the whole scene (slower, sharper classes)"), body)
+        self.transductive.setToolTip(self.tr(
+            "TransCLIP on the scene's embeddings plus its 8 grid neighbours: clusters of similar cells and "
+            "neighbouring cells are pulled to one class, anchored to the prompts. Recorded in the map."))
+        self.transductive.toggled.connect(self._schedule_rerun)
+        form.addRow("", self.transductive)
         self.results_dir = QgsFileWidget(body)
         self.results_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.results_dir.setFilePath(results_folder.chosen_dir())
@@ -331,7 +337,8 @@ class SenclipDock(QDockWidget):
         out = results_folder.unique_path(folder, f"{results_folder.slug(name)}_classes_{results_folder.stamp()}",
                                          ".tif")
         self.worker.request("reclassify", {"out": str(out), "classes": list(mapping), "prompts": mapping,
-                                           "prompt_style": self.style_combo.currentText()},
+                                           "prompt_style": self.style_combo.currentText(),
+                                           "transductive": self.transductive.isChecked()},
                             self._classified, self._failed)
 
     def _schedule_rerun(self, *args) -> None:

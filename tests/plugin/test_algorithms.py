@@ -172,6 +172,10 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     params.update(STRETCH=1, INT8=True, BACKEND=1, PRECISION=3)
     args = alg.request_args(params, context, QgsProcessingFeedback())
     assert (args["stretch"], args["int8"], args["backend"], args["precision"]) == ("chip-minmax", True, "onnx", "int8")
+    assert (args["transductive"], args["spatial"]) == (False, "8")
+    params.update(TRANSDUCTIVE=True, SPATIAL=2)
+    args = alg.request_args(params, context, QgsProcessingFeedback())
+    assert (args["transductive"], args["spatial"]) == (True, "none")
 
 
 def test_processing_reference_is_current(provider):

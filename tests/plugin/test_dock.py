@@ -73,3 +73,20 @@ def test_dock_without_layer_or_backend_says_why(dock, monkeypatch, tmp_path):
     dock.layer_combo.setLayer(dock.input_layer)
     dock.run()
     assert "install" in dock.status.text().lower()
+
+
+def test_dock_transductive_toggle_reclassifies_and_is_recorded(dock):
+    """The toggle alone re-runs (no re-encoding), and the map's record says the solver ran."""
+    dock.table.set_mapping({"Forest": ["a photo of a dense forest"], "Sea or Lake": []})
+    requests = []
+    real = dock.worker.request
+    dock.worker.request = lambda op, args, ok, err: (requests.append((op, args.get("transductive"))),
+                                                     real(op, args, ok, err))[1]
+    dock.run()
+    assert wait_for(lambda: dock.last_result is not None), dock.status.text()
+    first = dock.last_result
+    assert first.get("transductive") is None
+    dock.transductive.setChecked(True)
+    assert wait_for(lambda: dock.last_result is not first, timeout=60), dock.status.text()
+    assert requests[-1] == ("reclassify", True) and [op for op, _ in requests].count("embed") == 1
+    assert dock.last_result["transductive"]["spatial"] == "8"

@@ -5,7 +5,7 @@ import click
 
 from senclip.core.choices import choices, default
 from senclip.core.feedback import TqdmFeedback
-from senclip.cli.options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options
+from senclip.cli.options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options, transductive_options
 
 
 def report(res) -> str:
@@ -24,6 +24,10 @@ def report(res) -> str:
     if cm.get("note"):
         share = f"; {100 * cm['masked_fraction']:.1f} % of the pixels masked" if "masked_fraction" in cm else ""
         lines.append(f"  cloud mask: {cm['note']}{share}")
+    if res.transductive:
+        t = res.transductive
+        lines.append(f"  transductive: {t['cells']} cells, feature kNN {t['knn']}, spatial edges {t['spatial']}, "
+                     f"{t['seconds'].get('graph', 0) + t['seconds'].get('solve', 0):.1f} s")
     if res.model.get("untrained"):
         lines.append("  NOTE: random (untrained) weights; this map only checks the pipeline")
     return "\n".join(lines)
@@ -41,6 +45,7 @@ def report(res) -> str:
               help="grid: one output pixel per stride step; pixel: input resolution, averaging all chips covering a pixel.")
 @click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
+@transductive_options
 @model_options
 @tiling_options
 @cloud_options

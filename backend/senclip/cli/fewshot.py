@@ -6,7 +6,7 @@ import click
 from senclip.core.choices import choices, default
 from senclip.core.feedback import TqdmFeedback
 from senclip.cli.classify import report
-from senclip.cli.options import prompt_options
+from senclip.cli.options import prompt_options, transductive_options
 
 
 def cv_line(cv) -> str:
@@ -32,6 +32,7 @@ def cv_line(cv) -> str:
               help="grid: one output pixel per stride step; pixel: input resolution (needs the original raster).")
 @click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
               help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
+@transductive_options
 @click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
               help="Engine of the text encoder (only used for classes with prompts).")
 @click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,

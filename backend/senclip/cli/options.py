@@ -96,3 +96,13 @@ def parse_bounds(value):
     if len(parts) != 4:
         raise click.BadParameter("must be four numbers MINX,MINY,MAXX,MAXY", param_hint="--bounds")
     return parts
+
+transductive_options = _stack(
+    click.option("--transductive", is_flag=True,
+                 help="Classify the whole scene at once (TransCLIP, Zanella et al. 2024): a Gaussian mixture over the "
+                      "embeddings, a pull towards the 3 most similar cells, anchored to the zero-shot answer; "
+                      "see docs/transductive.md. Recorded in the map's tags."),
+    click.option("--spatial", type=click.Choice(choices("spatial")), default=default("spatial"), show_default=True,
+                 help="With --transductive: also pull each cell towards its 8 or 4 grid neighbours (weighted by "
+                      "embedding similarity), which removes salt-and-pepper; none = the paper's feature graph alone."),
+)

@@ -48,6 +48,7 @@ class ExampleSet:
     group: np.ndarray  # (n,) feature index
     features: list  # the vectors.Feature objects (store CRS)
     dropped: int = 0  # features outside the store or on nodata only
+    cells: tuple | None = None  # (rows, cols) of each example cell on the store grid
 
     def counts(self, names: list[str]) -> dict:
         out = {}
@@ -75,7 +76,7 @@ def collect_examples(st: EmbeddingStore, features, names: list[str]) -> ExampleS
 
     transform = Affine(*st.meta["grid_transform"])
     lookup = {n.casefold(): i for i, n in enumerate(names)}
-    embs, labels, groups, kept, dropped = [], [], [], [], 0
+    embs, labels, groups, kept, dropped, where = [], [], [], [], 0, []
     for f, (rr, cc) in zip(features, feature_cells(features, transform, st.valid.shape)):
         ok = st.valid[rr, cc] if len(rr) else np.zeros(0, bool)
         if not ok.any():
@@ -86,6 +87,7 @@ def collect_examples(st: EmbeddingStore, features, names: list[str]) -> ExampleS
             lookup[key] = len(names)
             names.append(f.label)
         embs.append(np.asarray(st.embeddings[rr[ok], cc[ok]], dtype=np.float32))
+        where.append((rr[ok], cc[ok]))
         labels.append(np.full(int(ok.sum()), lookup[key]))
         groups.append(np.full(int(ok.sum()), len(kept)))
         kept.append(f)
@@ -94,7 +96,8 @@ def collect_examples(st: EmbeddingStore, features, names: list[str]) -> ExampleS
                          "CRS and that they fall inside the encoded area")
     emb = np.concatenate(embs)
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    return ExampleSet(emb, np.concatenate(labels), np.concatenate(groups), kept, dropped)
+    cells = (np.concatenate([w[0] for w in where]), np.concatenate([w[1] for w in where]))
+    return ExampleSet(emb, np.concatenate(labels), np.concatenate(groups), kept, dropped, cells)
 
 
 def scene_sample(st: EmbeddingStore, n: int = 4096, seed: int = 0) -> np.ndarray:
@@ -175,11 +178,13 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
             example_weight: float = DEFAULT_EXAMPLE_WEIGHT, folds: int = DEFAULT_FOLDS, resolution: str = "grid",
             calibrate: str = "none", backend: str = "torch", device: str = "auto", offline: bool = False,
             input=None, overwrite: bool = False, feedback: Feedback | None = None,
-            loaded_model=None) -> FewShotResult:
+            loaded_model=None, transductive: bool = False, spatial: str = "8") -> FewShotResult:
     """Class map of ``store`` from labelled ``examples`` (vector file or GeoJSON features with a
     ``field``), blended with the prompts of ``classes``/``prompts`` where given. Writes the map,
     ``<map>.examples.geojson`` (the examples, in the store's CRS) and ``<map>.fewshot.json``
-    (method, weight, example counts, cross-validated accuracy)."""
+    (method, weight, example counts, cross-validated accuracy). ``transductive``: the whole scene is
+    solved at once (:mod:`senclip.zeroshot.transductive`) with the few-shot class vectors as its prior and the
+    example cells as labelled support, fixed to their class."""
     from rasterio.crs import CRS
 
     from senclip.api import write_class_map
@@ -222,6 +227,8 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
             st, out, names, head.weights / LOGIT_SCALE, bias=head.bias, model_record=lm.record() if lm else st.meta["model"], prompts=full_prompts,
             prompt_style=prompt_style if prompt_set and prompts is None else ("file" if prompts else "examples"),
             resolution=resolution, calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
+            transductive=transductive, spatial=spatial,
+            support=(*ex.cells, ex.label) if transductive else None,
             text_backend=f"{lm.backend}/{lm.device}" if lm else "",
             extra_tags={"SENCLIP_FEWSHOT": {k: v for k, v in record.items() if k != "cross_validation"}})
         published(result.path, *sidecars(result.path))  # the class-map writer writes both

@@ -1,0 +1,329 @@
+"""Transductive zero-shot: the whole scene sharpens every cell's class (TransCLIP).
+
+Zero-shot labels each cell alone, from its cosine to the class texts. A scene holds hundreds of
+thousands of cells whose embeddings cluster; TransCLIP (Zanella, Gérin & Ben Ayed, "Boosting
+Vision-Language Models with Transduction", NeurIPS 2024, §3) uses that structure with no labels,
+on the same frozen embeddings. It minimises over soft assignments z_i ∈ Δ_K, class means μ_k and
+one diagonal covariance Σ shared by all classes (paper §3, the objective it calls L_TransCLIP):
+
+    L(z, μ, Σ) = − Σ_i z_iᵀ log p_i                   GMM clustering term  (p_ik = N(f_i; μ_k, Σ))
+                 − Σ_i Σ_j w_ij z_iᵀ z_j              Laplacian term: neighbours share a class
+                 + Σ_i KL_λ(z_i ‖ ŷ_i)                text term: z_iᵀ log z_i − λ z_iᵀ log ŷ_i
+
+with ŷ_i = softmax(100 · f_i·t_k) the zero-shot text posterior (CLIP's logit scale, 100) and w_ij
+the cosine f_i·f_j of the k = 3 nearest neighbours in feature space. The paper's Block
+Majorize-Minimize (BMM, §3.2) alternates closed-form blocks:
+
+    z-step (inner, decoupled per cell):  z_i ∝ ŷ_i^λ ⊙ exp(s · log p_i + Σ_j w̃_ij z_j)
+    μ-step:                              μ_k = Σ_i z_ik f_i / Σ_i z_ik
+    Σ-step:                              diag Σ = Σ_i Σ_k z_ik (f_i − μ_k)² / N
+
+The Laplacian is linearised at the previous z (that is the majorizer: a concave term replaced by
+its tangent), so every cell's update only reads its neighbours' last z and the inner steps are one
+sparse product each. Two scales are needed for L2-normalised CLIP features and are those of the
+published configuration: the GMM log-likelihood enters the z-step scaled by s = 1/50 (unscaled, its
+differences between classes are hundreds of nats for D = 512 and would erase the text term), and
+the symmetrised kNN affinity (W + Wᵀ) is divided by 2k so that a cell's whole neighbourhood weighs
+about one nat. Means start from each class's ``init_top`` most confident cells under ŷ (from its labelled
+cells where it has some); Σ starts isotropic at 1/D.
+
+Beyond the paper, :func:`transduce` takes extra graph ``edges``: on a raster every cell has free
+spatial neighbours (:mod:`senclip.zeroshot.spatial`), which the same Laplacian term turns into a
+contrast-sensitive smoothing of the map. Few-shot examples enter as labelled support: their z is
+fixed to one-hot (paper §3, few-shot case) and they pull the means and their neighbours.
+
+Everything is float32 and block-wise over N (temporaries of one block): memory is one float32 copy
+of the unit features (none when float32 unit rows come in), a few (N, K) arrays and the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from senclip.core.errors import InputError
+from senclip.zeroshot.head import LOGIT_SCALE
+
+DEFAULT_NEIGHBOURS = 3  # paper: k = 3 feature neighbours
+DEFAULT_OUTER = 10  # BMM outer iterations (μ, Σ updates)
+DEFAULT_INNER = 5  # z-steps per outer iteration
+DEFAULT_INIT_TOP = 8  # most confident cells per class that seed μ_k
+LIKELIHOOD_SCALE = 1.0 / 50.0  # s: weight of the GMM log-likelihood in the z-step
+BLOCK = 65536  # cells per block: 128 MB of float32 features at D = 512
+
+
+@dataclass(frozen=True)
+class Support:
+    """Labelled cells (few-shot examples): row indices into ``images`` and their class."""
+
+    index: np.ndarray  # (S,) int
+    label: np.ndarray  # (S,) int in [0, K)
+
+
+@dataclass
+class Solution:
+    """The solver's answer and what it did (the run record's ``SENCLIP_TRANSDUCTIVE``)."""
+
+    probs: np.ndarray  # (N, K) float32
+    record: dict
+
+
+def transduce(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
+              lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
+              init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
+              likelihood_scale: float = LIKELIHOOD_SCALE, support: Support | tuple | None = None,
+              bias=None, feedback=None) -> np.ndarray:
+    """(N, K) float32 class probabilities of ``images`` (N, D) for class ``texts`` (K, D).
+
+    ``edges``: extra graph edges, a scipy sparse (N, N) matrix of non-negative weights or a tuple
+    (i, j, w) of arrays, added to the feature-kNN affinity (e.g. :func:`senclip.zeroshot.spatial.grid_edges`).
+    ``neighbours`` (k of the feature kNN; 0 = none) and ``knn`` (auto | exact | faiss | tree, see
+    :mod:`senclip.zeroshot.knn`) build the paper's affinity. ``lam`` weighs the text prior (KL term),
+    ``laplacian`` the graph term. ``support``: labelled cells (a :class:`Support` or (index, label))
+    whose assignment is fixed. Image rows are L2-normalised here (as the paper's features are);
+    texts too, unless ``bias`` (K,) is given: then ``texts`` are a linear classifier's class vectors (the
+    few-shot head) and the prior is softmax(T · f·t + bias), used as they are. Raises :class:`InputError` on shapes or values it cannot use."""
+    return solve(images, texts, edges=edges, neighbours=neighbours, knn=knn, lam=lam, laplacian=laplacian,
+                 outer=outer, inner=inner, init_top=init_top, temperature=temperature,
+                 likelihood_scale=likelihood_scale, support=support, bias=bias, feedback=feedback).probs
+
+
+def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
+          lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
+          init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
+          likelihood_scale: float = LIKELIHOOD_SCALE, support: Support | tuple | None = None,
+          bias=None, feedback=None) -> Solution:
+    """:func:`transduce` with its record: options, the kNN index that ran, seconds per stage."""
+    texts = _check(images, texts, normalise=bias is None)
+    feats = unit_rows(images)
+    n, k = len(feats), len(texts)
+    sup = _support(support, n, k)
+    step = feedback.check if feedback is not None else (lambda: None)
+    clock = _Clock()
+    log_prior = _text_log_prior(feats, texts, temperature, bias)
+    graph, knn_used = _graph(feats, neighbours, knn, laplacian, edges, feedback)
+    clock.lap("graph")
+    z = np.exp(log_prior)
+    _fix(z, sup)
+    mu = _init_means(feats, log_prior, init_top, sup)
+    var = np.full(feats.shape[1], 1.0 / feats.shape[1], dtype=np.float32)
+    sq = _square_sums(feats)
+    for _ in range(int(outer)):
+        step()
+        base = _log_likelihood(feats, mu, var)
+        base *= np.float32(likelihood_scale)
+        base += np.float32(lam) * log_prior
+        for _ in range(int(inner)):
+            z = _z_step(base, graph, z)
+            _fix(z, sup)
+        mu, var = _mean_var(feats, sq, z)
+    clock.lap("solve")
+    record = {"method": "TransCLIP (Zanella et al., NeurIPS 2024) + graph edges", "cells": n, "classes": k,
+              "neighbours": int(neighbours), "knn": knn_used, "lambda": float(lam), "laplacian": float(laplacian),
+              "outer": int(outer), "inner": int(inner), "init_top": int(init_top), "temperature": float(temperature),
+              "likelihood_scale": float(likelihood_scale), "extra_edges": edges is not None,
+              "support": 0 if sup is None else int(len(sup.index)), "edges": 0 if graph is None else int(graph.nnz),
+              "seconds": clock.laps}
+    if feedback is not None:
+        feedback.info(f"transductive: {n} cells, {k} classes, graph {record['edges']} edges "
+                      f"({clock.laps['graph']:.1f} s), solver {clock.laps['solve']:.1f} s")
+    return Solution(z, record)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        import time
+
+        self._now = time.perf_counter
+        self._t = self._now()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        t = self._now()
+        self.laps[name] = round(t - self._t, 3)
+        self._t = t
+
+
+def _check(images, texts, normalise: bool = True) -> np.ndarray:
+    """Shapes and values checked; the texts L2-normalised (float32) unless they are a classifier's."""
+    shape, texts = np.shape(images), np.asarray(texts, dtype=np.float32)
+    if len(shape) != 2 or texts.ndim != 2 or shape[1] != texts.shape[1]:
+        raise InputError(f"transduce needs images (N, D) and texts (K, D) of the same D; got {shape} "
+                         f"and {texts.shape}")
+    if len(texts) < 2 or shape[0] < 1:
+        raise InputError(f"transduce needs at least 2 classes and 1 image; got {len(texts)} and {shape[0]}")
+    if not np.isfinite(texts).all():
+        raise InputError("the class text embeddings hold NaN or infinite values")
+    if not normalise:
+        return texts
+    tn = np.linalg.norm(texts, axis=1, keepdims=True)
+    if (tn == 0).any():
+        raise InputError("a class text embedding is all zeros; check the prompts")
+    return (texts / tn).astype(np.float32)
+
+
+def unit_rows(images) -> np.ndarray:
+    """float32 L2-normalised rows. Float32 rows that already are unit length are used as they are
+    (no copy: 2 GB saved for 1M × 512); anything else is converted block by block into one copy."""
+    x = np.asarray(images)
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        norms = _row_norms(x)
+        if np.all(np.abs(norms - 1) < 1e-3):
+            return x
+    out = np.empty(x.shape, dtype=np.float32)
+    for a, b in blocks(len(x)):
+        out[a:b] = x[a:b]
+        out[a:b] /= _row_norms(out[a:b])[:, None]
+    return out
+
+
+def _support(support, n: int, k: int) -> Support | None:
+    if support is None:
+        return None
+    idx, lab = (support.index, support.label) if isinstance(support, Support) else support
+    idx, lab = np.asarray(idx, dtype=np.int64), np.asarray(lab, dtype=np.int64)
+    if idx.shape != lab.shape or (len(idx) and (idx.min() < 0 or idx.max() >= n or lab.min() < 0 or lab.max() >= k)):
+        raise InputError(f"labelled support must be indices in [0, {n}) with classes in [0, {k}); check the examples")
+    return Support(idx, lab)
+
+
+def _fix(z: np.ndarray, sup: Support | None) -> None:
+    """Labelled cells keep their one-hot assignment (the paper's few-shot support)."""
+    if sup is not None and len(sup.index):
+        z[sup.index] = 0.0
+        z[sup.index, sup.label] = 1.0
+
+
+def blocks(n: int, size: int = BLOCK):
+    for a in range(0, n, size):
+        yield a, min(n, a + size)
+
+
+def _row_norms(x: np.ndarray) -> np.ndarray:
+    out = np.empty(len(x), dtype=np.float32)
+    for a, b in blocks(len(x)):
+        out[a:b] = np.sqrt(np.einsum("ij,ij->i", x[a:b], x[a:b], dtype=np.float32))
+    if not np.isfinite(out).all():
+        raise InputError("the image embeddings hold NaN or infinite values")
+    if (out == 0).any():
+        raise InputError(f"{int((out == 0).sum())} image embedding(s) are all zeros; pass valid cells only")
+    return out
+
+
+def _text_log_prior(feats, texts, temperature: float, bias=None) -> np.ndarray:
+    """log ŷ: the zero-shot posterior log softmax(T · f·t [+ bias]), T = 100 (the KL term's target)."""
+    out = np.empty((len(feats), len(texts)), dtype=np.float32)
+    offset = np.zeros(len(texts), np.float32) if bias is None else np.asarray(bias, np.float32)
+    for a, b in blocks(len(feats)):
+        out[a:b] = log_softmax(np.float32(temperature) * (feats[a:b] @ texts.T) + offset)
+    return out
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log softmax, stable both ways: the max is subtracted first (no overflow), and
+    log Σ exp is taken as log1p of the other terms (so a saturated row, ŷ = 1 − 1e-20, keeps
+    −1e-20 instead of 0: the confidence ranking that seeds the means needs it)."""
+    x = x - x.max(axis=1, keepdims=True)
+    e = np.exp(x)
+    e[np.arange(len(x)), x.argmax(axis=1)] = 0.0  # the max term is exactly 1
+    return x - np.log1p(e.sum(axis=1, keepdims=True))
+
+
+def _init_means(feats, log_prior: np.ndarray, top: int, sup: Support | None) -> np.ndarray:
+    """μ_k from class k's labelled cells where it has any (few-shot), else from the ``top`` cells
+    most confident for k under ŷ (ranked by log ŷ, which does not saturate)."""
+    k, d = log_prior.shape[1], feats.shape[1]
+    top = max(1, min(int(top), len(feats)))
+    mu = np.empty((k, d), dtype=np.float32)
+    for c in range(k):
+        idx = sup.index[sup.label == c] if sup is not None else np.zeros(0, dtype=np.int64)
+        if not len(idx):
+            idx = np.argpartition(-log_prior[:, c], top - 1)[:top] if top < len(feats) else np.arange(len(feats))
+        mu[c] = feats[np.sort(idx)].mean(axis=0)
+    return mu
+
+
+def _log_likelihood(feats, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """log N(f_i; μ_k, Σ) up to terms equal for every k (Σ is shared, so log det Σ and
+    −½ Σ_d f_d²/σ_d² cancel in the z-step's normalisation): f·(μ/σ²)ᵀ − ½ Σ_d μ_kd²/σ_d²."""
+    prec = (1.0 / np.maximum(var, 1e-12)).astype(np.float32)
+    a_mat = (mu * prec).T.astype(np.float32)  # (D, K)
+    c = (-0.5 * (mu * mu * prec).sum(axis=1)).astype(np.float32)
+    out = np.empty((len(feats), len(mu)), dtype=np.float32)
+    for a, b in blocks(len(feats)):
+        out[a:b] = feats[a:b] @ a_mat + c
+    return out
+
+
+def _z_step(base: np.ndarray, graph, z: np.ndarray) -> np.ndarray:
+    """One decoupled z-update: softmax_k(λ log ŷ + s log p + Σ_j w_ij z_j) (max subtracted first).
+    The graph product runs once over all cells (one sparse product; (N, K) floats)."""
+    x = base.copy() if graph is None else np.asarray(graph @ z, dtype=np.float32)
+    if graph is not None:
+        x += base
+    x -= x.max(axis=1, keepdims=True)
+    np.exp(x, out=x)
+    x /= x.sum(axis=1, keepdims=True)
+    return x
+
+
+def _square_sums(feats) -> np.ndarray:
+    """Σ_i f_id² per dimension (float64), fixed for the run: the Σ-step needs it every time."""
+    sq = np.zeros(feats.shape[1], dtype=np.float64)
+    for a, b in blocks(len(feats)):
+        sq += np.einsum("ij,ij->j", feats[a:b], feats[a:b], dtype=np.float64)
+    return sq
+
+
+def _mean_var(feats, sq: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """μ-step and Σ-step in one pass: μ_k = Σ z_ik f_i / n_k; σ² = (Σ_i f_i² − Σ_k n_k μ_k²) / N,
+    which is Σ_i Σ_k z_ik (f_i − μ_k)² / N expanded (Σ_k z_ik = 1), summed in float64."""
+    zf = np.zeros((z.shape[1], feats.shape[1]), dtype=np.float64)
+    for a, b in blocks(len(feats)):
+        zf += z[a:b].T @ feats[a:b]
+    nk = z.sum(axis=0, dtype=np.float64)
+    mu = zf / np.maximum(nk, 1e-12)[:, None]
+    var = (sq - (nk[:, None] * mu * mu).sum(axis=0)) / len(feats)
+    return mu.astype(np.float32), np.maximum(var, 1e-8).astype(np.float32)
+
+
+def _graph(feats, neighbours: int, knn: str, laplacian: float, edges, feedback):
+    """The affinity of the z-step: feature kNN (w_ij = cosine, symmetrised, / 2k) plus ``edges``,
+    times ``laplacian``: (CSR matrix or None when there is no edge at all, the kNN index used)."""
+    from scipy import sparse
+
+    if neighbours < 0 or laplacian < 0:
+        raise InputError(f"neighbours and laplacian must be ≥ 0, got {neighbours} and {laplacian}")
+    n, w, used = len(feats), None, "none"
+    if neighbours and n > 1 and laplacian:
+        from senclip.zeroshot.knn import feature_knn, resolve
+
+        used = resolve(knn, n)
+
+        idx, sim = feature_knn(feats, min(int(neighbours), n - 1), method=knn, feedback=feedback)
+        rows = np.repeat(np.arange(n, dtype=np.int64), idx.shape[1])
+        ok = idx.ravel() >= 0
+        knn_w = sparse.csr_matrix((np.maximum(sim.ravel()[ok], 0).astype(np.float32),
+                                   (rows[ok], idx.ravel()[ok].astype(np.int64))), shape=(n, n))
+        w = (knn_w + knn_w.T) * np.float32(1.0 / (2 * idx.shape[1]))
+    if edges is not None and laplacian:
+        extra = _as_sparse(edges, n)
+        w = extra if w is None else w + extra
+    if w is None:
+        return None, used
+    return (w * np.float32(laplacian)).astype(np.float32).tocsr(), used
+
+
+def _as_sparse(edges, n: int):
+    from scipy import sparse
+
+    if sparse.issparse(edges):
+        m = edges.tocsr().astype(np.float32)
+    else:
+        i, j, w = (np.asarray(a) for a in edges)
+        m = sparse.csr_matrix((w.astype(np.float32), (i.astype(np.int64), j.astype(np.int64))), shape=(n, n))
+    if m.shape != (n, n):
+        raise InputError(f"edges must be an ({n}, {n}) graph over the images, got {m.shape}")
+    if m.nnz and (m.data.min() < 0 or not np.isfinite(m.data).all()):
+        raise InputError("edge weights must be finite and ≥ 0")
+    return m
