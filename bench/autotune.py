@@ -23,8 +23,8 @@ MODEL = "untrained-smoke"
 
 
 def _load(precision: str, autotune: bool = True, retune: bool = False):
-    from senclip.feedback import Feedback
-    from senclip.models import load_model
+    from senclip.core.feedback import Feedback
+    from senclip.models.loading import load_model
 
     class Log(Feedback):
         def info(self, text):
@@ -47,8 +47,8 @@ def _label(lm) -> str:
 
 
 def run() -> dict:
-    from senclip import autotune
-    from senclip.precision import cpu_features, installed_engines
+    from senclip.models import autotune
+    from senclip.models.precision import cpu_features, installed_engines
 
     from .machine import facts
 

@@ -1,4 +1,4 @@
-"""--precision auto by measurement (senclip.autotune): the fastest candidate that keeps cosine >= 0.999
+"""--precision auto by measurement (senclip.models.autotune): the fastest candidate that keeps cosine >= 0.999
 to fp32 wins, the result is cached per machine/engines/model, and a changed key measures again.
 Speeds come from a fake clock here (tests never assert real speed); one real tune runs end to end."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from senclip import autotune, precision
-from senclip.feedback import Feedback
-from senclip.models import load_model
-from senclip.precision import Choice, CpuFeatures
+from senclip.models import autotune, precision
+from senclip.core.feedback import Feedback
+from senclip.models.loading import load_model
+from senclip.models.precision import Choice, CpuFeatures
 
 AVX2 = CpuFeatures.from_flags(["avx2", "fma"], "Test AVX2 CPU")
 BF16 = CpuFeatures.from_flags(["avx2", "avx512f", "avx512_vnni", "avx512_bf16"], "Test Zen4 CPU")
