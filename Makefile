@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PIP := $(PY) -m pip
 APT_PACKAGES := qgis python3-qgis qgis-providers python3-rasterio python3-venv xvfb
+# torch recipe: cuda where an NVIDIA GPU is present, else cpu (docs/install.md); `make setup TORCH=cuda` forces one
+TORCH ?= $(shell sh tools/torch_plan.sh)
+PIP_INSTALL := $(PIP) install -q --disable-pip-version-check -c requirements/constraints.txt
+BACKEND_REQS := -r requirements/backend.txt -r requirements/backend-cloud.txt -r requirements/dev.txt \
+  -r requirements/openvino.txt
 export QT_QPA_PLATFORM ?= offscreen
 
 .PHONY: setup system-deps venv test test-all demo clean help
@@ -24,11 +29,19 @@ system-deps:  ## Debian/Ubuntu packages: QGIS 3.22 LTR, python3-qgis, rasterio b
 
 venv: $(BIN)/senclip  ## the backend virtual environment (system site packages: QGIS, rasterio)
 
-$(BIN)/senclip: requirements/*.txt backend/pyproject.toml training/pyproject.toml
+$(BIN)/senclip: requirements/*.txt backend/pyproject.toml training/pyproject.toml tools/torch_plan.sh
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
-	$(PIP) install -q --disable-pip-version-check -c requirements/constraints.txt \
-	  -r requirements/backend-torch.txt -r requirements/backend.txt -r requirements/backend-cloud.txt \
-	  -r requirements/dev.txt -r requirements/openvino.txt
+ifeq ($(TORCH),cuda)
+	@echo "torch: CUDA recipe (NVIDIA GPU found, or TORCH=cuda)"
+	$(PIP_INSTALL) -r requirements/backend-torch.txt $(BACKEND_REQS)
+else ifeq ($(TORCH),cpu)
+	@echo "torch: CPU recipe (no NVIDIA GPU): PyPI's torch without triton and the GPU-only CUDA parts (docs/install.md)"
+	$(PIP_INSTALL) -r requirements/torch-cpu-deps.txt $(BACKEND_REQS)
+	$(PIP_INSTALL) --no-deps -c requirements/backend-torch.txt torch torchvision open_clip_torch timm
+	$(PY) -c "import torch, torchvision, open_clip"
+else
+	$(error TORCH=$(TORCH): use TORCH=cuda or TORCH=cpu)
+endif
 	$(PIP) install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat -e backend -e training
 	touch $@
 

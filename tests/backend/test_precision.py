@@ -103,6 +103,7 @@ class Log(Feedback):
 @pytest.fixture
 def fake_cpu(monkeypatch):
     def use(cpu, engines=ALL):
+        monkeypatch.setenv("SENCLIP_AUTOTUNE", "0")  # these test the table; tests/backend/test_autotune.py the measuring
         monkeypatch.setattr(precision, "cpu_features", lambda: cpu)
         monkeypatch.setattr(precision, "installed_engines", lambda: frozenset(engines))
     return use

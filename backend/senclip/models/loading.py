@@ -152,6 +152,10 @@ def _pick(precision: str, backend: str, device: str, make, identity: tuple, feed
         choice = explicit(precision, backend, device, cpu, engines)
         return make(choice), choice
     cands = candidates(backend, device, cpu, engines)
+    from senclip.models import autotune
+
+    if backend == "onnx" and not device.startswith("cuda") and autotune.enabled():  # measured, not the table
+        return autotune.pick(make, identity, cpu, engines, cands, feedback)
     ref = None
     for c in cands[:-1]:
         try:
@@ -239,7 +243,8 @@ def _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, fe
         if choice.engine == "openvino":
             from senclip.models.encoders.openvino_encoder import OpenVinoImageEncoder
 
-            return OpenVinoImageEncoder(base / "image.onnx", choice.precision)
+            hint = getattr(choice, "hint", "")  # autotune's candidates carry OpenVINO's performance hint
+            return OpenVinoImageEncoder(base / "image.onnx", choice.precision, **({"hint": hint} if hint else {}))
         if choice.precision == "int8" and not explicit_dir:
             return OnnxImageEncoder(_int8_dir(base, feedback) / "image.onnx", device)
         enc = OnnxImageEncoder(base / "image.onnx", device)
