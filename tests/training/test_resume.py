@@ -153,3 +153,26 @@ def test_moved_data_resumes_other_data_refused(sen2lucas, train_cfg, tiny_vit, t
                      "init": str(tmp_path / "init_copy.ckpt")}, resume=last)
     assert res.step == 6
     assert f"changed on resume: --root {root} -> {moved}" in caplog.text
+
+
+def test_resume_rules_without_training():
+    """Which settings may change (where/how fast/how often, epochs, moved data) and which may not."""
+    from senclip_train.resume import resume_config
+    from senclip_train.train import TrainConfig
+
+    cfg = TrainConfig(root="r", list_file="l", embeddings="e", init="i", out="o", lr=1e-3, epochs=4)
+    ck = {"config": cfg.to_dict(), "epoch": 1, "batch": 3, "step": 9}
+    free = {"out": "o2", "num_workers": 0, "device": "cpu", "save_every": 0, "keep": 5, "log_every": 1,
+            "epochs": 2, "root": "moved/r"}
+    merged, notes = resume_config(ck, free, "last.pt")
+    assert {k: merged[k] for k in free} == free and merged["lr"] == 1e-3
+    assert notes[0] == "resuming last.pt at epoch 1, batch 3, step 9"
+    assert "--lr 0.001" in notes[1] and "--out" not in notes[1] and "--epochs 4 -> 2" in notes[2]
+    assert resume_config(ck, dict(cfg.to_dict(), lr=None), "last.pt")[0] == cfg.to_dict()  # None: not given
+    with pytest.raises(InputError) as e:
+        resume_config(ck, {"temperature": 0.1, "pooling": "attn-dim", "augment": False, "seed": 0}, "last.pt")
+    msg = str(e.value)
+    assert "--temperature 0.1 (the checkpoint has 0.07)" in msg and "--pooling attn-dim (the checkpoint has avg)" in msg
+    assert "augmentation (--no-augment) off (the checkpoint has on)" in msg and "--seed" not in msg.split("Drop")[0]
+    with pytest.raises(InputError, match="already reached epoch 2, batch 3; give --epochs 2 or more"):
+        resume_config(ck, {"epochs": 1}, "last.pt")

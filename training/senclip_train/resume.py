@@ -25,7 +25,7 @@ from senclip.errors import InputError
 
 FREE = ("out", "num_workers", "device", "save_every", "keep", "log_every")
 LOCATIONS = ("root", "list_file", "embeddings", "init")
-_FLAGS = {"list_file": "--list", "augment": "--no-augment"}
+_FLAGS = {"list_file": "--list", "augment": "augmentation (--no-augment)"}
 
 
 def flag(name: str) -> str:
@@ -37,7 +37,7 @@ def _show(name: str, value) -> str:
     if name == "bands":
         return ",".join(str(b) for b in value)
     if name == "augment":
-        return "off (--no-augment)" if not value else "on"
+        return "on" if value else "off"
     return str(value)
 
 
@@ -64,7 +64,7 @@ def resume_config(ck: dict, requested: dict, path) -> tuple[dict, list[str]]:
     """
     base = dict(ck["config"])
     given = {k: v for k, v in requested.items() if v is not None and k != "init_sha256"}
-    unknown = sorted(set(given) - set(base))
+    unknown = sorted(set(given) - set(base) - set(FREE))
     if unknown:
         raise InputError(f"{', '.join(flag(k) for k in unknown)}: not a setting of the checkpoint {path} "
                          "(written by another senclip-train version?); drop it to resume")
@@ -76,12 +76,12 @@ def resume_config(ck: dict, requested: dict, path) -> tuple[dict, list[str]]:
                          "start a new run (a new --out, without --resume) to train with the new values")
     if "epochs" in given:
         _check_epochs(int(given["epochs"]), ck, path)
-    changed = {k: v for k, v in given.items() if not _same(v, base[k])}
+    changed = {k: v for k, v in given.items() if k not in base or not _same(v, base[k])}
     kept = sorted(k for k in base if k not in changed and k != "init_sha256")
     notes = [f"resuming {path} at epoch {ck['epoch']}, batch {ck.get('batch', 0)}, step {ck['step']}"]
     notes.append("from the checkpoint: " + ", ".join(f"{flag(k)} {_show(k, base[k])}" for k in kept))
     if changed:
-        notes.append("changed on resume: " + ", ".join(f"{flag(k)} {_show(k, base[k])} -> {_show(k, v)}"
+        notes.append("changed on resume: " + ", ".join(f"{flag(k)} {_show(k, base.get(k, '(unset)'))} -> {_show(k, v)}"
                                                        for k, v in changed.items()))
     return {**base, **changed}, notes
 
