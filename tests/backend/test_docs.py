@@ -37,3 +37,16 @@ def test_documents_cited_by_the_code_exist():
                     cited.setdefault(name, path.relative_to(REPO))
     missing = {name: str(where) for name, where in cited.items() if not (REPO / name).is_file()}
     assert "docs/plugin.md" in cited and missing == {}
+
+
+def test_readme_latest_results_are_bench_results_latest_md():
+    """The README's results block is generated from bench/results/latest.md: hand-copied numbers
+    went stale once (README quoted a run of old bench scripts)."""
+    import latest_results
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert latest_results.BEGIN in text, (f"README lacks the {latest_results.BEGIN} ... {latest_results.END} markers "
+                                          "around its 'Latest results'; add them and run python tools/latest_results.py")
+    latest = (REPO / "bench" / "results" / "latest.md").read_text(encoding="utf-8")
+    assert latest_results.updated(text, latest) == text, \
+        "README's latest results are stale: run python tools/latest_results.py (after the bench)"
