@@ -37,8 +37,8 @@ def render(latest_md: str) -> str:
     keep = [r for r in _table(lines) if len(r) == 7 and (r[5] or r[6] or r[0] == "roofline")]
     out = [f"{title}; generated from [{LINK}]({LINK}) by `python tools/latest_results.py`.", ""]
     out += [f"{ln}  " for ln in facts] + [""]
-    out += ["| section | figure | value | ratio | target | met |", "|---|---|---|---|---|---|"]
-    out += [f"| {s} | {name} | {value} | {ratio} | {target} | {met} |" for s, name, value, _, ratio, target, met in keep]
+    out += ["| section | figure | value | compared to | ratio | target | met |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {' | '.join(r)} |" for r in keep]
     if "Failed sections:" in lines:
         out += ["", "Failed sections: " + "; ".join(ln[2:] for ln in lines[lines.index("Failed sections:") + 1:]
                                                    if ln.startswith("- "))]

@@ -48,7 +48,7 @@ def test_generator_fills_the_block_from_latest_md():
     assert "CPU flags: avx2, fma, avx512f, amx_tile." in block and "2 logical cores" in block
     assert "at start: 7.5, 6.0, 3.1; at end: 9.0, 8.0, 5.0" in block and "`python -m bench.run --quick`" in block
     assert "onnxruntime 1.32.0, OpenVINO not installed" in block
-    assert "| memory | peak RSS, 2048² scene, pixel map, K=19 | 1104 MB | 0.7188 | <= 1 | yes |" in block
+    assert "| memory | peak RSS, 2048² scene, pixel map, K=19 | 1104 MB |  | 0.7188 | <= 1 | yes |" in block
     assert "| roofline | fp32 GEMM | 150 GFLOP/s |" in block
     assert "torch eager fp32" not in block  # no target: only in latest.md, which the block links to
     assert "[bench/results/latest.md](bench/results/latest.md)" in block
