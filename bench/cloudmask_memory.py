@@ -56,11 +56,11 @@ def write_tile(folder: Path, size: int) -> Path:
 
 CHILD = """
 import json, resource, sys, time
-import senclip.api  # as a real run: sets GDAL_CACHEMAX (senclip.pipeline) before any raster is read
+import senclip.api  # as a real run: sets GDAL_CACHEMAX (senclip.embedding.pipeline) before any raster is read
 from pathlib import Path
-from senclip.cloudmask import MaskPlan, build_mask, plan_mask
-from senclip.feedback import Feedback
-from senclip.scene import open_scene
+from senclip.sentinel2.cloudmask import MaskPlan, build_mask, plan_mask
+from senclip.core.feedback import Feedback
+from senclip.sentinel2.scene import open_scene
 folder, method = Path(sys.argv[1]), sys.argv[2]
 with open_scene(folder, bands="B04,B03,B02") as scene:
     plan = plan_mask("s2cloudless", scene) if method == "s2cloudless" else \\

@@ -11,11 +11,11 @@ from .common import Row, Timer, quick
 
 BATCH = 32
 CLASSES = ["Forest", "Sea or Lake", "Annual Crop Land", "Pasture Land", "Residential Buildings",
-           "Industrial Buildings", "Highway or Road"]  # senclip.demo.DEMO_CLASSES
+           "Industrial Buildings", "Highway or Road"]  # senclip.sentinel2.demo.DEMO_CLASSES
 
 
 def demo_scene():
-    from senclip.demo import fetch_demo_scene
+    from senclip.sentinel2.demo import fetch_demo_scene
 
     from .common import ROOT
 
@@ -24,9 +24,9 @@ def demo_scene():
 
 def scene_chips(path, limit: int | None = None) -> np.ndarray:
     """Every valid 64 px chip (stride 32) of the real scene, as the pipeline cuts them."""
-    from senclip.pipeline import iter_batches
-    from senclip.scene import open_scene
-    from senclip.tiling import TileGrid
+    from senclip.embedding.pipeline import iter_batches
+    from senclip.sentinel2.scene import open_scene
+    from senclip.embedding.tiling import TileGrid
 
     with open_scene(path) as scene:
         grid = TileGrid.create(scene.width, scene.height, 64, 32)
@@ -59,7 +59,7 @@ def encode_all(encoder, chips: np.ndarray, stats: dict | None = None) -> tuple[n
 
 
 def load(backend: str, precision: str = "fp32"):
-    from senclip.models import load_model
+    from senclip.models.loading import load_model
 
     with Timer() as t:
         lm = load_model("untrained-smoke", backend=backend, device="cpu", precision=precision)
@@ -69,7 +69,7 @@ def load(backend: str, precision: str = "fp32"):
 def _engines(ctx) -> list[tuple[str, object, str]]:
     """(label, image encoder, limit format) for every engine/precision this machine can run;
     ``auto`` last, as the product would choose it."""
-    from senclip.precision import cpu_features, installed_engines
+    from senclip.models.precision import cpu_features, installed_engines
 
     cpu, have = cpu_features(), installed_engines()
     out = []
@@ -80,13 +80,13 @@ def _engines(ctx) -> list[tuple[str, object, str]]:
     lm_q, ctx["load_int8"] = load("onnx", "int8")
     out.append(("ONNX Runtime int8 (dynamic)", lm_q.image, "int8"))
     if "openvino" in have:
-        from senclip.encoders.openvino_encoder import OpenVinoImageEncoder
+        from senclip.models.encoders.openvino_encoder import OpenVinoImageEncoder
 
         out.append(("OpenVINO fp32", OpenVinoImageEncoder(lm_f.image.path, "fp32"), "fp32"))
         if cpu.bf16:
             out.append(("OpenVINO bf16", OpenVinoImageEncoder(lm_f.image.path, "bf16"), "bf16"))
     if cpu.bf16:
-        from senclip.encoders.torch_encoder import TorchImageEncoder
+        from senclip.models.encoders.torch_encoder import TorchImageEncoder
 
         out.append(("torch bf16 autocast", TorchImageEncoder(lm_t.image.module.model, lm_t.preprocess, "cpu", "bf16"),
                     "bf16"))

@@ -21,7 +21,7 @@ def run(roof: float, ctx: dict) -> list[Row]:
 
     if not torch.cuda.is_available():
         return _not_measured("no GPU")
-    from senclip.models import load_model
+    from senclip.models.loading import load_model
 
     lm = load_model("untrained-smoke", backend="torch", device="cuda", precision="auto")  # bf16 autocast on CUDA
     mod = lm.image.module

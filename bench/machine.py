@@ -103,7 +103,7 @@ def gemm_fns(n: int = 2048) -> dict:
     """
     import torch
 
-    from senclip.precision import cpu_features
+    from senclip.models.precision import cpu_features
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)

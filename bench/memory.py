@@ -86,7 +86,7 @@ def peak_rss(cmd: list[str]) -> tuple[float, float, str]:
 
 def random_vitb32(path):
     """A full-size ViT-B/32 with random weights (seed 0), in the SenCLIP release format."""
-    from senclip.checkpoints import build_clip, save_openai_state_dict
+    from senclip.models.checkpoints import build_clip, save_openai_state_dict
 
     if not path.is_file():
         save_openai_state_dict(build_clip(None, ARCH, seed=0), path)

@@ -16,7 +16,7 @@ from .encoder import CLASSES, demo_scene, encode_all, scene_chips
 def _bounds(scene_path, width: int, height: int):
     from rasterio.windows import Window, bounds
 
-    from senclip.scene import open_scene
+    from senclip.sentinel2.scene import open_scene
 
     with open_scene(scene_path) as s:
         return bounds(Window(0, 0, min(width, s.width), min(height, s.height)), s.transform)
@@ -25,9 +25,9 @@ def _bounds(scene_path, width: int, height: int):
 def _crop(scene_path, bounds):
     import numpy as np
 
-    from senclip.pipeline import iter_batches
-    from senclip.scene import open_scene
-    from senclip.tiling import TileGrid
+    from senclip.embedding.pipeline import iter_batches
+    from senclip.sentinel2.scene import open_scene
+    from senclip.embedding.tiling import TileGrid
 
     with open_scene(scene_path, bounds=bounds) as s:
         grid = TileGrid.create(s.width, s.height, 64, 32)

@@ -21,7 +21,7 @@ def _scenes(n: int, size: int):
     import rasterio
 
     from .encoder import demo_scene
-    from senclip.scene import open_scene
+    from senclip.sentinel2.scene import open_scene
 
     folder = BUILD / "region" / f"scenes-{n}x{size}"
     if len(list(folder.glob("*.tif"))) == n:

@@ -23,8 +23,8 @@ def make_store(path, lm, *, size: int = TILE_PX, stride: int = STRIDE, seed: int
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
-    from senclip.store import StoreWriter
-    from senclip.tiling import TileGrid
+    from senclip.embedding.store import StoreWriter
+    from senclip.embedding.tiling import TileGrid
 
     grid = TileGrid(size, size, 64, stride)
     area_t = from_origin(300000, 5900040, 10, 10)
@@ -47,9 +47,9 @@ def make_store(path, lm, *, size: int = TILE_PX, stride: int = STRIDE, seed: int
 
 def run(roof: float, ctx: dict) -> list[Row]:
     from senclip.api import classify_store
-    from senclip.models import load_model
-    from senclip.prompts import build_prompt_set
-    from senclip.zeroshot import class_embeddings
+    from senclip.models.loading import load_model
+    from senclip.zeroshot.prompts import build_prompt_set
+    from senclip.zeroshot.head import class_embeddings
 
     lm = ctx.get("lm_torch") or load_model("untrained-smoke", backend="torch", device="cpu")
     size = TILE_PX // 2 if quick() else TILE_PX

@@ -125,5 +125,5 @@ RESOLUTIONS = OPTIONS["resolution"]
 STRETCHES = OPTIONS["stretch"]
 CALIBRATIONS = OPTIONS["calibrate"]
 PRECISIONS = OPTIONS["precision"]
-# --cloud-mask also takes a raster path (no click.Choice, so not in options.json): senclip.cloudmask.MODES
+# --cloud-mask also takes a raster path (no click.Choice, so not in options.json): senclip.sentinel2.cloudmask.MODES
 CLOUD_MASKS = ["auto", "scl", "s2cloudless", "none"]

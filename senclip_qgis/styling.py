@@ -19,7 +19,7 @@ FALLBACK = ["#4e79a7", "#59a14f", "#f28e2b", "#e15759", "#76b7b2", "#edc948", "#
             "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8"]
 
 
-# The backend's cloud / shadow class (senclip.classmap.CLOUD_VALUE, CLOUD_LABEL; colours.CLOUD_COLOR).
+# The backend's cloud / shadow class (senclip.maps.classmap.CLOUD_VALUE, CLOUD_LABEL; colours.CLOUD_COLOR).
 CLOUD_VALUE = 255
 CLOUD_LABEL = "cloud / shadow"
 CLOUD_COLOUR = "#e1e1e6"  # grey-white

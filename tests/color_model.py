@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from senclip.encoders.base import LoadedModel
-from senclip.registry import Preprocess
+from senclip.models.encoders.base import LoadedModel
+from senclip.models.registry import Preprocess
 
 COLORS = {"red": (1.0, -1.0, -1.0), "green": (-1.0, 1.0, -1.0), "blue": (-1.0, -1.0, 1.0)}
 

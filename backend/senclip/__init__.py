@@ -6,11 +6,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import (  # noqa: F401
-    BackendUnavailableError, Cancelled, CheckpointError, ChecksumError, InputError,
-    OutputError, SenclipError, SenclipWarning, StoreMismatchError, WeightsNotAvailableError,
-)
-from .registry import get_model_spec, list_models  # noqa: F401
+from senclip.core.errors import BackendUnavailableError, Cancelled, CheckpointError, ChecksumError, InputError, OutputError, SenclipError, SenclipWarning, StoreMismatchError, WeightsNotAvailableError  # noqa: F401
+from senclip.models.registry import get_model_spec, list_models  # noqa: F401
 
 _LAZY = {
     "classify": "api", "embed": "api", "classify_store": "api", "ClassifyResult": "api",

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .classmap import check_resolution, write_grid, write_pixels
-from .cloudmask import DEFAULT_MODE as DEFAULT_CLOUD_MASK
-from .errors import InputError, StoreMismatchError
-from .feedback import Feedback
-from .geotiff import CLOUD_VALUE, ClassMapWriter
-from .pipeline import encode_scene, load_mask_geometries
-from .prompts import build_prompt_set
-from .scene import DEFAULT_MAX_REFLECTANCE, open_scene
-from .outputs import all_or_nothing, prepare_output
-from .store import EmbeddingStore, StoreWriter
-from .tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
-from .zeroshot import calibrate_probabilities, class_embeddings, probabilities
+from senclip._version import __version__
+from senclip.maps.classmap import check_resolution, write_grid, write_pixels
+from senclip.sentinel2.cloudmask import DEFAULT_MODE as DEFAULT_CLOUD_MASK
+from senclip.core.errors import InputError, StoreMismatchError
+from senclip.core.feedback import Feedback
+from senclip.maps.geotiff import CLOUD_VALUE, ClassMapWriter
+from senclip.embedding.pipeline import encode_scene, load_mask_geometries
+from senclip.zeroshot.prompts import build_prompt_set
+from senclip.sentinel2.scene import DEFAULT_MAX_REFLECTANCE, open_scene
+from senclip.core.outputs import all_or_nothing, prepare_output
+from senclip.embedding.store import EmbeddingStore, StoreWriter
+from senclip.embedding.tiling import DEFAULT_MIN_VALID, DEFAULT_TILE, TileGrid
+from senclip.zeroshot.head import calibrate_probabilities, class_embeddings, probabilities
 
 STORE_BLOCK_ROWS = 32  # grid rows of embeddings read at once (11 MB for a 10980 px tile at stride 32)
 UNTRAINED_NOTE = "RANDOM (untrained) weights: this map only checks the pipeline and means nothing"
@@ -89,7 +89,7 @@ def _versions(backend: str) -> dict:
 def _load(model, checkpoint, arch, backend, device, offline, feedback, loaded, int8=False, precision="auto"):
     if loaded is not None:
         return loaded
-    from .models import load_model
+    from senclip.models.loading import load_model
 
     if int8:  # the --int8 flag of earlier versions
         warnings.warn("int8=True / --int8 is deprecated: use precision='int8' / --precision int8", DeprecationWarning,
@@ -113,8 +113,8 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
     """Encode ``input`` (raster or band folder) into an embedding store folder ``out``.
 
     ``cloud_mask`` (auto | scl | s2cloudless | none | a raster path) is computed first, kept in the
-    store (:mod:`senclip.cloudmask`), and removes masked pixels before chips are cut."""
-    from .cloudmask import plan_mask
+    store (:mod:`senclip.sentinel2.cloudmask`), and removes masked pixels before chips are cut."""
+    from senclip.sentinel2.cloudmask import plan_mask
     feedback = feedback or Feedback()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be a positive integer, got {batch_size!r}")
@@ -161,7 +161,7 @@ def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = 
 def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid, geoms, feedback) -> int:
     """Build the cloud mask into the store being written (once per scene), then encode the chips
     with masked pixels taken out; the store keeps the mask file and the rejected cells."""
-    from .cloudmask import CELLS_FILE, MASK_FILE, MaskReader, build_mask
+    from senclip.sentinel2.cloudmask import CELLS_FILE, MASK_FILE, MaskReader, build_mask
 
     built = build_mask(cloud_plan, scene, writer.tmp / MASK_FILE, feedback=feedback)
     writer.meta["cloud_mask"] = built.record if built else cloud_plan.record()
@@ -210,7 +210,7 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     meta = st.meta
     lm = loaded_model
     if lm is None and checkpoint is None and model in (None, meta["model"]["model_id"]):
-        from .models import load_text_model  # re-prompting needs the text encoder alone
+        from senclip.models.loading import load_text_model  # re-prompting needs the text encoder alone
 
         lm = load_text_model(meta["model"], feedback=feedback)
     if model is None and checkpoint is None and lm is None:
@@ -237,7 +237,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
                     text_backend: str = "", extra_tags: dict | None = None,
                     warnings_: list[str] | None = None) -> ClassifyResult:
     """Class map of a store for given class vectors (K, D): text embeddings, or the few-shot
-    classifier's (:mod:`senclip.fewshot`), which need no text encoder at all."""
+    classifier's (:mod:`senclip.tools.fewshot`), which need no text encoder at all."""
     feedback = feedback or Feedback()
     meta = st.meta
     probs = store_probabilities(st, cls_emb, calibrate=calibrate, feedback=feedback)
@@ -263,7 +263,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     }
     if model_record.get("untrained") or meta["model"].get("untrained"):
         tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
-    from .cloudmask import store_mask
+    from senclip.sentinel2.cloudmask import store_mask
 
     cloud_record = meta.get("cloud_mask")
     mask_file, cloud_cells = store_mask(st.path)
@@ -300,7 +300,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
 
 def _write_pixel_map(writer, probs, valid, grid, meta, input, mask_file, cloud_cells, feedback) -> None:
     """Pixel-resolution output: input validity re-read from the input, clouds from the store's mask."""
-    from .cloudmask import MaskReader
+    from senclip.sentinel2.cloudmask import MaskReader
 
     pixel_valid = _pixel_validity(meta, input)
     reader = MaskReader(mask_file) if mask_file is not None else None
@@ -322,7 +322,7 @@ class _PixelValidity:
         self.scene, self.geoms = scene, geoms
 
     def __call__(self, y0: int, h: int) -> np.ndarray:
-        from .pipeline import inside_mask
+        from senclip.embedding.pipeline import inside_mask
 
         _, valid = self.scene.read(y0, 0, h, self.scene.width)
         return inside_mask(self.scene, valid, y0, 0, self.geoms)
@@ -382,7 +382,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
         TileGrid.create(scene.width, scene.height, tile, stride)
         if mask:
             load_mask_geometries(mask, scene.crs)
-        from .cloudmask import plan_mask
+        from senclip.sentinel2.cloudmask import plan_mask
 
         plan_mask(cloud_mask, scene, mask_snow=mask_snow, scl=scl)  # an impossible --cloud-mask fails here
     lm = _load(model, checkpoint, arch, backend, device, offline, feedback, loaded_model, int8, precision)

@@ -44,9 +44,9 @@ import traceback
 import warnings
 from pathlib import Path
 
-from . import stopping
-from .errors import InputError, SenclipError
-from .feedback import Feedback
+from senclip.core import stopping
+from senclip.core.errors import InputError, SenclipError
+from senclip.core.feedback import Feedback
 
 PROTOCOL = 1
 
@@ -169,21 +169,21 @@ class State:
 
 
 def op_diagnostics(args: dict, feedback: Feedback, state: State) -> dict:
-    from .diagnostics import diagnostics
+    from senclip.models.diagnostics import diagnostics
 
     return dict(diagnostics(), protocol=PROTOCOL)
 
 
 def op_selfcheck(args: dict, feedback: Feedback, state: State) -> dict:
-    from .diagnostics import selfcheck
+    from senclip.models.diagnostics import selfcheck
 
     return dict(selfcheck(), protocol=PROTOCOL)
 
 
 def op_download_weights(args: dict, feedback: Feedback, state: State) -> dict:
     """Fetch (or verify the cached) weights of a registry model: the plugin's 'Download model weights'."""
-    from .registry import get_model_spec
-    from .weights import fetch_weights
+    from senclip.models.registry import get_model_spec
+    from senclip.models.weights import fetch_weights
 
     spec = get_model_spec(str(args.get("model") or ""))
     if spec.source is None:
@@ -193,7 +193,7 @@ def op_download_weights(args: dict, feedback: Feedback, state: State) -> dict:
 
 
 def _api():
-    from . import api
+    from senclip import api
 
     return api
 
@@ -202,7 +202,7 @@ class CachingText:
     """Text encoder that remembers every prompt it has encoded.
 
     The dock re-classifies on every prompt edit; usually one prompt changed, so only that one
-    needs the text tower. Wraps any :class:`~senclip.encoders.base.TextEncoder`.
+    needs the text tower. Wraps any :class:`~senclip.models.encoders.base.TextEncoder`.
     """
 
     def __init__(self, inner) -> None:
@@ -228,7 +228,7 @@ def _loaded(args: dict, feedback: Feedback, state: State):
     """The model named by ``args``, loaded once per worker (the dock re-uses it for every run)."""
     key = tuple(str(args.get(k)) for k in MODEL_KEYS)
     if key not in state.models:
-        from .models import load_model
+        from senclip.models.loading import load_model
 
         lm = load_model(model=args.get("model"), checkpoint=args.get("checkpoint"), arch=args.get("arch"),
                         backend=args.get("backend", "torch"), device=args.get("device", "auto"),
@@ -275,7 +275,7 @@ def _store_model_args(meta: dict, args: dict) -> dict:
 
 def op_load_store(args: dict, feedback: Feedback, state: State) -> dict:
     """Keep a store (and its model) in memory so ``reclassify`` runs only the text tower."""
-    from .store import EmbeddingStore
+    from senclip.embedding.store import EmbeddingStore
 
     store = EmbeddingStore(str(args["store"]))
     state.store = store
@@ -287,7 +287,7 @@ def op_load_store(args: dict, feedback: Feedback, state: State) -> dict:
 
 def _full_prompt_set(args: dict) -> dict:
     """Classes without prompts of their own get the shipped/template prompts of the style."""
-    from .prompts import build_prompt_set
+    from senclip.zeroshot.prompts import build_prompt_set
 
     prompts, style = args.get("prompts"), args.get("prompt_style", "ground")
     if isinstance(prompts, str):
@@ -321,7 +321,7 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
     import numpy as np
     from affine import Affine
 
-    from .zeroshot import class_embeddings
+    from senclip.zeroshot.head import class_embeddings
 
     meta, st = state.store.meta, state.store
     col, row = ~Affine(*meta["grid_transform"]) * (float(args["x"]), float(args["y"]))
@@ -343,7 +343,7 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
 
 def op_map_region(args: dict, feedback: Feedback, state: State) -> dict:
     """Many scenes on Dask into per-scene COGs and a mosaic (``senclip map-region``)."""
-    from .region import map_region
+    from senclip.region import map_region
 
     args = dict(args)
     inputs, out = args.pop("inputs", None) or [], args.pop("out")
@@ -370,8 +370,8 @@ def _timed(func, pos: list, args: dict, feedback: Feedback, lm) -> dict:
 
 
 def op_fewshot(args: dict, feedback: Feedback, state: State) -> dict:
-    """Few-shot class map (senclip.fewshot); ``examples`` may be GeoJSON features from the dock."""
-    from .fewshot import fewshot
+    """Few-shot class map (senclip.tools.fewshot); ``examples`` may be GeoJSON features from the dock."""
+    from senclip.tools.fewshot import fewshot
 
     args = dict(args)
     store, lm = _tool_store(args, state)
@@ -383,8 +383,8 @@ def op_fewshot(args: dict, feedback: Feedback, state: State) -> dict:
 
 
 def op_similar(args: dict, feedback: Feedback, state: State) -> dict:
-    """Similarity raster (senclip.similarity) of the given or loaded store."""
-    from .similarity import find_similar
+    """Similarity raster (senclip.tools.similarity) of the given or loaded store."""
+    from senclip.tools.similarity import find_similar
 
     args = dict(args)
     store, lm = _tool_store(args, state)
@@ -392,14 +392,14 @@ def op_similar(args: dict, feedback: Feedback, state: State) -> dict:
 
 
 def op_change(args: dict, feedback: Feedback, state: State) -> dict:
-    from .change import change
+    from senclip.tools.change import change
 
     args = dict(args)
     return _timed(change, [args.pop("before"), args.pop("after"), args.pop("out")], args, feedback, None)
 
 
 def op_accuracy(args: dict, feedback: Feedback, state: State) -> dict:
-    from .accuracy import accuracy_report
+    from senclip.tools.accuracy import accuracy_report
 
     args = dict(args)
     return _timed(accuracy_report, [args.pop("classmap"), args.pop("reference"), args.pop("out")], args,

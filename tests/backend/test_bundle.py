@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from senclip.bundle import create_bundle, import_weights, requirements
-from senclip.errors import OutputError
-from senclip.registry import get_model_spec
-from senclip.weights import cached_path, fetch_weights
+from senclip.models.bundle import create_bundle, import_weights, requirements
+from senclip.core.errors import OutputError
+from senclip.models.registry import get_model_spec
+from senclip.models.weights import cached_path, fetch_weights
 
 MODEL = "senclip-vitb32-avgpool"
 

@@ -9,10 +9,8 @@ import open_clip
 import pytest
 import torch
 
-from senclip.checkpoints import (  # noqa: E402
-    build_clip, infer_arch, read_state_dict, save_openai_state_dict, sha256_file,
-)
-from senclip.errors import CheckpointError, InputError  # noqa: E402
+from senclip.models.checkpoints import build_clip, infer_arch, read_state_dict, save_openai_state_dict, sha256_file  # noqa: F401
+from senclip.core.errors import CheckpointError, InputError  # noqa: E402
 
 
 def _same(a: dict, b: dict) -> bool:

@@ -9,7 +9,7 @@ import json
 
 import click
 
-from senclip.choices import CHOICES, PATH
+from senclip.core.choices import CHOICES, PATH
 from senclip.cli.main import cli
 
 

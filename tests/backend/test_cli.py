@@ -116,7 +116,7 @@ def test_bad_input_exit_2_one_line_no_output(case, tmp_path, tiny_checkpoint, ca
 def test_bad_resolution_is_refused_before_any_work(tmp_path, color_model, capsys):
     """The API says which values exist (the CLI's choice list does the same, exit 2)."""
     import senclip
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
 
     src = _raster(tmp_path)
     calls = color_model.image.calls
@@ -204,9 +204,9 @@ def test_int8_onnx_backend(s2_scene, tmp_path, tiny_checkpoint, capsys):
 def test_demo_without_the_hub_fails_at_once_and_says_how_to_run_it(s2_scene, tmp_path, capsys, monkeypatch):
     import huggingface_hub
 
-    import senclip.demo
+    import senclip.sentinel2.demo
 
-    monkeypatch.setattr(senclip.demo, "fetch_demo_scene", lambda data_dir, **kw: s2_scene)
+    monkeypatch.setattr(senclip.sentinel2.demo, "fetch_demo_scene", lambda data_dir, **kw: s2_scene)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download",
                         lambda *a, **k: pytest.fail("no download may start for a name that does not resolve"))
     monkeypatch.setenv("SENCLIP_HF_ENDPOINT", "https://senclip-hub.invalid")

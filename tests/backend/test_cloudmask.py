@@ -17,12 +17,12 @@ import rasterio
 from rasterio.transform import from_origin
 
 import senclip
-from senclip.geotiff import CLOUD_VALUE
+from senclip.maps.geotiff import CLOUD_VALUE
 from senclip.cli.main import main
-from senclip.cloudmask import CELLS_FILE, MASK_FILE, build_mask, plan_mask
-from senclip.demo import fetch_demo_scene
-from senclip.feedback import Feedback
-from senclip.scene import open_scene
+from senclip.sentinel2.cloudmask import CELLS_FILE, MASK_FILE, build_mask, plan_mask
+from senclip.sentinel2.demo import fetch_demo_scene
+from senclip.core.feedback import Feedback
+from senclip.sentinel2.scene import open_scene
 from s2data import write_s2
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_cloud_class_in_the_map_and_kept_in_the_store(l1c_scene, tmp_path, tiny_
     assert 'value="255"' in out.with_suffix(".qml").read_text()
     assert "cloud / shadow" in Path(str(out) + ".aux.xml").read_text()
 
-    import senclip.cloudmask as cm
+    import senclip.sentinel2.cloudmask as cm
 
     def no_remasking(*a, **k):
         raise AssertionError("re-classification must not compute the mask again")
@@ -235,7 +235,7 @@ def test_s2cloudless_missing_library_is_named(l1c_scene, monkeypatch):
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_s2cloudless)
-    from senclip.errors import BackendUnavailableError
+    from senclip.core.errors import BackendUnavailableError
 
     with open_scene(l1c_scene) as scene:
         assert "not installed" in plan_mask("auto", scene).note
@@ -261,7 +261,7 @@ def test_user_mask_raster_on_another_grid(tmp_path, tiny_checkpoint):
 
 
 def test_unknown_cloud_mask_value(tmp_path):
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
 
     with open_scene(write_s2(tmp_path / "s.tif")) as scene:
         with pytest.raises(InputError, match="neither auto, scl, s2cloudless, none nor an existing raster"):
@@ -288,7 +288,7 @@ def test_min_valid_decides_which_chips_are_cloud(tmp_path, tiny_checkpoint):
 
 # --- sun and shadows ------------------------------------------------------------------------------------
 def test_sun_position_against_astronomy():
-    from senclip.sunangles import solar_position
+    from senclip.sentinel2.sunangles import solar_position
 
     # June solstice, local solar noon at 52.5 N 13.4 E: zenith = latitude − 23.44°, sun due south
     zen, az = solar_position(dt.datetime(2021, 6, 21, 11, 4, tzinfo=dt.timezone.utc), 52.5, 13.4)
@@ -301,7 +301,7 @@ def test_sun_position_against_astronomy():
 
 
 def test_sun_angles_from_mtd_tl(tmp_path):
-    from senclip.sunangles import from_mtd_tl
+    from senclip.sentinel2.sunangles import from_mtd_tl
 
     f = tmp_path / "MTD_TL.xml"
     f.write_text('<n1:Level-1C_Tile_ID xmlns:n1="x"><n1:Geometric_Info><Tile_Angles><Mean_Sun_Angle>'
@@ -312,7 +312,7 @@ def test_sun_angles_from_mtd_tl(tmp_path):
 
 
 def test_shadows_fall_away_from_the_sun():
-    from senclip.s2cloudmask import matched_shadow, shadow_offsets
+    from senclip.sentinel2.cloudless import matched_shadow, shadow_offsets
 
     cloud = np.zeros((40, 40), bool)
     cloud[20, 20] = True
@@ -335,7 +335,7 @@ def test_each_cloud_gets_the_shadow_of_its_own_height_not_every_dark_pixel_in_re
     in the south) and a dark lake shore 2.2 km north, also within the searched heights. Only the
     shadow is masked (the union of all heights took both), and a second cloud over bright ground
     finds no shadow at all rather than a stray dark pixel."""
-    from senclip.s2cloudmask import matched_shadow, shadow_offsets
+    from senclip.sentinel2.cloudless import matched_shadow, shadow_offsets
 
     cloud = np.zeros((60, 60), bool)
     dark = np.zeros((60, 60), bool)
@@ -357,7 +357,7 @@ def test_each_cloud_gets_the_shadow_of_its_own_height_not_every_dark_pixel_in_re
 
 def test_cancel_during_masking_leaves_nothing(tmp_path, tiny_checkpoint):
     """The mask is built in strips with a cancel check each: a cancel there stops the run cleanly."""
-    from senclip.errors import Cancelled
+    from senclip.core.errors import Cancelled
 
     src = write_s2(tmp_path / "s.tif", bands=4)
     mask = tmp_path / "m.tif"
@@ -401,7 +401,7 @@ MTD_TL = ('<n1:Level-1C_Tile_ID xmlns:n1="x"><n1:Geometric_Info><Tile_Angles><Me
 
 
 def test_sun_angles_from_a_zipped_product(tmp_path):
-    from senclip.sunangles import from_mtd_tl
+    from senclip.sentinel2.sunangles import from_mtd_tl
 
     z = tmp_path / "S2A_MSIL1C.SAFE.zip"
     with zipfile.ZipFile(z, "w") as f:
@@ -420,7 +420,7 @@ def test_l1c_granule_folder_uses_its_mtd_tl(l1c_scene, tmp_path):
     (granule / "MTD_TL.xml").write_text(MTD_TL)
     with open_scene(granule) as scene:
         plan = plan_mask("s2cloudless", scene)
-        from senclip.sunangles import sun_angles
+        from senclip.sentinel2.sunangles import sun_angles
 
         sun = sun_angles(scene, plan.mtd_tl)
     assert plan.mtd_tl and (sun.zenith, sun.azimuth) == (66.4, 162.9) and "MTD_TL.xml" in sun.source
@@ -430,7 +430,7 @@ def test_plugin_menu_lists_the_backend_modes():
     """The plugin cannot import senclip; its cloud-mask menu must still match the backend's modes."""
     import re
 
-    from senclip.cloudmask import MODES
+    from senclip.sentinel2.cloudmask import MODES
 
     text = (REPO / "senclip_qgis" / "catalog.py").read_text()
     assert re.search(r"CLOUD_MASKS = (\[.*?\])", text).group(1) == str(list(MODES)).replace("'", '"')

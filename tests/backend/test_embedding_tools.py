@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from senclip.accuracy import olofsson, summarise
+from senclip.tools.accuracy import olofsson, summarise
 from senclip.cli.main import main
-from senclip.errors import InputError, StoreMismatchError
+from senclip.core.errors import InputError, StoreMismatchError
 
 
 # --- the formulas ------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ def test_summary_matches_scikit_learn():
 
 
 def test_otsu_splits_a_bimodal_histogram():
-    from senclip.similarity import otsu
+    from senclip.tools.similarity import otsu
 
     v = np.r_[np.random.default_rng(0).normal(0.2, 0.02, 900), np.random.default_rng(1).normal(0.8, 0.02, 100)]
     assert 0.3 < otsu(v) < 0.7
@@ -97,7 +97,7 @@ RIGHT = [(331200 + 60 * i, 5821500, "blue") for i in range(5)]  # right half: bl
 
 
 def test_fewshot_from_examples_alone_needs_no_prompt(store, tmp_path):
-    from senclip.fewshot import fewshot
+    from senclip.tools.fewshot import fewshot
 
     ex = _features(tmp_path / "ex.geojson", LEFT + RIGHT)
     res = fewshot(store, tmp_path / "fs.tif", examples=ex)
@@ -114,7 +114,7 @@ def test_fewshot_from_examples_alone_needs_no_prompt(store, tmp_path):
 
 
 def test_fewshot_blends_prompts_and_allows_classes_without_prompt(store, tmp_path):
-    from senclip.fewshot import fewshot
+    from senclip.tools.fewshot import fewshot
 
     ex = _features(tmp_path / "ex.geojson", RIGHT)  # examples of "blue" only; "Forest" has a prompt only
     res = fewshot(store, tmp_path / "fs.tif", examples=ex, classes="Forest", example_weight=0.5)
@@ -131,7 +131,7 @@ def test_fewshot_blends_prompts_and_allows_classes_without_prompt(store, tmp_pat
 
 
 def test_find_similar_point_query_marks_its_own_half(store, tmp_path):
-    from senclip.similarity import find_similar
+    from senclip.tools.similarity import find_similar
 
     q = _features(tmp_path / "q.geojson", LEFT[:1])
     res = find_similar(store, tmp_path / "sim.tif", query=q, mask_out=tmp_path / "mask.tif")
@@ -144,7 +144,7 @@ def test_find_similar_point_query_marks_its_own_half(store, tmp_path):
 
 
 def test_find_similar_text_query_and_bad_queries(store, tmp_path, tiny_checkpoint):
-    from senclip.similarity import find_similar
+    from senclip.tools.similarity import find_similar
 
     res = find_similar(store, tmp_path / "sim.tif", text="solar farms", threshold=0.0)
     assert res.query["text"] == "solar farms" and res.threshold_method == "given"
@@ -162,11 +162,11 @@ def test_find_similar_image_chip_query(store, tmp_path, tiny_checkpoint):
     chip bigger than a tile is cut into tiles."""
     from s2data import BLUE_DN, GREEN_DN, write_s2
 
-    from senclip.chipquery import chip_query_vector
-    from senclip.models import load_model
-    from senclip.scene import Radiometry
-    from senclip.similarity import find_similar
-    from senclip.store import EmbeddingStore
+    from senclip.tools.chipquery import chip_query_vector
+    from senclip.models.loading import load_model
+    from senclip.sentinel2.scene import Radiometry
+    from senclip.tools.similarity import find_similar
+    from senclip.embedding.store import EmbeddingStore
 
     st, lm = EmbeddingStore(store), load_model(checkpoint=tiny_checkpoint, device="cpu")
     green = write_s2(tmp_path / "green.tif", width=16, height=16, left=GREEN_DN, right=GREEN_DN)
@@ -209,7 +209,7 @@ def test_find_similar_image_chip_query(store, tmp_path, tiny_checkpoint):
 def test_change_of_a_store_with_itself_is_zero_and_mismatches_are_refused(store, tmp_path, s2_scene,
                                                                           tiny_checkpoint):
     import senclip
-    from senclip.change import change
+    from senclip.tools.change import change
 
     res = change(store, store, tmp_path / "d.tif", classes="green;blue", table=tmp_path / "t.csv",
                  changes_out=tmp_path / "c.tif")
@@ -226,7 +226,7 @@ def test_change_of_a_store_with_itself_is_zero_and_mismatches_are_refused(store,
 def test_change_finds_the_altered_half(tmp_path, tiny_checkpoint):
     import senclip
     from s2data import BLUE_DN, GREEN_DN, write_s2
-    from senclip.change import change
+    from senclip.tools.change import change
 
     a = write_s2(tmp_path / "a.tif", left=GREEN_DN, right=BLUE_DN)
     b = write_s2(tmp_path / "b.tif", left=GREEN_DN, right=GREEN_DN)  # the right half turned green
@@ -240,7 +240,7 @@ def test_change_finds_the_altered_half(tmp_path, tiny_checkpoint):
 
 
 def test_accuracy_report_files_and_cli(store, tmp_path, capsys):
-    from senclip.fewshot import fewshot
+    from senclip.tools.fewshot import fewshot
 
     ex = _features(tmp_path / "ex.geojson", LEFT + RIGHT)
     fewshot(store, tmp_path / "fs.tif", examples=ex)
@@ -309,8 +309,8 @@ def test_overwrite_replaces_the_tools_own_outputs_and_nothing_else(store, tmp_pa
 def test_a_failed_mask_takes_the_similarity_raster_back(store, tmp_path, monkeypatch):
     """find-similar publishes the similarity raster, then the mask: if the mask fails, the run
     leaves neither."""
-    import senclip.gridraster as gr
-    from senclip.similarity import find_similar
+    import senclip.maps.gridraster as gr
+    from senclip.tools.similarity import find_similar
 
     real = gr.write_grid_raster
 

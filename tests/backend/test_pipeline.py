@@ -9,9 +9,9 @@ import rasterio
 from s2data import write_s2
 
 import senclip
-from senclip import classmap
-from senclip.errors import Cancelled, InputError, StoreMismatchError
-from senclip.feedback import Feedback
+from senclip.maps import classmap
+from senclip.core.errors import Cancelled, InputError, StoreMismatchError
+from senclip.core.feedback import Feedback
 
 CLASSES = "green meadow;blue water"
 
@@ -272,7 +272,7 @@ def test_worker_progress_events_follow_the_batches(tmp_path, color_model):
 
 def test_store_is_the_same_without_os_pwrite(s2_scene, tmp_path, color_model, monkeypatch):
     """Windows has no os.pwrite: the seek-and-write fallback must give a byte-identical store."""
-    from senclip import store
+    from senclip.embedding import store
 
     senclip.embed(s2_scene, tmp_path / "a", loaded_model=color_model, batch_size=4)
     monkeypatch.delattr(store.os, "pwrite")

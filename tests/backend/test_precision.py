@@ -1,7 +1,7 @@
 """--precision auto|fp32|bf16|int8: the choice logic with the CPU faked, and agreement to fp32.
 
 No timing is asserted (speed belongs in ``make bench``). CPU features and installed engines are
-faked through :mod:`senclip.precision`, so the AMX / VNNI / AVX2 branches run on any machine.
+faked through :mod:`senclip.models.precision`, so the AMX / VNNI / AVX2 branches run on any machine.
 """
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from senclip import calibration, precision
-from senclip.errors import BackendUnavailableError, InputError
-from senclip.feedback import Feedback
-from senclip.models import load_model
-from senclip.precision import Choice, CpuFeatures, candidates, explicit
+from senclip.models import calibration, precision
+from senclip.core.errors import BackendUnavailableError, InputError
+from senclip.core.feedback import Feedback
+from senclip.models.loading import load_model
+from senclip.models.precision import Choice, CpuFeatures, candidates, explicit
 
 SPR_FLAGS = ("fpu sse2 avx avx2 fma avx512f avx512bw avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8 "
              "avx_vnni").split()
@@ -157,8 +157,8 @@ def test_auto_keeps_fp32_when_the_cosine_check_fails(tiny_checkpoint, fake_cpu, 
 def test_openvino_reads_our_export_and_agrees(tiny_checkpoint, prec):
     """OpenVINO on the same image.onnx (metadata included); bf16 runs as bf16 only on CPUs with
     bf16 units, elsewhere OpenVINO keeps f32: the agreement bound holds either way."""
-    from senclip.encoders.openvino_encoder import OpenVinoImageEncoder
-    from senclip.onnx_export import default_export_dir
+    from senclip.models.encoders.openvino_encoder import OpenVinoImageEncoder
+    from senclip.models.onnx_export import default_export_dir
 
     ref = load_model(checkpoint=tiny_checkpoint, backend="onnx", device="cpu")
     enc = OpenVinoImageEncoder(default_export_dir(ref.model_id, ref.checksum) / "image.onnx", prec)
@@ -174,7 +174,7 @@ def test_torch_bf16_autocast_agrees_with_fp32(tiny_checkpoint):
     bf16 = load_model(checkpoint=tiny_checkpoint, device="cpu", precision="bf16") if precision.cpu_features().bf16 \
         else None
     if bf16 is None:  # explicit bf16 is refused on this CPU (tested above); build the encoder directly
-        from senclip.encoders.torch_encoder import TorchImageEncoder
+        from senclip.models.encoders.torch_encoder import TorchImageEncoder
 
         bf16 = TorchImageEncoder(fp32.image.module.model, fp32.preprocess, "cpu", "bf16")
     else:

@@ -13,7 +13,7 @@ import rasterio
 
 import senclip
 from senclip.cli.main import main
-from senclip.demo import fetch_demo_scene
+from senclip.sentinel2.demo import fetch_demo_scene
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.real_data

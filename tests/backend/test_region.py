@@ -21,7 +21,7 @@ import rasterio
 
 import region_data as rd
 from senclip.cli.main import main
-from senclip.geotiff import CLOUD_VALUE
+from senclip.maps.geotiff import CLOUD_VALUE
 from senclip.region import map_region
 from senclip.region.mosaic import build_mosaic, combine
 from stac_server import StacServer
@@ -321,7 +321,7 @@ def test_sigterm_stops_own_cluster_and_leaves_only_complete_outputs(items, tmp_p
 def test_scene_discovery_from_folders_globs_and_products(tmp_path):
     """Products are handed to the scene opener as they are: .SAFE folders, .SAFE.zip, band folders,
     GeoTIFFs; hidden entries (our own staging) are never scenes."""
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
     from senclip.region.sources import discover
 
     d = tmp_path / "products"
@@ -348,7 +348,7 @@ def test_scene_discovery_from_folders_globs_and_products(tmp_path):
 def test_stac_assets_by_key_or_common_name():
     import pystac
 
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
     from senclip.region.stac import item_to_scene
 
     def item(assets, props=None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from senclip.registry import get_model_spec, list_models
+from senclip.models.registry import get_model_spec, list_models
 
 FORMATS = {"openai-state-dict", "open_clip"}
 
@@ -27,7 +27,7 @@ def test_registry_entry_is_complete(model_id):
 def test_each_architecture_builds_and_saves_in_release_format(arch, tmp_path):
     """Random full-size weights in the release format round-trip: the architecture is re-inferred
     from the tensor shapes, as it will be from the real files."""
-    from senclip.checkpoints import build_clip, infer_arch, read_state_dict, save_openai_state_dict
+    from senclip.models.checkpoints import build_clip, infer_arch, read_state_dict, save_openai_state_dict
 
     model = build_clip(None, arch)
     path = save_openai_state_dict(model, tmp_path / "release.ckpt")
@@ -35,7 +35,7 @@ def test_each_architecture_builds_and_saves_in_release_format(arch, tmp_path):
 
 
 def test_unknown_model_names_the_choices():
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
 
     with pytest.raises(InputError, match="senclip-vitb32-avgpool"):
         get_model_spec("senclip-vitl14")

@@ -19,8 +19,8 @@ from s2products import (
 )
 
 import senclip
-from senclip import s2product
-from senclip.errors import InputError
+from senclip.sentinel2 import product as s2product
+from senclip.core.errors import InputError
 
 CLASSES = "red roof;green meadow;blue water"
 GRID = dict(tile=32, stride=16)
@@ -148,7 +148,7 @@ def test_l2a_cut_to_60m_says_exactly_what_is_missing(tmp_path):
     safe = make_safe(tmp_path, resolutions=(60,), bands=("B02", "B03", "B04"), with_masks=False)
     with pytest.raises(InputError, match=r"no file for band\(s\) B08 .*\(it has 60 m: B02, B03, B04\)"):
         senclip.open_scene(safe, bands="B08,B04,B03")
-    with pytest.warns(senclip.errors.SenclipWarning, match="read at 60 m.*no 10 m files.*no IMG_DATA/R10m"):
+    with pytest.warns(senclip.core.errors.SenclipWarning, match="read at 60 m.*no 10 m files.*no IMG_DATA/R10m"):
         with senclip.open_scene(safe) as scene:
             assert scene.width == 40 and scene.full_transform.a == 60
 

@@ -148,7 +148,7 @@ def test_worker_cancel_message_stops_the_request_and_serves_on(dirs, tiny_checkp
 
 SWALLOWED_CTRL_C = """
 import os, signal, sys
-from senclip import geotiff
+from senclip.maps import geotiff
 from senclip.cli.main import main
 
 write = geotiff.ClassMapWriter.write_bands

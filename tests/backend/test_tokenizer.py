@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from senclip.encoders.tokenizer import ClipTokenizer, get_tokenizer, truncation_warning
+from senclip.models.encoders.tokenizer import ClipTokenizer, get_tokenizer, truncation_warning
 
 LONG = "a satellite image of " + " and ".join(f"field number {i} with crops" for i in range(40))
 TEXTS = [
@@ -60,7 +60,7 @@ def test_module_imports_neither_torch_nor_open_clip():
     import ast
     import inspect
 
-    import senclip.encoders.tokenizer as mod
+    import senclip.models.encoders.tokenizer as mod
 
     names = {a.name.split(".")[0] for n in ast.walk(ast.parse(inspect.getsource(mod)))
              if isinstance(n, (ast.Import, ast.ImportFrom)) for a in getattr(n, "names", [])}

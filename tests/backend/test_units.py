@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from senclip.errors import InputError
-from senclip.geotiff import encode_probabilities
-from senclip.prompts import STYLES, build_prompt_set, parse_classes, shipped_set
-from senclip.s2product import find_product, metadata_near, radiometric_offset
-from senclip.scene import Radiometry
-from senclip.tiling import TileGrid
-from senclip.zeroshot import probabilities
+from senclip.core.errors import InputError
+from senclip.maps.geotiff import encode_probabilities
+from senclip.zeroshot.prompts import STYLES, build_prompt_set, parse_classes, shipped_set
+from senclip.sentinel2.product import find_product, metadata_near, radiometric_offset
+from senclip.sentinel2.scene import Radiometry
+from senclip.embedding.tiling import TileGrid
+from senclip.zeroshot.head import probabilities
 
 
 def test_shipped_prompt_sets_cover_eurosat_and_bigearthnet_in_every_style():
@@ -158,8 +158,8 @@ class _BandsRecorder:
 def test_pixel_resolution_is_the_mean_of_covering_chips(budget):
     """write_pixels against the definition, pixel by pixel: mean probability of the valid chips
     covering the pixel, whatever the block size the memory budget picks."""
-    from senclip.classmap import write_pixels
-    from senclip.feedback import Feedback
+    from senclip.maps.classmap import write_pixels
+    from senclip.core.feedback import Feedback
 
     grid = TileGrid.create(70, 45, 16, 4)
     rng = np.random.default_rng(1)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from senclip.errors import ChecksumError, InputError, SenclipError, WeightsNotAvailableError
-from senclip.registry import ModelSpec
-from senclip import weights
+from senclip.core.errors import ChecksumError, InputError, SenclipError, WeightsNotAvailableError
+from senclip.models.registry import ModelSpec
+from senclip.models import weights
 cached_path, fetch_weights, resolve_weights = weights.cached_path, weights.fetch_weights, weights.resolve_weights
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
@@ -244,7 +244,7 @@ def test_refresh_accepts_and_records_the_new_file(hub):
 def test_models_list_says_which_entries_are_pinned(hub, monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from senclip import registry
+    from senclip.models import registry
     from senclip.cli.main import cli
 
     extra = tmp_path / "models"

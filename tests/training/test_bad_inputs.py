@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 
 def _copy(sen2lucas, tmp_path):
@@ -92,9 +92,9 @@ def test_init_from_a_registry_id(tiny_vit, tmp_path, monkeypatch):
     """--init accepts registry ids: weights come from the senclip cache (verified), like the backend's."""
     import json
 
-    from senclip import registry
-    from senclip.checkpoints import infer_arch, read_state_dict, sha256_file
-    from senclip.weights import cached_path
+    from senclip.models import registry
+    from senclip.models.checkpoints import infer_arch, read_state_dict, sha256_file
+    from senclip.models.weights import cached_path
     from senclip_train.model.build import load_clip
 
     spec = {"id": "tiny-init", "arch": infer_arch(read_state_dict(tiny_vit)), "description": "tiny",

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("kind", ["vit", "rn"])
 def test_export_folds_head_exactly_and_backend_loads_it(train_cfg, tiny_vit, tiny_rn, tmp_path, kind):
-    from senclip.checkpoints import build_clip, read_state_dict
+    from senclip.models.checkpoints import build_clip, read_state_dict
     from senclip_train.model.build import model_from_training_checkpoint
     from senclip_train.model.export import export_from_training_checkpoint
     from senclip_train.train import train
@@ -37,7 +37,7 @@ def test_export_folds_head_exactly_and_backend_loads_it(train_cfg, tiny_vit, tin
         assert torch.equal(released.token_embedding.weight, clip_model.token_embedding.weight)  # text tower untouched
     if kind == "rn":
         return  # the backend's loading path is the same for both; the ViT case covers it
-    from senclip.models import load_model
+    from senclip.models.loading import load_model
 
     loaded = load_model(checkpoint=out, device="cpu")
     emb = loaded.image.encode_chips(np.zeros((2, 3, 64, 64), np.uint8))
@@ -45,7 +45,7 @@ def test_export_folds_head_exactly_and_backend_loads_it(train_cfg, tiny_vit, tin
 
 
 def test_reference_head_cannot_be_exported_silently(train_cfg, tmp_path):
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
     from senclip_train.model.export import export_from_training_checkpoint
     from senclip_train.train import train
 
@@ -100,7 +100,7 @@ def test_bench_eurosat_cli(tiny_vit, tmp_path):
 
 
 def test_bench_eurosat_ms_and_errors(tiny_vit, tmp_path):
-    from senclip.errors import InputError
+    from senclip.core.errors import InputError
     from senclip_train.bench.run import BenchOptions, run_bench
 
     root = _eurosat(tmp_path / "ms", per_class=1, ms=True)

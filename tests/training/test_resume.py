@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 
 class Killed(Exception):

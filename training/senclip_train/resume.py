@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 FREE = ("out", "num_workers", "device", "save_every", "keep", "log_every")
 LOCATIONS = ("root", "list_file", "embeddings", "init")

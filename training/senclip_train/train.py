@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 from .metrics_log import MetricsLogger
 from .model.build import build_contrastive, load_clip, read_training_checkpoint

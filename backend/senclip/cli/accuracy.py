@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..feedback import TqdmFeedback
+from senclip.core.feedback import TqdmFeedback
 
 
 @click.command()
@@ -19,7 +19,7 @@ from ..feedback import TqdmFeedback
 @click.pass_context
 def accuracy(ctx, classmap, reference, field, match, out, overwrite):
     """Accuracy of CLASSMAP: OA, kappa, per-class P/R/F1, Olofsson et al. (2014) areas with 95 % CIs."""
-    from ..accuracy import accuracy_report
+    from senclip.tools.accuracy import accuracy_report
 
     res = accuracy_report(classmap, reference, out, field=field, match=match, overwrite=overwrite,
                           feedback=TqdmFeedback(quiet=ctx.obj["quiet"]))

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..feedback import TqdmFeedback
+from senclip.core.choices import choices, default
+from senclip.core.feedback import TqdmFeedback
 
 
 @click.group()
@@ -29,8 +29,8 @@ def bundle():
 @click.pass_context
 def create(ctx, out, extras, torch_build, models, pip_options, offline):
     """Write an offline bundle to OUT (a new folder): wheels/, weights/, manifest.json."""
-    from ..bundle import create_bundle
-    from ..registry import DEFAULT_MODEL
+    from senclip.models.bundle import create_bundle
+    from senclip.models.registry import DEFAULT_MODEL
 
     manifest = create_bundle(out, extras=extras, torch_build=torch_build, models=list(models) or [DEFAULT_MODEL],
                              pip_options=list(pip_options), offline=offline,
@@ -45,7 +45,7 @@ def create(ctx, out, extras, torch_build, models, pip_options, offline):
 @click.pass_context
 def import_cmd(ctx, bundle_dir):
     """Copy the weights of BUNDLE_DIR into the weights cache and verify them."""
-    from ..bundle import import_weights
+    from senclip.models.bundle import import_weights
 
     for path in import_weights(bundle_dir, feedback=TqdmFeedback(quiet=ctx.obj["quiet"])):
         click.echo(str(path))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..feedback import TqdmFeedback
-from .options import prompt_options
+from senclip.core.choices import choices, default
+from senclip.core.feedback import TqdmFeedback
+from senclip.cli.options import prompt_options
 
 
 @click.command()
@@ -29,8 +29,8 @@ def change(ctx, before, after, out, as_json, **kw):
     """Change between BEFORE and AFTER (embedding stores of the same grid and model)."""
     import json
 
-    from ..change import change as run
-    from ..worker import to_jsonable
+    from senclip.tools.change import change as run
+    from senclip.worker import to_jsonable
 
     res = run(before, after, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..feedback import TqdmFeedback
-from .options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options
+from senclip.core.choices import choices, default
+from senclip.core.feedback import TqdmFeedback
+from senclip.cli.options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options
 
 
 def report(res) -> str:
@@ -54,7 +54,7 @@ def classify(ctx, input, out, bounds, as_json, **kw):
     """Classify INPUT (Sentinel-2 raster or band folder) into the given classes."""
     import json
 
-    from ..api import classify as run
+    from senclip.api import classify as run
 
     fb = TqdmFeedback(quiet=ctx.obj["quiet"])
     res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import click
 
-from ..choices import choices, default
-from ..errors import WeightsNotAvailableError
-from ..feedback import TqdmFeedback
-from ..registry import DEFAULT_MODEL
-from .classify import report
+from senclip.core.choices import choices, default
+from senclip.core.errors import WeightsNotAvailableError
+from senclip.core.feedback import TqdmFeedback
+from senclip.models.registry import DEFAULT_MODEL
+from senclip.cli.classify import report
 
 
 @click.command()
@@ -26,10 +26,10 @@ from .classify import report
 @click.pass_context
 def demo(ctx, out, data_dir, model, checkpoint, backend, device, offline):
     """Map land cover near Berlin (Sentinel-2 L1C, Feb 2017) with the EuroSAT classes."""
-    from ..api import classify
-    from ..demo import DEMO_CLASSES, fetch_demo_scene
-    from ..preview import render_preview
-    from ..scene import open_scene
+    from senclip.api import classify
+    from senclip.sentinel2.demo import DEMO_CLASSES, fetch_demo_scene
+    from senclip.maps.preview import render_preview
+    from senclip.sentinel2.scene import open_scene
 
     scene_dir = fetch_demo_scene(data_dir, all_bands=True)  # 13 bands: clouds are masked (s2cloudless)
     out = Path(out)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..feedback import TqdmFeedback
-from .options import cloud_options, model_options, parse_bounds, tiling_options
+from senclip.core.feedback import TqdmFeedback
+from senclip.cli.options import cloud_options, model_options, parse_bounds, tiling_options
 
 
 @click.command()
@@ -19,7 +19,7 @@ from .options import cloud_options, model_options, parse_bounds, tiling_options
 @click.pass_context
 def embed(ctx, input, out, bounds, **kw):
     """Compute image embeddings of INPUT (raster or band folder) into a store folder."""
-    from ..api import embed as run
+    from senclip.api import embed as run
 
     fb = TqdmFeedback(quiet=ctx.obj["quiet"])
     res = run(input, out, bounds=parse_bounds(bounds), feedback=fb, **kw)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..feedback import TqdmFeedback
-from .classify import report
-from .options import prompt_options
+from senclip.core.choices import choices, default
+from senclip.core.feedback import TqdmFeedback
+from senclip.cli.classify import report
+from senclip.cli.options import prompt_options
 
 
 def cv_line(cv) -> str:
@@ -44,8 +44,8 @@ def fewshot(ctx, store, out, as_json, **kw):
     """Refine the classes of STORE with labelled examples (prototype blend with the prompts)."""
     import json
 
-    from ..fewshot import fewshot as run
-    from ..worker import to_jsonable
+    from senclip.tools.fewshot import fewshot as run
+    from senclip.worker import to_jsonable
 
     res = run(store, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

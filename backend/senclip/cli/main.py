@@ -7,9 +7,9 @@ import warnings
 
 import click
 
-from .. import __version__
-from ..errors import Cancelled, SenclipError, SenclipWarning
-from ..stopping import exit_code, handle_sigterm
+from senclip._version import __version__
+from senclip.core.errors import Cancelled, SenclipError, SenclipWarning
+from senclip.core.stopping import exit_code, handle_sigterm
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -28,17 +28,17 @@ def cli(ctx, verbose, quiet):
 
 
 def _register() -> None:
-    from .bundle import bundle
-    from .classify import classify
-    from .demo import demo
-    from .diagnostics import diagnostics
-    from .embed import embed
-    from .map_region import map_region
-    from .models import models
-    from .fewshot import fewshot
-    from .similar import similar
-    from .change import change
-    from .accuracy import accuracy
+    from senclip.cli.bundle import bundle
+    from senclip.cli.classify import classify
+    from senclip.cli.demo import demo
+    from senclip.cli.diagnostics import diagnostics
+    from senclip.cli.embed import embed
+    from senclip.cli.map_region import map_region
+    from senclip.cli.models import models
+    from senclip.cli.fewshot import fewshot
+    from senclip.cli.similar import similar
+    from senclip.cli.change import change
+    from senclip.cli.accuracy import accuracy
 
     for cmd in (classify, embed, models, demo, diagnostics, bundle, map_region, fewshot, similar, change,
                 accuracy):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from .classify import classify as _classify_cmd
+from senclip.core.choices import choices, default
+from senclip.cli.classify import classify as _classify_cmd
 
 # Every option of ``senclip classify`` that shapes the map is an option here too, taken from the
 # classify command itself, so an option added to classify reaches map-region without an edit.
@@ -89,10 +89,10 @@ def map_region(ctx, inputs, out, stac_url, collection, bbox, datetime_, max_clou
     STAC API search into per-scene COGs and one mosaic, on Dask (exit code 3 when some scenes failed)."""
     import json
 
-    from ..feedback import TqdmFeedback
-    from ..region import map_region as run
-    from ..region.job import ScenesFailedError
-    from .options import parse_bounds
+    from senclip.core.feedback import TqdmFeedback
+    from senclip.region import map_region as run
+    from senclip.region.job import ScenesFailedError
+    from senclip.cli.options import parse_bounds
 
     fb = TqdmFeedback(quiet=ctx.obj["quiet"])
     res = run(list(inputs), out, stac=stac_url, collection=collection, bbox=parse_bbox(bbox), datetime=datetime_,

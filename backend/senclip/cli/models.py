@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..feedback import TqdmFeedback
+from senclip.core.feedback import TqdmFeedback
 
 
 def _feedback(ctx) -> TqdmFeedback:
@@ -20,7 +20,7 @@ def models():
 def _pinned(spec) -> str:
     """sha256: the registry publishes the hash; first use: recorded when first downloaded here;
     no: nothing to check against yet (the first download will be trusted and recorded)."""
-    from ..weights import recorded_sha256
+    from senclip.models.weights import recorded_sha256
 
     if spec.source is None:
         return "n/a"
@@ -33,8 +33,8 @@ def _pinned(spec) -> str:
 def list_cmd():
     """Registry models: id, architecture, whether the weights are cached, whether their sha256 is
     pinned (by the registry, or recorded on first use), description."""
-    from ..registry import get_model_spec, list_models
-    from ..weights import cached_path, weights_dir
+    from senclip.models.registry import get_model_spec, list_models
+    from senclip.models.weights import cached_path, weights_dir
 
     rows = []
     for model_id in list_models():
@@ -59,8 +59,8 @@ def list_cmd():
 @click.pass_context
 def download(ctx, model_id, offline, refresh):
     """Download (or verify the cached) weights of MODEL_ID."""
-    from ..registry import get_model_spec
-    from ..weights import fetch_weights
+    from senclip.models.registry import get_model_spec
+    from senclip.models.weights import fetch_weights
 
     spec = get_model_spec(model_id)
     if spec.source is None:
@@ -84,9 +84,9 @@ def download(ctx, model_id, offline, refresh):
 @click.pass_context
 def export_onnx_cmd(ctx, model_id, checkpoint, arch, out, int8, offline):
     """Export MODEL_ID (or --checkpoint PATH) to ONNX for the torch-free backend."""
-    from ..errors import InputError
-    from ..models import _build_torch, _identify
-    from ..onnx_export import default_export_dir, export_onnx
+    from senclip.core.errors import InputError
+    from senclip.models.loading import _build_torch, _identify
+    from senclip.models.onnx_export import default_export_dir, export_onnx
 
     if not model_id and not checkpoint:
         raise InputError("give a MODEL_ID (see `senclip models list`) or --checkpoint PATH")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..scene import DEFAULT_MAX_REFLECTANCE
-from ..tiling import DEFAULT_MIN_VALID, DEFAULT_TILE
+from senclip.core.choices import choices, default
+from senclip.sentinel2.scene import DEFAULT_MAX_REFLECTANCE
+from senclip.embedding.tiling import DEFAULT_MIN_VALID, DEFAULT_TILE
 
 
 def _stack(*decorators):

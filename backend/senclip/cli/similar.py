@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from ..choices import choices, default
-from ..feedback import TqdmFeedback
+from senclip.core.choices import choices, default
+from senclip.core.feedback import TqdmFeedback
 
 
 @click.command()
@@ -34,8 +34,8 @@ def similar(ctx, store, out, as_json, **kw):
     """Cosine similarity of every cell of STORE to a query, and the share above a threshold."""
     import json
 
-    from ..similarity import find_similar
-    from ..worker import to_jsonable
+    from senclip.tools.similarity import find_similar
+    from senclip.worker import to_jsonable
 
     res = find_similar(store, out, feedback=TqdmFeedback(quiet=ctx.obj["quiet"]), **kw)
     if as_json:

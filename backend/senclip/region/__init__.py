@@ -8,6 +8,6 @@ cluster (a ``LocalCluster`` by default, or an existing scheduler).
 """
 from __future__ import annotations
 
-from .job import RegionResult, map_region
+from senclip.region.job import RegionResult, map_region
 
 __all__ = ["map_region", "RegionResult"]

@@ -20,14 +20,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import stopping
-from ..errors import Cancelled, InputError, OutputError, SenclipError
-from ..feedback import Feedback
-from ..prompts import build_prompt_set
-from . import manifest
-from .mosaic import RULES, build_mosaic
-from .sources import discover
-from .task import run_scene
+from senclip.core import stopping
+from senclip.core.errors import Cancelled, InputError, OutputError, SenclipError
+from senclip.core.feedback import Feedback
+from senclip.zeroshot.prompts import build_prompt_set
+from senclip.region import manifest
+from senclip.region.mosaic import RULES, build_mosaic
+from senclip.region.sources import discover
+from senclip.region.task import run_scene
 
 
 class ScenesFailedError(SenclipError):
@@ -171,8 +171,8 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
                                   style=classify_kwargs.get("prompt_style", "ground"))
     scenes = discover(inputs) if inputs else []
     if stac:
-        from . import stac as stac_mod
-        from .sources import unique_ids
+        from senclip.region import stac as stac_mod
+        from senclip.region.sources import unique_ids
 
         scenes = unique_ids(scenes + stac_mod.search(stac, collection=collection, bbox=bbox, datetime=datetime,
                                                      max_cloud=max_cloud, limit=limit))

@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..outputs import write_text
+from senclip.core.outputs import write_text
 
 FORMAT = "senclip-region-manifest"
 VERSION = 1
@@ -30,7 +30,7 @@ def sha256_json(value) -> str:
 
 def settings(classify_kwargs: dict, prompt_set: dict, *, bbox=None) -> dict:
     """The settings that define a scene's map, JSON-ready (files replaced by their checksums)."""
-    from ..checkpoints import sha256_file
+    from senclip.models.checkpoints import sha256_file
 
     s = {k: v for k, v in sorted(classify_kwargs.items()) if k not in NOT_IN_KEY}
     s["prompts"] = prompt_set

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..choices import choices
-from ..errors import InputError
-from ..geotiff import CLOUD_VALUE
+from senclip.core.choices import choices
+from senclip.core.errors import InputError
+from senclip.maps.geotiff import CLOUD_VALUE
 
 RULES = tuple(choices("overlap"))  # resources/options.json; the first is the default
 BLOCK = 512
@@ -163,8 +163,8 @@ def build_mosaic(maps: list, classes: list[str], out_dir, *, rule: str = "confid
     from rasterio.windows import Window
     from rasterio.windows import bounds as win_bounds
 
-    from ..colors import class_colors
-    from ..geotiff import pam_xml, qml
+    from senclip.core.colors import class_colors
+    from senclip.maps.geotiff import pam_xml, qml
 
     if rule not in RULES:
         raise InputError(f"--overlap must be one of {', '.join(RULES)}, got {rule!r}")
@@ -283,7 +283,7 @@ def _build_vrt(maps: list[Path], crss, dst_crs, out_dir: Path, transform, width,
     """``mosaic.vrt`` over the per-scene COGs, for a quick look without the rule: where they
     overlap the last one listed (the newest) shows. Maps in another CRS enter through a warped
     VRT beside them (``<id>.warped.vrt``)."""
-    from .vrt import mosaic_vrt, warped_vrt
+    from senclip.region.vrt import mosaic_vrt, warped_vrt
 
     srcs = [m if c == dst_crs else warped_vrt(m, dst_crs, m.with_name(m.stem + ".warped.vrt"))
             for m, c in zip(maps, crss)]

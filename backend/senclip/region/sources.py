@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
-from ..s2product import _BAND, find_product, norm_band
+from senclip.core.errors import InputError
+from senclip.sentinel2.product import _BAND, find_product, norm_band
 
 PRODUCT_SUFFIXES = (".tif", ".tiff", ".vrt")
 STAC_SUFFIXES = (".json", ".geojson")
@@ -141,7 +141,7 @@ def _expand(arg: str) -> list[Path] | str:
 
 def discover(inputs) -> list[SceneRef]:
     """Scenes of every input (paths, globs, folders, STAC JSON files or URLs), ids made unique."""
-    from . import stac
+    from senclip.region import stac
 
     scenes: list[SceneRef] = []
     for arg in inputs:

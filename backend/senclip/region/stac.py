@@ -10,8 +10,8 @@ from the environment of every worker (see README, "Regional maps").
 """
 from __future__ import annotations
 
-from ..errors import InputError
-from .sources import SceneRef, safe_id, unique_ids
+from senclip.core.errors import InputError
+from senclip.region.sources import SceneRef, safe_id, unique_ids
 
 ROLES = {  # role -> asset keys, in order of preference
     "red": ("red", "B04", "b04", "B4"),

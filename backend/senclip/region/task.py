@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..errors import InputError, OutputError
-from ..feedback import Feedback
-from . import manifest
+from senclip.core.errors import InputError, OutputError
+from senclip.core.feedback import Feedback
+from senclip.region import manifest
 
 # COGs over HTTP: never list the remote "directory" to look for sidecars (one request per open
 # instead of several). Only while a STAC scene is read (set process-wide it would hide every local
@@ -32,7 +32,7 @@ COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "256", "OVERVIEW_RESAMPLING":
 
 def load_args(classify_kwargs: dict) -> dict:
     """The subset of the classify options that choose the model (whatever ``load_model`` takes)."""
-    from ..models import load_model
+    from senclip.models.loading import load_model
 
     names = set(inspect.signature(load_model).parameters) - {"feedback", "onnx_dir"}
     return {k: v for k, v in classify_kwargs.items() if k in names}
@@ -44,7 +44,7 @@ def cached_model(args: dict):
     with _LOCK:
         if key in _MODELS:
             return _MODELS[key], 0.0
-        from ..models import load_model
+        from senclip.models.loading import load_model
 
         t0 = time.perf_counter()
         lm = load_model(**args)
@@ -55,7 +55,7 @@ def cached_model(args: dict):
 def stac_vrt(scene, folder: Path) -> Path:
     """A 3-band VRT (red, green, blue: the band order ``senclip`` reads from 3-band rasters) over
     the item's band assets; GDAL reads them window by window when the VRT is read."""
-    from .vrt import stack_vrt
+    from senclip.region.vrt import stack_vrt
 
     srcs = [scene.assets[r] for r in ("red", "green", "blue")]
     return stack_vrt(srcs, Path(folder) / f"{scene.id}.vrt", ["B04", "B03", "B02"])
@@ -66,7 +66,7 @@ def bbox_bounds(path, bbox, bands=None) -> list[float]:
     from rasterio.transform import array_bounds
     from rasterio.warp import transform_bounds
 
-    from ..scene import open_scene
+    from senclip.sentinel2.scene import open_scene
 
     with open_scene(path, bands=bands) as sc:
         crs, (w, s, e, n) = sc.crs, array_bounds(sc.full_height, sc.full_width, sc.full_transform)
@@ -129,7 +129,7 @@ def run_scene(scene, out: str, work: str, classify_kwargs: dict, settings_key: s
     so Dask's retries apply; the driver records the error of the last attempt."""
     import rasterio
 
-    from ..api import classify
+    from senclip.api import classify
 
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from ..errors import InputError
-from ..outputs import write_text
+from senclip.core.errors import InputError
+from senclip.core.outputs import write_text
 
 GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 from ..data.preprocess import minmax_to_uint8
 

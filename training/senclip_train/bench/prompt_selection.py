@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 METHODS = ("text", "image-profile")
 

@@ -5,7 +5,7 @@ paper  — what the reference scripts compute: EuroSAT logits divided by their p
          if they were R,G,B, scored by recall@k with k = number of true labels.
 honest — inductive scoring (each image on its own), RGB in the right order, and for BigEarthNet
          macro mAP and sample-F1 (threshold rule in ``metrics.threshold_predictions``).
-Images and prompts go through the backend's own encoders (:func:`senclip.models.load_model`), so
+Images and prompts go through the backend's own encoders (:func:`senclip.models.loading.load_model`), so
 the numbers describe what the product computes.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 from . import datasets as D
 from . import metrics as M
@@ -66,13 +66,13 @@ def _class_embeddings(prompt_emb: np.ndarray, cls: np.ndarray, n: int) -> np.nda
 
 
 def _prompt_set(classes: list[str], opts: BenchOptions) -> dict[str, list[str]]:
-    from senclip.prompts import build_prompt_set
+    from senclip.zeroshot.prompts import build_prompt_set
 
     return build_prompt_set(classes, prompts=opts.prompts, style=opts.prompt_style)
 
 
 def run_bench(opts: BenchOptions, feedback=None) -> dict:
-    from senclip.models import load_model
+    from senclip.models.loading import load_model
 
     if opts.dataset == "eurosat":
         classes, samples = D.eurosat_samples(opts.root)

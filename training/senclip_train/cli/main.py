@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from senclip.errors import SenclipError
+from senclip.core.errors import SenclipError
 
 
 def _ints(value: str) -> tuple:

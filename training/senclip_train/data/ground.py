@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 _PHOTO = re.compile(r"^(\d+)_?([NESWnesw])\.(jpe?g|png)$", re.IGNORECASE)
 
@@ -39,7 +39,7 @@ def embed_ground(photos, out, *, init: str, batch_size: int = 64, device: str = 
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    from senclip.registry import CLIP_MEAN, CLIP_STD
+    from senclip.models.registry import CLIP_MEAN, CLIP_STD
 
     from ..model.build import load_clip
 

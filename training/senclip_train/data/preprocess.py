@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from senclip.errors import InputError
-from senclip.registry import SENCLIP_MEAN, SENCLIP_STD
+from senclip.core.errors import InputError
+from senclip.models.registry import SENCLIP_MEAN, SENCLIP_STD
 
 
 def minmax_to_uint8(arr: np.ndarray) -> np.ndarray:

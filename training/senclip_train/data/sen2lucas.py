@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 DIRECTIONS = ("W", "E", "N", "S")  # the reference's stacking order
 _CC = re.compile(r"^[A-Za-z]{2}$")

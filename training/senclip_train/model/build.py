@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from senclip.errors import CheckpointError, InputError
+from senclip.core.errors import CheckpointError, InputError
 
 
 def load_clip(init: str):
     """``init`` is a registry model id (``senclip models list``; weights from the cache, downloaded
     and verified if needed), an OpenAI/SenCLIP-format checkpoint path, or ``openai:ARCH``
     (open_clip's OpenAI weights, downloaded by open_clip). Returns (model, arch, sha256 or tag)."""
-    from senclip.checkpoints import build_clip, infer_arch, read_state_dict, sha256_file
-    from senclip.registry import get_model_spec, list_models
+    from senclip.models.checkpoints import build_clip, infer_arch, read_state_dict, sha256_file
+    from senclip.models.registry import get_model_spec, list_models
 
     if init in list_models():
         spec = get_model_spec(init)
         if spec.untrained:
             return build_clip(None, spec.arch, seed=0), spec.arch, "untrained:seed0"
-        from senclip.weights import resolve_weights
+        from senclip.models.weights import resolve_weights
 
         path = resolve_weights(spec)
         sd = read_state_dict(path)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 from .pooling import make_pooling
 

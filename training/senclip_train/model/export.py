@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from senclip.errors import InputError, SenclipWarning
+from senclip.core.errors import InputError, SenclipWarning
 
 from .contrastive import LinearResidualHead, ReferenceHead
 
@@ -52,7 +52,7 @@ def fold_head(visual: torch.nn.Module, head: torch.nn.Module, *, drop_head: bool
 def export_release(clip_model: torch.nn.Module, visual: torch.nn.Module, head: torch.nn.Module, path,
                    *, drop_head: bool = False) -> Path:
     """Save ``clip_model`` (text tower untouched) with the trained, head-folded image tower."""
-    from senclip.checkpoints import save_openai_state_dict
+    from senclip.models.checkpoints import save_openai_state_dict
 
     full = copy.deepcopy(clip_model).float().cpu()
     full.visual = fold_head(visual.cpu(), head.cpu(), drop_head=drop_head)

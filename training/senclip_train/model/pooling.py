@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from senclip.errors import InputError
+from senclip.core.errors import InputError
 
 POOLINGS = ("avg", "attn-image", "attn-dim")
 AGGREGATES = ("sum", "mean", "max")

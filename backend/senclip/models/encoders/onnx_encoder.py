@@ -1,0 +1,128 @@
+"""ONNX Runtime encoders: the backend for machines (and QGIS set-ups) without torch.
+
+Imports only numpy and onnxruntime (plus the torch-free tokenizer). The model's identity and
+preprocessing recipe come from the files' own metadata, written by :mod:`senclip.models.onnx_export`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from senclip.core.errors import BackendUnavailableError, InputError, SenclipWarning
+from senclip.models.registry import Preprocess
+from senclip.models.encoders.base import check_chips
+from senclip.models.encoders.tokenizer import get_tokenizer, truncation_warning
+
+IMAGE_FILE, TEXT_FILE = "image.onnx", "text.onnx"  # same names as senclip.models.onnx_export (which needs torch)
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendUnavailableError(
+            "the onnx backend needs ONNX Runtime: pip install onnxruntime (or onnxruntime-gpu for CUDA)") from None
+    return onnxruntime
+
+
+def cuda_available() -> bool:
+    """Whether this onnxruntime build has the CUDA provider (``--device auto`` then uses it)."""
+    try:
+        return "CUDAExecutionProvider" in _ort().get_available_providers()
+    except BackendUnavailableError:
+        return False
+
+
+def _session(path: Path, device: str):
+    ort = _ort()
+    if not path.is_file():
+        raise InputError(f"ONNX model {path} does not exist; export it with `senclip models export-onnx`")
+    available = ort.get_available_providers()
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    use_cuda = device != "cpu" and "CUDAExecutionProvider" in available
+    if device.startswith("cuda") and not use_cuda:
+        raise BackendUnavailableError(
+            f"--device {device} but this onnxruntime has no CUDAExecutionProvider (has {', '.join(available)}); "
+            "pip install onnxruntime-gpu, or use --device cpu or auto")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise InputError(f"ONNX model {path} cannot be loaded ({str(e).splitlines()[0][:200]}); "
+                         "export it again with `senclip models export-onnx`") from None
+    return sess, ("cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The ``senclip.*`` metadata of an exported file, keys without the prefix."""
+    sess, _ = _session(Path(path), "cpu")
+    return _meta(sess, Path(path))
+
+
+def _meta(sess, path: Path) -> dict:
+    raw = sess.get_modelmeta().custom_metadata_map
+    meta = {k[len("senclip."):]: v for k, v in raw.items() if k.startswith("senclip.")}
+    for key in ("model_id", "checksum", "preprocess", "embed_dim", "context_length"):
+        if key not in meta:
+            raise InputError(f"{path} lacks the senclip.{key} metadata: it was not written by "
+                             "`senclip models export-onnx`; export it again")
+    return meta
+
+
+class OnnxImageEncoder:
+    backend = "onnx"
+    engine = "onnxruntime"
+
+    def __init__(self, path: str | Path, device: str = "auto") -> None:
+        self.path = Path(path)
+        self.session, self.device = _session(self.path, device)
+        self.meta = _meta(self.session, self.path)
+        self.embed_dim = int(self.meta["embed_dim"])
+        self.preprocess = Preprocess.from_dict(json.loads(self.meta["preprocess"]))
+        self.precision = "int8" if json.loads(self.meta.get("int8", "false")) else "fp32"
+        self._input = self.session.get_inputs()[0].name
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        chips = check_chips(chips)
+        if len(chips) == 0:
+            return np.zeros((0, self.embed_dim), np.float32)
+        out = self.session.run(None, {self._input: chips})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+class OnnxTextEncoder:
+    backend = "onnx"
+
+    def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 256) -> None:
+        self.path = Path(path)
+        self.session, self.device = _session(self.path, device)
+        self.meta = _meta(self.session, self.path)
+        self.embed_dim = int(self.meta["embed_dim"])
+        self.context_length = int(self.meta["context_length"])
+        self.tokenizer = get_tokenizer(self.context_length)
+        self.batch_size = batch_size
+        self._input = self.session.get_inputs()[0].name
+        # exports of format 3+ take any sequence length: padding after the longest prompt is cut
+        self.trim = json.loads(self.meta.get("text_trim", "false"))
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.embed_dim), np.float32)
+        tokens, truncated = self.tokenizer(texts)
+        if truncated:
+            warnings.warn(truncation_warning(texts, truncated, self.context_length), SenclipWarning, stacklevel=2)
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            part = tokens[i:i + self.batch_size]
+            if self.trim:
+                part = np.ascontiguousarray(part[:, :max(2, int((part != 0).sum(1).max()))])
+            out.append(self.session.run(None, {self._input: part})[0])
+        return np.concatenate(out).astype(np.float32, copy=False)
