@@ -23,11 +23,18 @@ def cpu_flags() -> list[str]:
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile") if f in have]
+                return vector_flags(line.split(":", 1)[1].split())
     except OSError:
         pass
     return []
+
+
+def vector_flags(flags) -> list[str]:
+    """The flags that decide which engine and precision are fast here: AVX2/FMA, every AVX-512
+    extension (f, vnni, bf16, fp16, ...), AVX-VNNI and the AMX tiles (what ``grep -o
+    'avx512[a-z_0-9]*\\|amx[a-z_0-9]*' /proc/cpuinfo`` shows)."""
+    keep = [f for f in set(flags) if f in ("avx2", "fma", "f16c") or f.startswith(("avx512", "avx_vnni", "amx"))]
+    return sorted(keep, key=lambda f: (not f.startswith(("avx2", "fma", "f16c")), f))
 
 
 def facts() -> dict:
@@ -44,7 +51,7 @@ def facts() -> dict:
         d["load_avg_at_start"] = os.getloadavg()
     except OSError:
         pass
-    for mod in ("onnxruntime", "open_clip", "rasterio"):
+    for mod in ("onnxruntime", "open_clip", "rasterio", "openvino"):
         try:
             m = __import__(mod)
             d[mod] = m.__version__

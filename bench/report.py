@@ -18,13 +18,19 @@ def _fmt(v, unit: str = "") -> str:
 
 def markdown(doc: dict) -> str:
     m = doc["machine"]
+    load = lambda k: ", ".join(f"{x:.1f}" for x in m.get(k, [])) or "?"  # noqa: E731
+    cores = f"{m['logical_cores']} logical cores" + (f" ({m['affinity_cores']} usable)"
+                                                      if m.get("affinity_cores") not in (None, m["logical_cores"]) else "")
     lines = [f"# Benchmark results ({'quick' if doc['quick'] else 'full'} run, {doc['created']})", "",
-             f"Machine: {m['cpu']} ({', '.join(m.get('cpu_flags', []))}), {m['logical_cores']} logical cores, "
-             f"{m.get('mem_gb', '?')} GB RAM; {m['platform']}; GPU: {m.get('cuda') or 'none'}.  ",
+             f"Machine: {m['cpu']}, {cores}, {m.get('mem_gb', '?')} GB RAM; {m['platform']}; "
+             f"GPU: {m.get('cuda') or 'none'}.  ",
+             f"CPU flags: {', '.join(m.get('cpu_flags', [])) or 'none of avx2/avx512*/amx*'}.  ",
              f"Versions: Python {m['python']}, numpy {m['numpy']}, torch {m['torch']}, onnxruntime "
-             f"{m.get('onnxruntime')}, open_clip {m.get('open_clip')}, GDAL {m.get('gdal')}. "
-             f"Load average at start: {', '.join(f'{x:.1f}' for x in m.get('load_avg_at_start', []))}. "
-             f"Run took {doc['seconds']:.0f} s.", "",
+             f"{m.get('onnxruntime')}, OpenVINO {m.get('openvino') or 'not installed'}, open_clip "
+             f"{m.get('open_clip')}, GDAL {m.get('gdal')}.  ",
+             f"Load average (1, 5, 15 min) at start: {load('load_avg_at_start')}; at end: {load('load_avg_at_end')} "
+             f"(other work on the machine slows every figure; ratios are measured within the run). "
+             f"Run took {doc['seconds']:.0f} s: `{doc.get('command', 'python -m bench.run')}`.", "",
              "| section | figure | value | compared to | ratio | target | met |",
              "|---|---|---|---|---|---|---|"]
     for r in doc["rows"]:

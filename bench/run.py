@@ -65,8 +65,11 @@ def main(argv=None) -> int:
         g2 = machine.gemm_gflops()
         rows[0].extra["after_run"] = g2
     total = time.perf_counter() - t_start
+    facts["load_avg_at_end"] = os.getloadavg()
+    command = "python -m bench.run" + (" --quick" if quick() else "") + (f" --only {args.only}" if args.only else "")
     doc = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": quick(),
-           "seconds": round(total, 1), "machine": facts, "rows": [r.to_dict() for r in rows], "errors": errors}
+           "command": command, "seconds": round(total, 1), "machine": facts, "rows": [r.to_dict() for r in rows],
+           "errors": errors}
     from .report import write
 
     paths = write(doc, args.out)

@@ -89,3 +89,14 @@ def test_link_check_catches_a_broken_link(tmp_path):
     (tmp_path / "README.md").write_text("[a](docs/a.md#two) [b](docs/b.md) [c](#top)\n# Top\n")
     (tmp_path / "docs" / "a.md").write_text("# One\n")
     assert broken_links(tmp_path) == ["README.md: docs/a.md#two (no such heading)", "README.md: docs/b.md (no such file)"]
+def test_readme_latest_results_are_bench_results_latest_md():
+    """The README's results block is generated from bench/results/latest.md: hand-copied numbers
+    went stale once (README quoted a run of old bench scripts)."""
+    import latest_results
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert latest_results.BEGIN in text, (f"README lacks the {latest_results.BEGIN} ... {latest_results.END} markers "
+                                          "around its 'Latest results'; add them and run python tools/latest_results.py")
+    latest = (REPO / "bench" / "results" / "latest.md").read_text(encoding="utf-8")
+    assert latest_results.updated(text, latest) == text, \
+        "README's latest results are stale: run python tools/latest_results.py (after the bench)"

@@ -8,6 +8,7 @@ from its last checkpoint ends with the same parameters as one that was never int
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import random
 import time
@@ -21,6 +22,9 @@ from senclip.core.errors import InputError
 
 from .metrics_log import MetricsLogger
 from .model.build import build_contrastive, load_clip, read_training_checkpoint
+from .resume import check_data, check_init, data_fingerprint, resume_config
+
+_log = logging.getLogger("senclip_train")
 
 
 @dataclass
@@ -122,8 +126,14 @@ def _fill_queue(model, ds, seed: int) -> None:
         model.enqueue(model.pool(torch.stack([ds.ground(i) for i in idx]).to(model.queue.device)))
 
 
-def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -> TrainResult:
-    """Run (or continue) pretraining; ``on_step(step, loss)`` is called after every optimiser step."""
+def train(cfg: TrainConfig | dict, *, resume: str | Path | None = None, on_step=None) -> TrainResult:
+    """Run (or continue) pretraining; ``on_step(step, loss)`` is called after every optimiser step.
+
+    With ``resume``, the run's settings come from the checkpoint and ``cfg`` is checked against
+    them (:mod:`senclip_train.resume`): a full TrainConfig must agree on every setting that shapes
+    the computation; a dict names only the settings to check or change (the CLI passes the options
+    given on its command line). Which settings came from where is logged to ``senclip_train``.
+    """
     from torch.utils.data import DataLoader
 
     from .data.preprocess import TrainTransform
@@ -133,8 +143,10 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -
     ck = None
     if resume is not None:
         ck = read_training_checkpoint(resume)
-        keep = {"out": cfg.out, "num_workers": cfg.num_workers, "device": cfg.device}
-        cfg = TrainConfig(**{**ck["config"], **keep, "bands": tuple(ck["config"]["bands"])})
+        merged, notes = resume_config(ck, cfg if isinstance(cfg, dict) else cfg.to_dict(), resume)
+        cfg = TrainConfig(**{**merged, "bands": tuple(merged["bands"])})
+        for line in notes:
+            _log.info(line)
     rank, world, local_rank = _dist()
     device = _device(cfg.device, local_rank)
     use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
@@ -143,6 +155,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -
     torch.manual_seed(cfg.seed)
 
     clip_model, arch, sha = load_clip(cfg.init)
+    if ck is not None:
+        check_init(cfg.to_dict(), sha)
     if cfg.init_sha256 is None:
         cfg.init_sha256 = sha
     if cfg.lr is None:
@@ -153,6 +167,9 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     ds = Sen2LucasDataset(cfg.root, cfg.list_file, cfg.embeddings, bands=cfg.bands, chip_size=cfg.chip_size or None,
                           transform=TrainTransform(size, cfg.crop, cfg.augment))
+    fingerprint = data_fingerprint(ds.paths)
+    if ck is not None:
+        check_data(ck, fingerprint, cfg.list_file)
     if ds.dim != len(model.queue[0]):
         raise InputError(f"ground embeddings have D={ds.dim} but the CLIP in --init embeds to D={len(model.queue[0])}; "
                          "compute the embeddings with the same architecture (senclip-train embed-ground)")
@@ -188,7 +205,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, on_step=None) -
             return
         state = {"config": cfg.to_dict(), "arch": arch, "model": model.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state(),
-                 "epoch": epoch, "batch": batch, "step": step, "trainable": trainable}
+                 "epoch": epoch, "batch": batch, "step": step, "trainable": trainable, "data": fingerprint}
         _atomic_save(state, last)
         if tag:
             _atomic_save(state, out / tag)

@@ -26,13 +26,16 @@ def cli():
 
 
 @cli.command()
-@click.option("--root", required=True, help="Sen2LUCAS folder (chip paths in --list are relative to it)")
-@click.option("--list", "list_file", required=True, help="text file, one {CC}/{POINTID}[_...].tif per line")
-@click.option("--embeddings", required=True, help="frozen ground-photo embeddings (.pt dict)")
-@click.option("--init", required=True,
-              help="initial CLIP: registry id (e.g. clip-vitb32-openai), OpenAI/SenCLIP-format file, or openai:ARCH")
+@click.option("--root", default=None, help="Sen2LUCAS folder (chip paths in --list are relative to it) [required]")
+@click.option("--list", "list_file", default=None, help="text file, one {CC}/{POINTID}[_...].tif per line [required]")
+@click.option("--embeddings", default=None, help="frozen ground-photo embeddings (.pt dict) [required]")
+@click.option("--init", default=None, help="initial CLIP: registry id (e.g. clip-vitb32-openai), OpenAI/SenCLIP-format "
+              "file, or openai:ARCH [required]")
 @click.option("--out", required=True, help="run folder (checkpoints, metrics.csv)")
-@click.option("--resume", default=None, help="a run's last.pt (or 'auto': OUT/last.pt if present)")
+@click.option("--resume", default=None,
+              help="a run's last.pt or step_*.pt (or 'auto': OUT/last.pt if present). The run's settings come from "
+                   "the checkpoint; --root/--list/--embeddings/--init are then optional, options given again must "
+                   "match it, except --out, --epochs, --num-workers, --device, --save-every, --log-every")
 @click.option("--epochs", default=20, show_default=True)
 @click.option("--batch-size", default=32, show_default=True, help="per GPU")
 @click.option("--lr", type=float, default=None, help="default 1e-4 (ViT) / 1e-5 (ResNet)")
@@ -61,11 +64,45 @@ def pretrain(resume, bands, no_augment, **kw):
 
     from ..train import TrainConfig, train
 
-    cfg = TrainConfig(bands=_ints(bands), augment=not no_augment, **kw)
+    values = dict(kw, bands=_ints(bands), augment=not no_augment)
     if resume == "auto":
-        resume = Path(cfg.out) / "last.pt" if (Path(cfg.out) / "last.pt").is_file() else None
-    res = train(cfg, resume=resume)
+        resume = Path(kw["out"]) / "last.pt" if (Path(kw["out"]) / "last.pt").is_file() else None
+    if resume is not None:
+        _log_to_stderr()
+        res = train(_given(click.get_current_context(), values), resume=resume)
+    else:
+        for name, opt in (("root", "--root"), ("list_file", "--list"), ("embeddings", "--embeddings"), ("init", "--init")):
+            if values[name] is None:
+                raise click.UsageError(f"Missing option '{opt}' (needed unless --resume continues a run).")
+        res = train(TrainConfig(**values))
     click.echo(f"done: {res.step} steps, {res.epoch} epochs; checkpoint {res.checkpoint}")
+
+
+def _given(ctx: click.Context, values: dict) -> dict:
+    """Only the options the user actually gave: on resume the rest come from the checkpoint."""
+    from click.core import ParameterSource
+
+    def given(param: str) -> bool:
+        return ctx.get_parameter_source(param) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+
+    out = {k: v for k, v in values.items() if k not in ("bands", "augment") and given(k)}
+    if given("bands"):
+        out["bands"] = values["bands"]
+    if given("no_augment"):
+        out["augment"] = values["augment"]
+    return out
+
+
+def _log_to_stderr() -> None:
+    """The resume notes (which settings came from the checkpoint) go to stderr."""
+    import logging
+
+    log = logging.getLogger("senclip_train")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
 
 @cli.command()
