@@ -136,24 +136,151 @@ def train(cfg: TrainConfig | dict, *, resume: str | Path | None = None, on_step=
     """
     from torch.utils.data import DataLoader
 
-    from .data.preprocess import TrainTransform
     from .data.sampler import ResumableBatchSampler
-    from .data.sen2lucas import Sen2LucasDataset
 
-    ck = None
-    if resume is not None:
-        ck = read_training_checkpoint(resume)
-        merged, notes = resume_config(ck, cfg if isinstance(cfg, dict) else cfg.to_dict(), resume)
-        cfg = TrainConfig(**{**merged, "bands": tuple(merged["bands"])})
-        for line in notes:
-            _log.info(line)
-    rank, world, local_rank = _dist()
-    device = _device(cfg.device, local_rank)
-    use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    cfg, ck = _resumed_config(cfg, resume)
+    run = _Run.start(cfg, ck)
+    cfg, model = run.cfg, run.model
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = MetricsLogger(out, enabled=run.rank == 0, resume_step=run.step if ck is not None else None,
+                        tensorboard=True)
+    history = []
+    try:
+        while run.epoch < cfg.epochs:
+            sampler = ResumableBatchSampler(len(run.ds), cfg.batch_size, seed=cfg.seed, epoch=run.epoch,
+                                            start_batch=run.batch, rank=run.rank, world_size=run.world)
+            loader = DataLoader(run.ds, batch_sampler=sampler, num_workers=cfg.num_workers,
+                                generator=torch.Generator(), pin_memory=run.device.type == "cuda")
+            model.train()
+            for ground, images in loader:
+                t0 = time.perf_counter()
+                lv, pos = run.optimise(ground, images)
+                history.append((run.step, lv))
+                if run.step % cfg.log_every == 0 or run.step == 1:
+                    log.log(run.step, epoch=run.epoch, loss=lv, lr=run.opt.param_groups[0]["lr"],
+                            logit_scale=float(model.logit_scale.detach().exp()), pos_cos=pos,
+                            sec_per_step=time.perf_counter() - t0)
+                if cfg.save_every and run.step % cfg.save_every == 0:
+                    run.save(out, f"step_{run.step:08d}.pt")
+                if on_step is not None:
+                    on_step(run.step, lv)
+            run.epoch += 1
+            run.batch = 0
+            run.sched.step()
+            run.save(out)
+    finally:
+        log.close()
+    if run.world > 1:
+        torch.distributed.barrier()
+    return TrainResult(step=run.step, epoch=run.epoch, checkpoint=out / "last.pt", history=history)
 
+
+def _resumed_config(cfg, resume):
+    """(the run's TrainConfig, the checkpoint or None): with ``resume``, settings from the checkpoint."""
+    if resume is None:
+        return cfg, None
+    ck = read_training_checkpoint(resume)
+    merged, notes = resume_config(ck, cfg if isinstance(cfg, dict) else cfg.to_dict(), resume)
+    for line in notes:
+        _log.info(line)
+    return TrainConfig(**{**merged, "bands": tuple(merged["bands"])}), ck
+
+
+@dataclass
+class _Run:
+    """Everything one training run holds: model, data, optimiser state and its position (epoch,
+    batch within it, step), so that a checkpoint can record and restore it exactly."""
+
+    cfg: TrainConfig
+    model: object
+    net: object
+    trainable: list
+    arch: str
+    ds: object
+    fingerprint: dict
+    opt: object
+    sched: object
+    scaler: object
+    device: object
+    use_amp: bool
+    rank: int
+    world: int
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+
+    @classmethod
+    def start(cls, cfg: TrainConfig, ck) -> "_Run":
+        rank, world, local_rank = _dist()
+        device = _device(cfg.device, local_rank)
+        use_amp = cfg.amp == "on" or (cfg.amp == "auto" and device.type == "cuda")
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        model, trainable, arch = _model(cfg, ck)
+        ds, fingerprint = _dataset(cfg, ck, model, world)
+        model.to(device)
+        if cfg.queue_init == "ground":
+            _fill_queue(model, ds, cfg.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        net = model
+        if world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        run = cls(cfg, model, net, trainable, arch, ds, fingerprint, opt, sched, scaler, device, use_amp, rank, world)
+        if ck is not None:
+            run.restore(ck)
+        return run
+
+    def restore(self, ck: dict) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        self.epoch, self.batch, self.step = ck["epoch"], ck["batch"], ck["step"]
+        _set_rng_state(ck["rng"])
+
+    def optimise(self, ground, images) -> tuple[float, float]:
+        """One optimiser step on a batch; (loss, mean positive cosine). Keys of every rank join the queue."""
+        ground, images = ground.to(self.device, non_blocking=True), images.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            loss, keys, pos = self.net(ground, images)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.model.clamp_logit_scale()
+        if self.world > 1:
+            parts = [torch.empty_like(keys) for _ in range(self.world)]
+            torch.distributed.all_gather(parts, keys)
+            keys = torch.cat(parts)
+        self.model.enqueue(keys)
+        self.batch += 1
+        self.step += 1
+        return float(loss.detach()), float(pos)
+
+    def save(self, out: Path, tag: str | None = None) -> None:
+        """last.pt (and ``tag``, keeping the newest ``keep`` step files), on rank 0 only."""
+        if self.rank != 0:
+            return
+        state = {"config": self.cfg.to_dict(), "arch": self.arch, "model": self.model.state_dict(),
+                 "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "scaler": self.scaler.state_dict(), "rng": _rng_state(), "epoch": self.epoch,
+                 "batch": self.batch, "step": self.step, "trainable": self.trainable, "data": self.fingerprint}
+        _atomic_save(state, out / "last.pt")
+        if tag:
+            _atomic_save(state, out / tag)
+            olds = sorted(out.glob("step_*.pt"))
+            for old in olds[: max(0, len(olds) - self.cfg.keep)]:
+                old.unlink()
+
+
+def _model(cfg: TrainConfig, ck):
+    """(contrastive model, trainable parameter names, arch) from --init; fills the init checksum and lr."""
     clip_model, arch, sha = load_clip(cfg.init)
     if ck is not None:
         check_init(cfg.to_dict(), sha)
@@ -162,7 +289,14 @@ def train(cfg: TrainConfig | dict, *, resume: str | Path | None = None, on_step=
     if cfg.lr is None:
         cfg.lr = 1e-4 if hasattr(clip_model.visual, "proj") else 1e-5
     model, trainable = build_contrastive(clip_model, cfg.to_dict())
-    del clip_model
+    return model, trainable, arch
+
+
+def _dataset(cfg: TrainConfig, ck, model, world: int):
+    """(Sen2LUCAS dataset, its fingerprint), checked against the model and, on resume, the checkpoint."""
+    from .data.preprocess import TrainTransform
+    from .data.sen2lucas import Sen2LucasDataset
+
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else int(size)
     ds = Sen2LucasDataset(cfg.root, cfg.list_file, cfg.embeddings, bands=cfg.bands, chip_size=cfg.chip_size or None,
@@ -175,84 +309,4 @@ def train(cfg: TrainConfig | dict, *, resume: str | Path | None = None, on_step=
                          "compute the embeddings with the same architecture (senclip-train embed-ground)")
     if len(ds) < cfg.batch_size * world:
         raise InputError(f"{len(ds)} chips are fewer than one batch ({cfg.batch_size} × {world} GPU(s)); lower --batch-size")
-    model.to(device)
-    if cfg.queue_init == "ground":
-        _fill_queue(model, ds, cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step_epochs, gamma=cfg.lr_gamma)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    epoch = batch = step = 0
-    if ck is not None:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        epoch, batch, step = ck["epoch"], ck["batch"], ck["step"]
-        _set_rng_state(ck["rng"])
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log = MetricsLogger(out, enabled=rank == 0, resume_step=step if ck is not None else None,
-                        tensorboard=True)
-    history, last = [], out / "last.pt"
-
-    def save(tag: str | None = None) -> None:
-        if rank != 0:
-            return
-        state = {"config": cfg.to_dict(), "arch": arch, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "scheduler": sched.state_dict(), "scaler": scaler.state_dict(), "rng": _rng_state(),
-                 "epoch": epoch, "batch": batch, "step": step, "trainable": trainable, "data": fingerprint}
-        _atomic_save(state, last)
-        if tag:
-            _atomic_save(state, out / tag)
-            olds = sorted(out.glob("step_*.pt"))
-            for old in olds[: max(0, len(olds) - cfg.keep)]:
-                old.unlink()
-
-    try:
-        while epoch < cfg.epochs:
-            sampler = ResumableBatchSampler(len(ds), cfg.batch_size, seed=cfg.seed, epoch=epoch, start_batch=batch,
-                                            rank=rank, world_size=world)
-            loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.num_workers,
-                                generator=torch.Generator(), pin_memory=device.type == "cuda")
-            model.train()
-            for ground, images in loader:
-                t0 = time.perf_counter()
-                ground, images = ground.to(device, non_blocking=True), images.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    loss, keys, pos = net(ground, images)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-                model.clamp_logit_scale()
-                if world > 1:
-                    parts = [torch.empty_like(keys) for _ in range(world)]
-                    torch.distributed.all_gather(parts, keys)
-                    keys = torch.cat(parts)
-                model.enqueue(keys)
-                batch += 1
-                step += 1
-                lv = float(loss.detach())
-                history.append((step, lv))
-                if step % cfg.log_every == 0 or step == 1:
-                    log.log(step, epoch=epoch, loss=lv, lr=opt.param_groups[0]["lr"],
-                            logit_scale=float(model.logit_scale.detach().exp()), pos_cos=float(pos),
-                            sec_per_step=time.perf_counter() - t0)
-                if cfg.save_every and step % cfg.save_every == 0:
-                    save(f"step_{step:08d}.pt")
-                if on_step is not None:
-                    on_step(step, lv)
-            epoch += 1
-            batch = 0
-            sched.step()
-            save()
-    finally:
-        log.close()
-    if world > 1:
-        torch.distributed.barrier()
-    return TrainResult(step=step, epoch=epoch, checkpoint=last, history=history)
+    return ds, fingerprint
