@@ -206,10 +206,25 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
     if not Path(python).is_file():
         raise BackendMissing(f"backend interpreter {python} does not exist. {INSTALL_HINT}.",
                              "BackendMissing", 2)
+    proc = _start_worker(python)
+    events, stderr_tail, threads = _start_readers(proc, on_stderr)
+    _send_request(proc, op, args)
+    try:
+        return _await_result(proc, events, stderr_tail, threads, python, on_event, is_canceled)
+    finally:
+        _finish_worker(proc, threads)
+
+
+def _start_worker(python: Path) -> subprocess.Popen:
+    """Start the worker in its own session/process group so :func:`stop_tree` can end all of it."""
     kwargs = {"start_new_session": True} if os.name == "posix" else {
         "creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)}
-    proc = subprocess.Popen(worker_command(python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen(worker_command(python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=child_env(), **kwargs)
+
+
+def _start_readers(proc: subprocess.Popen, on_stderr=None):
+    """Drain stdout (events, then None at EOF) and stderr (a tail kept for errors) on threads."""
     events: queue.Queue = queue.Queue()
     stderr_tail: deque = deque(maxlen=200)
 
@@ -231,41 +246,51 @@ def run_request(op: str, args: dict, *, on_event=None, is_canceled=None,
                threading.Thread(target=read_stderr, daemon=True)]
     for t in threads:
         t.start()
+    return events, stderr_tail, threads
+
+
+def _send_request(proc: subprocess.Popen, op: str, args: dict) -> None:
     try:
         proc.stdin.write(request_line(1, op, args).encode("utf-8"))
         proc.stdin.close()  # one request, then EOF: the worker exits after answering
     except BrokenPipeError:
         pass
-    try:
-        while True:
-            if is_canceled is not None and is_canceled():
-                stop_tree(proc)
-                raise BackendCancelled("cancelled by the user; the backend was stopped and "
-                                       "no output was written", "Cancelled", 130)
-            try:
-                event = events.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if event is None:  # stdout closed without a final event
-                proc.wait(timeout=10)
-                threads[1].join(timeout=2)
-                raise error_from_stderr("\n".join(stderr_tail), python)
-            if event.get("id") != 1:
-                continue  # the 'ready' greeting
-            kind = event.get("event")
-            if kind == "result":
-                return event.get("result") or {}
-            if kind == "error":
-                raise error_from_event(event)
-            if on_event is not None:
-                on_event(event)
-    finally:
-        if proc.poll() is None:
-            deadline = time.monotonic() + 5
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
+
+
+def _await_result(proc, events, stderr_tail, threads, python, on_event, is_canceled) -> dict:
+    """Pass events on until the request's result or error arrives, or the user cancels."""
+    while True:
+        if is_canceled is not None and is_canceled():
             stop_tree(proc)
-        close_pipes(proc, threads)
+            raise BackendCancelled("cancelled by the user; the backend was stopped and "
+                                   "no output was written", "Cancelled", 130)
+        try:
+            event = events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if event is None:  # stdout closed without a final event
+            proc.wait(timeout=10)
+            threads[1].join(timeout=2)
+            raise error_from_stderr("\n".join(stderr_tail), python)
+        if event.get("id") != 1:
+            continue  # the 'ready' greeting
+        kind = event.get("event")
+        if kind == "result":
+            return event.get("result") or {}
+        if kind == "error":
+            raise error_from_event(event)
+        if on_event is not None:
+            on_event(event)
+
+
+def _finish_worker(proc: subprocess.Popen, threads) -> None:
+    """Give the worker 5 s to exit on its own, then stop it; close its pipes either way."""
+    if proc.poll() is None:
+        deadline = time.monotonic() + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop_tree(proc)
+    close_pipes(proc, threads)
 
 
 def close_pipes(proc: subprocess.Popen, threads=()) -> None:

@@ -83,11 +83,34 @@ class SenclipDock(QDockWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         form = QFormLayout()
+        self._add_layer_rows(form, body)
+        self._add_model_rows(form, body)
+        self._add_prompt_rows(form, body)
+        self._add_results_dir_row(form, body)
+        layout.addLayout(form)
+        self._add_prompt_editor(layout, body)
+        self._add_run_buttons(layout, body)
+        self._add_result_widgets(layout, body)
+        from .embedding_panel import (
+            EmbeddingPanel,  # few-shot examples and find-similar (own module)
+        )
+        self.embedding_panel = EmbeddingPanel(self, body)
+        layout.addWidget(self.embedding_panel)
+        self._add_tools_row(layout, body)
+        layout.addStretch(1)
+        scroll.setWidget(body)
+        self.setWidget(scroll)
+
+    def _add_layer_rows(self, form, body) -> None:
+        """The raster layer to classify and whether to clip it to the view."""
         self.layer_combo = QgsMapLayerComboBox(body)
         self.layer_combo.setFilters(compat.RASTER_LAYER_FILTER)
         form.addRow(self.tr("Sentinel-2 layer"), self.layer_combo)
         self.visible_only = QCheckBox(self.tr("Visible extent only"), body)
         form.addRow("", self.visible_only)
+
+    def _add_model_rows(self, form, body) -> None:
+        """Model, checkpoint, backend/device/precision and cloud masking."""
         self.model_combo = QComboBox(body)
         self.model_combo.addItems(catalog.model_ids())
         form.addRow(self.tr("Model"), self.model_combo)
@@ -114,6 +137,9 @@ class SenclipDock(QDockWidget):
                                             "a land-cover guess. auto: the L2A scene classification (SCL), else "
                                             "s2cloudless on L1C bands, else none"))
         form.addRow(self.tr("Cloud mask"), self.cloud_combo)
+
+    def _add_prompt_rows(self, form, body) -> None:
+        """Prompt style, shipped prompt sets and transductive mode (style/mode changes re-run)."""
         self.style_combo = QComboBox(body)
         self.style_combo.addItems(catalog.PROMPT_STYLES)
         self.style_combo.currentIndexChanged.connect(self._schedule_rerun)
@@ -132,6 +158,9 @@ class SenclipDock(QDockWidget):
             "neighbouring cells are pulled to one class, anchored to the prompts. Recorded in the map."))
         self.transductive.toggled.connect(self._schedule_rerun)
         form.addRow("", self.transductive)
+
+    def _add_results_dir_row(self, form, body) -> None:
+        """Where maps and embedding stores are kept (remembered across sessions)."""
         self.results_dir = QgsFileWidget(body)
         self.results_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.results_dir.setFilePath(results_folder.chosen_dir())
@@ -141,8 +170,9 @@ class SenclipDock(QDockWidget):
         self.results_dir.setToolTip(self.tr("Class maps and embedding stores are written here and kept. "
                                             "Empty: a 'senclip' folder beside the project file."))
         form.addRow(self.tr("Results folder"), self.results_dir)
-        layout.addLayout(form)
 
+    def _add_prompt_editor(self, layout, body) -> None:
+        """The class/prompt table and its Add/Remove/Load/Save buttons."""
         self.table = PromptTable(body)
         self.table.setMinimumHeight(120)
         for name in DEFAULT_CLASSES:
@@ -158,6 +188,8 @@ class SenclipDock(QDockWidget):
             row.addWidget(button)
         layout.addLayout(row)
 
+    def _add_run_buttons(self, layout, body) -> None:
+        """Run, Cancel and Probe map."""
         row = QHBoxLayout()
         self.run_button = QPushButton(self.tr("Run"), body)
         self.run_button.clicked.connect(self.run)
@@ -170,6 +202,9 @@ class SenclipDock(QDockWidget):
         for b in (self.run_button, self.cancel_button, self.probe_button):
             row.addWidget(b)
         layout.addLayout(row)
+
+    def _add_result_widgets(self, layout, body) -> None:
+        """Progress, status, per-class results table, Save map and the probe readout."""
         self.progress = QProgressBar(body)
         self.progress.setRange(0, 100)
         layout.addWidget(self.progress)
@@ -194,11 +229,9 @@ class SenclipDock(QDockWidget):
         self.probe_label = QLabel("", body)
         self.probe_label.setWordWrap(True)
         layout.addWidget(self.probe_label)
-        from .embedding_panel import (
-            EmbeddingPanel,  # few-shot examples and find-similar (own module)
-        )
-        self.embedding_panel = EmbeddingPanel(self, body)
-        layout.addWidget(self.embedding_panel)
+
+    def _add_tools_row(self, layout, body) -> None:
+        """Install backend, Download weights and Diagnostics."""
         row = QHBoxLayout()
         install = QPushButton(self.tr("Install backend…"), body)
         install.clicked.connect(self.install_backend)
@@ -210,9 +243,6 @@ class SenclipDock(QDockWidget):
         for b in (install, self.download_button, diag):
             row.addWidget(b)
         layout.addLayout(row)
-        layout.addStretch(1)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
 
     # -- prompts -------------------------------------------------------------------------------
     def use_shipped_set(self) -> None:
