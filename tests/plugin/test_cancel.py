@@ -172,8 +172,14 @@ def test_dock_cancel_mid_embed_leaves_no_temporary_store(qgis_iface, s2_raster, 
         assert not dock.worker.stopping
         assert "cancelled" in dock.status.text().lower()
         # nothing the worker started writing may remain: no temporary in TMPDIR, no hidden store
-        # (the dock's own empty stores/ folder may stay: it is where kept stores go)
-        assert leftovers(tmpdir, results) in ([], [str(results / "stores")])
+        # (the dock's own stores/ folder may stay: it is where kept stores go; on a fast machine the
+        # encoding can finish before the cancel lands, and then the store is complete and kept)
+        from senclip.core.outputs import is_senclip_store
+
+        kept = [p for p in (results / "stores").iterdir()] if (results / "stores").is_dir() else []
+        assert all(not p.name.startswith(".") and is_senclip_store(p) for p in kept), kept
+        inside = {str(q) for p in kept for q in p.rglob("*")} | {str(p) for p in kept}
+        assert [p for p in leftovers(tmpdir, results) if p not in inside] in ([], [str(results / "stores")])
     finally:
         dock.shutdown()
         sip.delete(dock)  # now, not in a later garbage collection

@@ -32,20 +32,21 @@ def test_with_gpu_the_cuda_build_and_its_true_size():
     assert f"{plan.download_mb / 1000:.1f} GB download, {plan.disk_mb / 1000:.1f} GB on disk" in plan.summary()
 
 
-def _installed_mib(roots) -> tuple[float, set]:
+def _installed_mib(roots) -> tuple[float, set, set]:
     """MiB on disk of ``roots`` and everything they require here (markers and extras evaluated),
-    from the installed files' sizes; and the names of those distributions."""
+    from the installed files' sizes; the names of those distributions; required ones not installed."""
     import importlib.metadata as md
 
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
 
-    seen, todo = {}, [(r, ()) for r in roots]
+    seen, todo, missing = {}, [(r, ()) for r in roots], set()
     while todo:
         name, extras = todo.pop()
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
+            missing.add(canonicalize_name(name))
             continue
         key = canonicalize_name(name)
         if key in seen and set(extras) <= seen[key][1]:
@@ -60,21 +61,27 @@ def _installed_mib(roots) -> tuple[float, set]:
         for f in dist.files or []:
             path = Path(dist.locate_file(f))
             total += path.stat().st_size if path.is_file() else 0
-    return total / 2**20, set(seen)
+    return total / 2**20, set(seen), missing
 
 
 def test_the_disk_size_of_the_torch_build_installed_here_is_what_the_plan_says():
     """The plan's "on disk" figure against the real thing: the torch build of this test environment
     (torch + torchvision and everything they pull, measured from the installed files) must be within
-    20 % of what make_plan announces for that build."""
+    20 % of what make_plan announces for that build. `make setup` without an NVIDIA GPU installs that
+    build without triton and the GPU-only CUDA parts (docs/install.md), which the plugin's installer
+    does not leave out: there the announced figure must exceed what is measured, by less than those
+    parts can weigh (1.5 GB; 1.2 GB measured for the venv)."""
     import importlib.metadata as md
 
-    mib, names = _installed_mib(["torch", "torchvision"])
+    mib, names, missing = _installed_mib(["torch", "torchvision"])
     build = "cpu" if "+cpu" in md.version("torch") else ("cuda" if any(n.startswith("nvidia-") for n in names)
                                                          else "cpu")
     plan = make_plan("torch", build, gpu=build == "cuda", cpu_index_ok=True, platform="linux")
     assert plan.build == build
-    assert 0.8 * mib <= plan.disk_mb <= 1.2 * mib, (build, round(mib), plan.disk_mb)
+    if missing:  # the trimmed recipe of make setup
+        assert mib < plan.disk_mb <= mib + 1536, (build, round(mib), plan.disk_mb, sorted(missing))
+    else:
+        assert 0.8 * mib <= plan.disk_mb <= 1.2 * mib, (build, round(mib), plan.disk_mb)
 
 
 def test_unreachable_cpu_index_falls_back_to_pypi_and_says_so():
