@@ -277,20 +277,8 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     tl = meta["tiling"]
     grid = TileGrid(tl["width"], tl["height"], tl["tile"], tl["stride"])
     area_t = Affine(*meta["area_transform"])
-    tags = {
-        "SENCLIP_VERSION": __version__, "SENCLIP_CLASSES": names, "SENCLIP_PROMPTS": prompts or {},
-        "SENCLIP_PROMPT_STYLE": prompt_style,
-        "SENCLIP_MODEL": model_record.get("model_id"), "SENCLIP_ARCH": model_record.get("arch"),
-        "SENCLIP_CHECKSUM_SHA256": model_record.get("checksum"),
-        "SENCLIP_TILING": dict(tl, resolution=resolution), "SENCLIP_CALIBRATE": calibrate,
-        "SENCLIP_BACKEND": meta.get("backend", ""), "SENCLIP_DEVICE": meta.get("device", ""),
-        "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
-        "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": text_backend,
-        "SENCLIP_PRECISION": _precision_tag(meta),
-        "SENCLIP_TRANSDUCTIVE": trans_record if transductive else "off",
-    }
-    if model_record.get("untrained") or meta["model"].get("untrained"):
-        tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
+    tags = _map_tags(meta, names, prompts, prompt_style, model_record, resolution=resolution, calibrate=calibrate,
+                     text_backend=text_backend, transductive=trans_record if transductive else "off")
     from senclip.sentinel2.cloudmask import store_mask
 
     cloud_record = meta.get("cloud_mask")
@@ -325,6 +313,25 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
         unclassified=int(writer.counts[0]), warnings=list(warnings_ or []),
         precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record,
         transductive=trans_record if transductive else None)
+
+
+def _map_tags(meta: dict, names, prompts, prompt_style, model_record: dict, *, resolution: str, calibrate: str,
+              text_backend: str, transductive) -> dict:
+    """The run record every class map carries (GeoTIFF tags): classes, prompts, model, tiling, engines."""
+    tags = {
+        "SENCLIP_VERSION": __version__, "SENCLIP_CLASSES": names, "SENCLIP_PROMPTS": prompts or {},
+        "SENCLIP_PROMPT_STYLE": prompt_style,
+        "SENCLIP_MODEL": model_record.get("model_id"), "SENCLIP_ARCH": model_record.get("arch"),
+        "SENCLIP_CHECKSUM_SHA256": model_record.get("checksum"),
+        "SENCLIP_TILING": dict(meta["tiling"], resolution=resolution), "SENCLIP_CALIBRATE": calibrate,
+        "SENCLIP_BACKEND": meta.get("backend", ""), "SENCLIP_DEVICE": meta.get("device", ""),
+        "SENCLIP_RADIOMETRY": meta.get("radiometry"), "SENCLIP_SOURCE": meta.get("source", {}).get("path", ""),
+        "SENCLIP_VERSIONS": meta.get("versions", {}), "SENCLIP_TEXT_BACKEND": text_backend,
+        "SENCLIP_PRECISION": _precision_tag(meta), "SENCLIP_TRANSDUCTIVE": transductive,
+    }
+    if model_record.get("untrained") or meta["model"].get("untrained"):
+        tags["SENCLIP_WARNING"] = UNTRAINED_NOTE
+    return tags
 
 
 def _write_pixel_map(writer, probs, valid, grid, meta, input, mask_file, cloud_cells, feedback) -> None:

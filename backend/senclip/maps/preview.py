@@ -33,13 +33,28 @@ def draw_width(text: str, font) -> float:
         return 7 * len(text)
 
 
+def _draw_legend(draw, x: int, y: int, cls, names, cloud_label, lut, font) -> None:
+    """Class swatches with shares, as in the CLI summary and the dock: classes as shares of the
+    cloud-free classified area, the cloud class as a share of the whole mapped area."""
+    from senclip.maps.geotiff import CLOUD_VALUE
+
+    counts = np.bincount(cls.ravel(), minlength=256)
+    mapped = max(1, counts[1:].sum())
+    classified = max(1, mapped - counts[CLOUD_VALUE])
+    entries = [(i, name, classified) for i, name in enumerate(names[1:], start=1)]
+    if cloud_label:
+        entries.append((CLOUD_VALUE, f"{cloud_label}, of the mapped area", mapped))
+    for i, name, whole in entries:
+        draw.rectangle([x, y, x + 16, y + 16], fill=tuple(int(v) for v in lut[i]), outline="black")
+        draw.text((x + 24, y), f"{name} ({100 * counts[i] / whole:.1f} %)", fill="black", font=font)
+        y += 22
+
+
 def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     """Write ``png`` from a class-map GeoTIFF; ``scene`` (an open :class:`~senclip.sentinel2.scene.Scene`
     of the same area) adds the true-colour panel."""
     import rasterio
     from PIL import Image, ImageDraw
-
-    from senclip.maps.geotiff import CLOUD_VALUE
 
     with rasterio.open(classmap) as ds:
         cls = ds.read(1)
@@ -79,19 +94,7 @@ def render_preview(classmap, png, *, scene=None, max_side: int = 640) -> Path:
     if banner:
         draw.rectangle([0, 0, w, banner - 4], fill=(200, 0, 0))
         draw.text((8, 10), tags["SENCLIP_WARNING"], fill="white", font=font)
-    y = banner + 34
-    # as in the CLI summary and the dock: classes as shares of the cloud-free classified area, the
-    # cloud class as a share of the whole mapped area
-    counts = np.bincount(cls.ravel(), minlength=256)
-    mapped = max(1, counts[1:].sum())
-    classified = max(1, mapped - counts[CLOUD_VALUE])
-    entries = [(i, name, classified) for i, name in enumerate(names[1:], start=1)]
-    if cloud_label:
-        entries.append((CLOUD_VALUE, f"{cloud_label}, of the mapped area", mapped))
-    for i, name, whole in entries:
-        draw.rectangle([x, y, x + 16, y + 16], fill=tuple(int(v) for v in lut[i]), outline="black")
-        draw.text((x + 24, y), f"{name} ({100 * counts[i] / whole:.1f} %)", fill="black", font=small)
-        y += 22
+    _draw_legend(draw, x, banner + 34, cls, names, cloud_label, lut, small)
     png = Path(png)
     with Staged(png, suffix=".tmp.png") as tmp:
         img.save(tmp)

@@ -193,10 +193,7 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
     feedback = feedback or Feedback()
     if not 0.0 <= float(example_weight) <= 1.0:
         raise InputError(f"--example-weight must be between 0 and 1, got {example_weight!r}")
-    out = prepare_output(out, overwrite)
-    extra = sidecar_paths(out)
-    for p in extra.values():
-        prepare_output(p, overwrite, kind="json")
+    out, extra = _prepare_outputs(out, overwrite)
     st = store if isinstance(store, EmbeddingStore) else EmbeddingStore(store)
     crs = CRS.from_wkt(st.meta["crs"])
     features = read_features(examples, crs, field=field, what="examples")
@@ -215,16 +212,12 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
     lam, cv = cross_validate(ex, names, text, weight=float(example_weight), std=std, sample=sample, folds=folds)
     head = fit_head(ex.emb, ex.label, len(names), text=text, weight=float(example_weight), std=std, lam=lam,
                     sample=sample)
-    record = {"method": METHOD, "example_weight": float(example_weight), "l2_strength": lam, "field": field,
-              "examples": ex.counts(names), "classes_with_prompts": list(prompt_set),
-              "training_balanced_accuracy": _balanced(head.logits(ex.emb).argmax(1), ex.label),
-              "cross_validation": cv}
-    if st.meta["model"].get("untrained"):
-        record["note"] = "RANDOM (untrained) weights: these figures only check the method, not SenCLIP"
+    record = _record(st, ex, names, head, prompt_set, weight=float(example_weight), lam=lam, field=field, cv=cv)
     full_prompts = {n: prompt_set.get(n, []) for n in names}
     with published_together() as published:
         result = write_class_map(
-            st, out, names, head.weights / LOGIT_SCALE, bias=head.bias, model_record=lm.record() if lm else st.meta["model"], prompts=full_prompts,
+            st, out, names, head.weights / LOGIT_SCALE, bias=head.bias,
+            model_record=lm.record() if lm else st.meta["model"], prompts=full_prompts,
             prompt_style=prompt_style if prompt_set and prompts is None else ("file" if prompts else "examples"),
             resolution=resolution, calibrate=calibrate, input=input, overwrite=overwrite, feedback=feedback,
             transductive=transductive, spatial=spatial,
@@ -236,6 +229,26 @@ def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts
         published(write_text(extra["report"], json.dumps(marked(record), indent=2)))
     return FewShotResult(result, METHOD, float(example_weight), record["examples"], cv,
                          extra["examples"], extra["report"], list(result.warnings))
+
+
+def _prepare_outputs(out, overwrite: bool) -> tuple[Path, dict]:
+    """The map's path and its two JSON sidecars, each checked before any work is done."""
+    out = prepare_output(out, overwrite)
+    extra = sidecar_paths(out)
+    for p in extra.values():
+        prepare_output(p, overwrite, kind="json")
+    return out, extra
+
+
+def _record(st, ex, names, head, prompt_set, *, weight: float, lam, field: str, cv) -> dict:
+    """What .fewshot.json (and the map's SENCLIP_FEWSHOT tag, less the cross-validation) says of the run."""
+    record = {"method": METHOD, "example_weight": weight, "l2_strength": lam, "field": field,
+              "examples": ex.counts(names), "classes_with_prompts": list(prompt_set),
+              "training_balanced_accuracy": _balanced(head.logits(ex.emb).argmax(1), ex.label),
+              "cross_validation": cv}
+    if st.meta["model"].get("untrained"):
+        record["note"] = "RANDOM (untrained) weights: these figures only check the method, not SenCLIP"
+    return record
 
 
 def sidecar_paths(out: Path) -> dict:
