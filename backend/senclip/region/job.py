@@ -156,48 +156,17 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
     into folder ``out``; ``classify_kwargs`` are :func:`senclip.api.classify`'s options."""
     feedback = feedback or Feedback()
     t_start = time.perf_counter()
-    if out is None:
-        raise InputError("no output folder given; pass --out FOLDER")
-    if overlap not in RULES:
-        raise InputError(f"--overlap must be one of {', '.join(RULES)}, got {overlap!r}")
-    if bbox is not None and classify_kwargs.get("bounds"):
-        raise InputError("give --bbox (lon/lat, all scenes) or --bounds (one scene's CRS), not both")
-    if not isinstance(retries, int) or retries < 0:
-        raise InputError(f"--retries must be 0 or more, got {retries!r}")
-    ck = classify_kwargs.get("checkpoint")
-    if ck and not Path(ck).is_file():
-        raise InputError(f"checkpoint {ck} does not exist or is not a file; check --checkpoint")
+    _check_region_args(out, overlap, bbox, retries, classify_kwargs)
     prompt_set = build_prompt_set(classify_kwargs.get("classes"), prompts=classify_kwargs.get("prompts"),
                                   style=classify_kwargs.get("prompt_style", "ground"))
-    scenes = discover(inputs) if inputs else []
-    if stac:
-        from senclip.region import stac as stac_mod
-        from senclip.region.sources import unique_ids
-
-        scenes = unique_ids(scenes + stac_mod.search(stac, collection=collection, bbox=bbox, datetime=datetime,
-                                                     max_cloud=max_cloud, limit=limit))
-    if not scenes:
-        raise InputError("no scenes given; pass scene paths/folders, a STAC JSON, or --stac URL --collection ...")
-    scenes.sort(key=lambda s: (s.datetime or "", s.id))
+    scenes = _gather_scenes(inputs, stac, collection=collection, bbox=bbox, datetime=datetime,
+                            max_cloud=max_cloud, limit=limit)
     out = Path(out)
     _check_out(out)
     settings = manifest.settings(classify_kwargs, prompt_set, bbox=bbox)
     key = manifest.sha256_json(settings)
-    records: dict[str, dict] = {}
-    todo = []
-    for s in scenes:
-        rec = None if s.error else manifest.is_done(out, s, key)
-        if s.error:  # an item that cannot be mapped fails alone, with its reason
-            records[s.id] = _failed_record(s, key, s.error)
-            manifest.write_json(manifest.scene_paths(out, s.id)["record"], records[s.id])
-            feedback.warning(f"{s.id}: failed: {s.error}")
-        elif rec is not None:
-            records[s.id] = dict(rec, resumed=True)
-        else:
-            todo.append(s)
+    records, todo = _resume_or_fail(scenes, out, key, feedback)
     failed_early = sum(1 for s in scenes if s.error)
-    feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo) - failed_early} already done with these "
-                  f"settings, {len(todo)} to map" + (f", {failed_early} unreadable" if failed_early else ""))
     _remove_stale_work(out / manifest.WORK_DIR)
     work = out / manifest.WORK_DIR / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     info = {"scheduler": None, "workers": None, "dashboard": None}
@@ -225,15 +194,70 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
                    "failed": len(failed), "seconds": round(time.perf_counter() - t_start, 2)}
         save(summary, mosaic)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            (out / manifest.WORK_DIR).rmdir()
-        except OSError:
-            pass
+        _remove_work(out, work)
     result = RegionResult(out=out, manifest=out / manifest.MANIFEST, scenes=[records[s.id] for s in scenes],
                           done=len(ok), skipped=summary["skipped"], failed=len(failed), mosaic=mosaic,
                           dashboard=info["dashboard"], seconds=summary["seconds"])
     return result
+
+
+def _check_region_args(out, overlap: str, bbox, retries, classify_kwargs: dict) -> None:
+    """Reject bad options before any scene is searched or read, so a typo costs nothing."""
+    if out is None:
+        raise InputError("no output folder given; pass --out FOLDER")
+    if overlap not in RULES:
+        raise InputError(f"--overlap must be one of {', '.join(RULES)}, got {overlap!r}")
+    if bbox is not None and classify_kwargs.get("bounds"):
+        raise InputError("give --bbox (lon/lat, all scenes) or --bounds (one scene's CRS), not both")
+    if not isinstance(retries, int) or retries < 0:
+        raise InputError(f"--retries must be 0 or more, got {retries!r}")
+    ck = classify_kwargs.get("checkpoint")
+    if ck and not Path(ck).is_file():
+        raise InputError(f"checkpoint {ck} does not exist or is not a file; check --checkpoint")
+
+
+def _gather_scenes(inputs, stac, *, collection, bbox, datetime, max_cloud, limit) -> list:
+    """The scenes of ``inputs`` plus those of a STAC API search, without duplicates, oldest first."""
+    scenes = discover(inputs) if inputs else []
+    if stac:
+        from senclip.region import stac as stac_mod
+        from senclip.region.sources import unique_ids
+
+        scenes = unique_ids(scenes + stac_mod.search(stac, collection=collection, bbox=bbox, datetime=datetime,
+                                                     max_cloud=max_cloud, limit=limit))
+    if not scenes:
+        raise InputError("no scenes given; pass scene paths/folders, a STAC JSON, or --stac URL --collection ...")
+    scenes.sort(key=lambda s: (s.datetime or "", s.id))
+    return scenes
+
+
+def _resume_or_fail(scenes, out: Path, key: str, feedback: Feedback) -> tuple[dict[str, dict], list]:
+    """Records of the scenes already done with these settings or unreadable, and the scenes left to map."""
+    records: dict[str, dict] = {}
+    todo = []
+    for s in scenes:
+        rec = None if s.error else manifest.is_done(out, s, key)
+        if s.error:  # an item that cannot be mapped fails alone, with its reason
+            records[s.id] = _failed_record(s, key, s.error)
+            manifest.write_json(manifest.scene_paths(out, s.id)["record"], records[s.id])
+            feedback.warning(f"{s.id}: failed: {s.error}")
+        elif rec is not None:
+            records[s.id] = dict(rec, resumed=True)
+        else:
+            todo.append(s)
+    failed_early = sum(1 for s in scenes if s.error)
+    feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo) - failed_early} already done with these "
+                  f"settings, {len(todo)} to map" + (f", {failed_early} unreadable" if failed_early else ""))
+    return records, todo
+
+
+def _remove_work(out: Path, work: Path) -> None:
+    """Delete this run's work folder, and the shared work folder once no other run uses it."""
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        (out / manifest.WORK_DIR).rmdir()
+    except OSError:
+        pass
 
 
 def _run_tasks(todo, records, out, work, classify_kwargs, key, prompt_set, bbox, info, save, *, scheduler,
