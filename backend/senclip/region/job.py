@@ -165,8 +165,7 @@ def map_region(inputs=(), out=None, *, stac=None, collection=None, bbox=None, da
     _check_out(out)
     settings = manifest.settings(classify_kwargs, prompt_set, bbox=bbox)
     key = manifest.sha256_json(settings)
-    records, todo = _resume_or_fail(scenes, out, key, feedback)
-    failed_early = sum(1 for s in scenes if s.error)
+    records, todo, failed_early = _resume_or_fail(scenes, out, key, feedback)
     _remove_stale_work(out / manifest.WORK_DIR)
     work = out / manifest.WORK_DIR / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     info = {"scheduler": None, "workers": None, "dashboard": None}
@@ -231,8 +230,9 @@ def _gather_scenes(inputs, stac, *, collection, bbox, datetime, max_cloud, limit
     return scenes
 
 
-def _resume_or_fail(scenes, out: Path, key: str, feedback: Feedback) -> tuple[dict[str, dict], list]:
-    """Records of the scenes already done with these settings or unreadable, and the scenes left to map."""
+def _resume_or_fail(scenes, out: Path, key: str, feedback: Feedback) -> tuple[dict[str, dict], list, int]:
+    """Records of the scenes already done with these settings or unreadable, the scenes left to map,
+    and how many were unreadable."""
     records: dict[str, dict] = {}
     todo = []
     for s in scenes:
@@ -248,7 +248,7 @@ def _resume_or_fail(scenes, out: Path, key: str, feedback: Feedback) -> tuple[di
     failed_early = sum(1 for s in scenes if s.error)
     feedback.info(f"{len(scenes)} scene(s): {len(scenes) - len(todo) - failed_early} already done with these "
                   f"settings, {len(todo)} to map" + (f", {failed_early} unreadable" if failed_early else ""))
-    return records, todo
+    return records, todo, failed_early
 
 
 def _remove_work(out: Path, work: Path) -> None:
