@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from senclip.models import autotune, precision
-from senclip.core.feedback import Feedback
+from feedback_log import InfoLog as Log
 from senclip.models.loading import load_model
 from senclip.models.precision import Choice, CpuFeatures
 
@@ -18,13 +18,6 @@ BF16 = CpuFeatures.from_flags(["avx2", "avx512f", "avx512_vnni", "avx512_bf16"],
 ALL = ("onnxruntime", "openvino")
 
 
-class Log(Feedback):
-    def __init__(self):
-        super().__init__()
-        self.infos = []
-
-    def info(self, text):
-        self.infos.append(text)
 
 
 class Clock:

@@ -16,18 +16,11 @@ import torch
 
 from senclip.models.checkpoints import save_openai_state_dict, sha256_file  # noqa: E402
 from senclip.core.errors import InputError, WeightsNotAvailableError  # noqa: E402
-from senclip.core.feedback import Feedback  # noqa: E402
+from feedback_log import InfoLog as Recorder  # noqa: E402
 from senclip.models.loading import load_model  # noqa: E402
 from senclip.models.onnx_export import _quantize, default_export_dir, export_onnx  # noqa: E402
 
 
-class Recorder(Feedback):
-    def __init__(self):
-        super().__init__()
-        self.infos = []
-
-    def info(self, text):
-        self.infos.append(text)
 
 
 def _chips(n, h, w, seed=0):

@@ -16,7 +16,7 @@ import rasterio
 
 from senclip.models import calibration, precision
 from senclip.core.errors import BackendUnavailableError, InputError
-from senclip.core.feedback import Feedback
+from feedback_log import InfoLog as Log
 from senclip.models.loading import load_model
 from senclip.models.precision import Choice, CpuFeatures, candidates, explicit
 
@@ -91,13 +91,6 @@ def test_this_machine_is_read():
 
 # -- auto on real encoders, with the CPU faked -----------------------------------------------
 
-class Log(Feedback):
-    def __init__(self):
-        super().__init__()
-        self.infos = []
-
-    def info(self, text):
-        self.infos.append(text)
 
 
 @pytest.fixture
