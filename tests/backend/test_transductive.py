@@ -54,7 +54,8 @@ def test_the_text_prior_names_the_clusters():
 
 
 def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE):
-    """The paper's updates, one cell and one class at a time, with the full Gaussian log-density."""
+    """The published updates, one cell and one class at a time, with the full Gaussian log-density:
+    unit means seeded by the ŷ-weighted top cells, outer μ/Σ updates between outer + 1 z-blocks."""
     n, d = x.shape
     k = len(texts)
     t = texts / np.linalg.norm(texts, axis=1, keepdims=True)
@@ -63,16 +64,20 @@ def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE
                        - np.log1p(sum(np.exp(logits[i, j] - logits[i].max()) for j in range(k) if j != logits[i].argmax()))
                        for c in range(k)] for i in range(n)])  # log1p: saturated rows keep their order
     y = np.exp(log_y)
-    mu = np.stack([x[np.argsort(-log_y[:, c])[:top]].mean(0) for c in range(k)]).astype(np.float64)
+    unit = lambda m: m / np.linalg.norm(m, axis=1, keepdims=True)  # noqa: E731
+    mu = unit(np.stack([sum(y[i, c] * x[i] for i in np.argsort(-log_y[:, c])[:top]) for c in range(k)]))
     var = np.full(d, 1.0 / d)
-    for _ in range(outer):
+    z = y
+    for it in range(outer + 1):
         logp = np.array([[-0.5 * np.sum((x[i] - mu[c]) ** 2 / var) - 0.5 * np.sum(np.log(2 * np.pi * var))
                           for c in range(k)] for i in range(n)])
         for _ in range(inner):
             e = log_y + scale * logp
             z = np.exp(e - e.max(1, keepdims=True))
             z /= z.sum(1, keepdims=True)
-        mu = (z.T @ x) / z.sum(0)[:, None]
+        if it == outer:
+            break
+        mu = unit((z.T @ x) / z.sum(0)[:, None])
         var = sum(z[i, c] * (x[i] - mu[c]) ** 2 for i in range(n) for c in range(k)) / n
     return z
 
@@ -85,6 +90,14 @@ def test_updates_are_the_papers_formulas(outer):
     assert np.abs(got - want).max() < 1e-4
 
 
+def test_defaults_are_the_published_schedule():
+    """transduce's defaults run the published TransCLIP configuration (10 outer x 5 inner, top-8
+    seeds, s = 1/50, λ = 1, T = 100): the answer equals the naive updates with those numbers."""
+    x, _, texts = mixture(n=60, k=3, d=6, noise=0.5, bias=0.4, seed=5)
+    want = naive_steps(x.astype(np.float64), texts, outer=10, inner=5, top=8, scale=1 / 50)
+    assert np.abs(transduce(x, texts, neighbours=0) - want).max() < 1e-4
+
+
 def test_affinity_term_is_the_symmetrised_knn_cosine():
     """The first z-step on a graph of known cosines: z_i ∝ ŷ_i^λ exp(s log p_i + Σ_j w̃_ij ŷ_j)
     (z starts at ŷ), w̃ = (W + Wᵀ) / 2k."""
@@ -94,11 +107,11 @@ def test_affinity_term_is_the_symmetrised_knn_cosine():
     for i in range(40):
         w[i, idx[i]] = sim[i]
     w = (w + w.T) / 6.0
-    base = np.log(solve(x, texts, neighbours=0, outer=1, inner=1).probs)  # λ log ŷ + s log p, + row constant
+    base = np.log(solve(x, texts, neighbours=0, outer=0, inner=1).probs)  # λ log ŷ + s log p, + row constant
     e = base + w @ zero_shot(x, texts)
     want = np.exp(e - e.max(1, keepdims=True))
     want /= want.sum(1, keepdims=True)
-    got = transduce(x, texts, neighbours=3, knn="exact", outer=1, inner=1)
+    got = transduce(x, texts, neighbours=3, knn="exact", outer=0, inner=1)
     assert np.abs(got - want).max() < 1e-4
 
 

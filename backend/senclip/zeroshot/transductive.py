@@ -15,22 +15,32 @@ the cosine f_i·f_j of the k = 3 nearest neighbours in feature space. The paper'
 Majorize-Minimize (BMM, §3.2) alternates closed-form blocks:
 
     z-step (inner, decoupled per cell):  z_i ∝ ŷ_i^λ ⊙ exp(s · log p_i + Σ_j w̃_ij z_j)
-    μ-step:                              μ_k = Σ_i z_ik f_i / Σ_i z_ik
+    μ-step:                              μ_k = unit(Σ_i z_ik f_i)
     Σ-step:                              diag Σ = Σ_i Σ_k z_ik (f_i − μ_k)² / N
 
 The Laplacian is linearised at the previous z (that is the majorizer: a concave term replaced by
 its tangent), so every cell's update only reads its neighbours' last z and the inner steps are one
-sparse product each. Two scales are needed for L2-normalised CLIP features and are those of the
-published configuration: the GMM log-likelihood enters the z-step scaled by s = 1/50 (unscaled, its
-differences between classes are hundreds of nats for D = 512 and would erase the text term), and
-the symmetrised kNN affinity (W + Wᵀ) is divided by 2k so that a cell's whole neighbourhood weighs
-about one nat. Means start from each class's ``init_top`` most confident cells under ŷ (from its labelled
-cells where it has some); Σ starts isotropic at 1/D.
+sparse product each. The schedule and constants are the published configuration of TransCLIP (and of
+RS-TransCLIP, El Khoury et al., ICASSP 2025, which reuses it for remote sensing), checked constant by
+constant, because a user comparing with the published tables needs the same numbers, not a look-alike:
+
+- ``outer`` = 10 μ/Σ updates between 11 blocks of ``inner`` = 5 z-steps (the answer is the last z);
+- the GMM log-likelihood enters the z-step scaled by s = 1/50 (unscaled, its differences between
+  classes are hundreds of nats for D = 512 and would erase the text term), λ = 1;
+- w_ij = f_i·f_j for the k = 3 nearest neighbours, and the z-step reads (W + Wᵀ) z / 2k, so a cell's
+  whole neighbourhood weighs about one nat;
+- the means live on the unit sphere like the features: each μ-step normalises the weighted mean, and
+  Σ is measured around those unit means; Σ starts isotropic at 1/D;
+- μ_k starts from class k's ``init_top`` = 8 most confident cells under ŷ, each weighted by its ŷ_ik
+  (from its labelled cells where it has some).
 
 Beyond the paper, :func:`transduce` takes extra graph ``edges``: on a raster every cell has free
 spatial neighbours (:mod:`senclip.zeroshot.spatial`), which the same Laplacian term turns into a
-contrast-sensitive smoothing of the map. Few-shot examples enter as labelled support: their z is
-fixed to one-hot (paper §3, few-shot case) and they pull the means and their neighbours.
+contrast-sensitive smoothing of the map. Few-shot examples enter as labelled support, cells of the
+scene itself: their z is fixed to one-hot, they seed their class mean and pull it and their
+neighbours. (The paper's few-shot setting differs: shots outside the test set, weighted by a γ
+chosen on a validation split, λ = 1/2. A user's examples are a handful of cells inside the map, with
+no validation split, so they are simply cells whose class is known.)
 
 Everything is float32 and block-wise over N (temporaries of one block): memory is one float32 copy
 of the unit features (none when float32 unit rows come in), a few (N, K) arrays and the graph.
@@ -108,7 +118,7 @@ def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, kn
     mu = _init_means(feats, log_prior, init_top, sup)
     var = np.full(feats.shape[1], 1.0 / feats.shape[1], dtype=np.float32)
     sq = _square_sums(feats)
-    for _ in range(int(outer)):
+    for t in range(int(outer) + 1):  # outer (μ, Σ) updates between outer + 1 blocks of z-steps
         step()
         base = _log_likelihood(feats, mu, var)
         base *= np.float32(likelihood_scale)
@@ -116,7 +126,8 @@ def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, kn
         for _ in range(int(inner)):
             z = _z_step(base, graph, z)
             _fix(z, sup)
-        mu, var = _mean_var(feats, sq, z)
+        if t < int(outer):
+            mu, var = _mean_var(feats, sq, z)
     clock.lap("solve")
     record = {"method": "TransCLIP (Zanella et al., NeurIPS 2024) + graph edges", "cells": n, "classes": k,
               "neighbours": int(neighbours), "knn": knn_used, "lambda": float(lam), "laplacian": float(laplacian),
@@ -230,17 +241,27 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _init_means(feats, log_prior: np.ndarray, top: int, sup: Support | None) -> np.ndarray:
-    """μ_k from class k's labelled cells where it has any (few-shot), else from the ``top`` cells
-    most confident for k under ŷ (ranked by log ŷ, which does not saturate)."""
+    """Unit μ_k: from class k's labelled cells where it has any (few-shot: their mean), else from the
+    ``top`` cells most confident for k under ŷ (ranked by log ŷ, which does not saturate), each
+    weighted by its ŷ_ik: μ_k ∝ Σ ŷ_ik f_i over those cells (the published initialisation)."""
     k, d = log_prior.shape[1], feats.shape[1]
     top = max(1, min(int(top), len(feats)))
     mu = np.empty((k, d), dtype=np.float32)
     for c in range(k):
         idx = sup.index[sup.label == c] if sup is not None else np.zeros(0, dtype=np.int64)
-        if not len(idx):
+        if len(idx):
+            weight = np.ones(len(idx), dtype=np.float32)
+        else:
             idx = np.argpartition(-log_prior[:, c], top - 1)[:top] if top < len(feats) else np.arange(len(feats))
-        mu[c] = feats[np.sort(idx)].mean(axis=0)
-    return mu
+            weight = np.exp(log_prior[idx, c])
+        mu[c] = weight @ feats[idx]
+    return _unit(mu)
+
+
+def _unit(mu: np.ndarray) -> np.ndarray:
+    """Means on the unit sphere, as the features are (the published μ-steps normalise them)."""
+    norm = np.linalg.norm(mu, axis=1, keepdims=True)
+    return (mu / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 def _log_likelihood(feats, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -276,14 +297,16 @@ def _square_sums(feats) -> np.ndarray:
 
 
 def _mean_var(feats, sq: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """μ-step and Σ-step in one pass: μ_k = Σ z_ik f_i / n_k; σ² = (Σ_i f_i² − Σ_k n_k μ_k²) / N,
-    which is Σ_i Σ_k z_ik (f_i − μ_k)² / N expanded (Σ_k z_ik = 1), summed in float64."""
+    """μ-step and Σ-step in one pass over the features. μ_k = unit(Σ_i z_ik f_i): the weighted mean
+    put back on the unit sphere (the published configuration; the features are unit vectors). Then
+    σ² = Σ_i Σ_k z_ik (f_i − μ_k)² / N around those unit means, expanded so that no (N, K, D) array
+    exists: (Σ_i f_i² − 2 Σ_k μ_k ⊙ Σ_i z_ik f_i + Σ_k n_k μ_k²) / N (Σ_k z_ik = 1), summed in float64."""
     zf = np.zeros((z.shape[1], feats.shape[1]), dtype=np.float64)
     for a, b in blocks(len(feats)):
         zf += z[a:b].T @ feats[a:b]
     nk = z.sum(axis=0, dtype=np.float64)
-    mu = zf / np.maximum(nk, 1e-12)[:, None]
-    var = (sq - (nk[:, None] * mu * mu).sum(axis=0)) / len(feats)
+    mu = _unit(zf).astype(np.float64)
+    var = (sq - 2.0 * (mu * zf).sum(axis=0) + (nk[:, None] * mu * mu).sum(axis=0)) / nk.sum()
     return mu.astype(np.float32), np.maximum(var, 1e-8).astype(np.float32)
 
 
