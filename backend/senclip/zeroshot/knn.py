@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from senclip.core.errors import InputError
+from senclip.zeroshot.kernels import pair_dots
 
 EXACT_MAX = 20000
 PCA_DIM = 64
@@ -81,13 +82,11 @@ def project(x: np.ndarray, dim: int = PCA_DIM, seed: int = 0) -> np.ndarray:
     return out
 
 
-def cosines(x: np.ndarray, idx: np.ndarray, rows: int = 16384) -> np.ndarray:
+def cosines(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Full-D cosine of every (i, idx[i, j]) pair (0 where idx is -1)."""
-    out = np.zeros(idx.shape, dtype=np.float32)
-    for a in range(0, len(x), rows):
-        b = min(len(x), a + rows)
-        nb = idx[a:b]
-        out[a:b] = np.einsum("id,ijd->ij", x[a:b], x[np.maximum(nb, 0)])
+    nb = np.maximum(idx, 0)
+    rows = np.repeat(np.arange(len(idx), dtype=np.int64), idx.shape[1])
+    out = pair_dots(x, rows, nb.ravel()).reshape(idx.shape)
     out[idx < 0] = 0.0
     return out
 
@@ -190,10 +189,19 @@ def _leaves(y: np.ndarray, rng, feedback):
         if feedback is not None:
             feedback.check()
         a, b = rng.choice(node, 2, replace=False)
-        proj = y[node] @ (y[a] - y[b])
+        proj = _projections(y, node, y[a] - y[b])
         half = len(node) // 2
         order = np.argpartition(proj, half)
         stack += [node[order[:half]], node[order[half:]]]
+
+
+def _projections(y: np.ndarray, node: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """y[node] @ v in row blocks: near the root ``node`` is most of the scene, and gathering all of
+    its rows at once would copy the whole projected array (256 MB for 1M cells)."""
+    out = np.empty(len(node), dtype=np.float32)
+    for a in range(0, len(node), _ROWS):
+        out[a:a + _ROWS] = y[node[a:a + _ROWS]] @ v
+    return out
 
 
 def _merge(i1, d1, i2, d2, k: int):

@@ -53,6 +53,7 @@ import numpy as np
 
 from senclip.core.errors import InputError
 from senclip.zeroshot.head import LOGIT_SCALE
+from senclip.zeroshot.kernels import z_step
 
 DEFAULT_NEIGHBOURS = 3  # paper: k = 3 feature neighbours
 DEFAULT_OUTER = 10  # BMM outer iterations (μ, Σ updates)
@@ -124,7 +125,7 @@ def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, kn
         base *= np.float32(likelihood_scale)
         base += np.float32(lam) * log_prior
         for _ in range(int(inner)):
-            z = _z_step(base, graph, z)
+            z = z_step(graph, base, z)
             _fix(z, sup)
         if t < int(outer):
             mu, var = _mean_var(feats, sq, z)
@@ -276,18 +277,6 @@ def _log_likelihood(feats, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     return out
 
 
-def _z_step(base: np.ndarray, graph, z: np.ndarray) -> np.ndarray:
-    """One decoupled z-update: softmax_k(λ log ŷ + s log p + Σ_j w_ij z_j) (max subtracted first).
-    The graph product runs once over all cells (one sparse product; (N, K) floats)."""
-    x = base.copy() if graph is None else np.asarray(graph @ z, dtype=np.float32)
-    if graph is not None:
-        x += base
-    x -= x.max(axis=1, keepdims=True)
-    np.exp(x, out=x)
-    x /= x.sum(axis=1, keepdims=True)
-    return x
-
-
 def _square_sums(feats) -> np.ndarray:
     """Σ_i f_id² per dimension (float64), fixed for the run: the Σ-step needs it every time."""
     sq = np.zeros(feats.shape[1], dtype=np.float64)
@@ -312,41 +301,51 @@ def _mean_var(feats, sq: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _graph(feats, neighbours: int, knn: str, laplacian: float, edges, feedback):
     """The affinity of the z-step: feature kNN (w_ij = cosine, symmetrised, / 2k) plus ``edges``,
-    times ``laplacian``: (CSR matrix or None when there is no edge at all, the kNN index used)."""
+    times ``laplacian``: (CSR matrix or None when there is no edge at all, the kNN index used).
+    All edges are gathered as (i, j, w) triplets and turned into one CSR matrix once (duplicates
+    summed): adding sparse matrices pairwise cost seconds and a copy each at tile scale."""
     from scipy import sparse
 
     if neighbours < 0 or laplacian < 0:
         raise InputError(f"neighbours and laplacian must be ≥ 0, got {neighbours} and {laplacian}")
-    n, w, used = len(feats), None, "none"
+    n, parts, used = len(feats), [], "none"
     if neighbours and n > 1 and laplacian:
         from senclip.zeroshot.knn import feature_knn, resolve
 
         used = resolve(knn, n)
-
         idx, sim = feature_knn(feats, min(int(neighbours), n - 1), method=knn, feedback=feedback)
-        rows = np.repeat(np.arange(n, dtype=np.int64), idx.shape[1])
         ok = idx.ravel() >= 0
-        knn_w = sparse.csr_matrix((np.maximum(sim.ravel()[ok], 0).astype(np.float32),
-                                   (rows[ok], idx.ravel()[ok].astype(np.int64))), shape=(n, n))
-        w = (knn_w + knn_w.T) * np.float32(1.0 / (2 * idx.shape[1]))
+        i = np.repeat(np.arange(n, dtype=np.int32), idx.shape[1])[ok]
+        j = idx.ravel()[ok].astype(np.int32)
+        w = np.maximum(sim.ravel()[ok], 0).astype(np.float32) * np.float32(1.0 / (2 * idx.shape[1]))
+        del idx, sim
+        parts += [(i, j, w), (j, i, w)]  # W + Wᵀ
     if edges is not None and laplacian:
-        extra = _as_sparse(edges, n)
-        w = extra if w is None else w + extra
-    if w is None:
+        parts.append(_triplets(edges, n))
+    if not parts:
         return None, used
-    return (w * np.float32(laplacian)).astype(np.float32).tocsr(), used
+    i, j = (np.concatenate([p[a] for p in parts]) for a in (0, 1))
+    w = np.concatenate([p[2] for p in parts]) * np.float32(laplacian)
+    del parts
+    return sparse.csr_matrix((w, (i, j)), shape=(n, n), dtype=np.float32), used
 
 
-def _as_sparse(edges, n: int):
+def _triplets(edges, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, w) int32/int32/float32 of ``edges``: a scipy sparse (n, n) matrix or an (i, j, w) tuple."""
     from scipy import sparse
 
     if sparse.issparse(edges):
-        m = edges.tocsr().astype(np.float32)
+        if edges.shape != (n, n):
+            raise InputError(f"edges must be an ({n}, {n}) graph over the images, got {edges.shape}")
+        m = edges.tocoo()
+        i, j, w = m.row, m.col, m.data
     else:
-        i, j, w = (np.asarray(a) for a in edges)
-        m = sparse.csr_matrix((w.astype(np.float32), (i.astype(np.int64), j.astype(np.int64))), shape=(n, n))
-    if m.shape != (n, n):
-        raise InputError(f"edges must be an ({n}, {n}) graph over the images, got {m.shape}")
-    if m.nnz and (m.data.min() < 0 or not np.isfinite(m.data).all()):
+        i, j, w = (np.asarray(a).ravel() for a in edges)
+        if not (len(i) == len(j) == len(w)):
+            raise InputError(f"edges (i, j, w) must be three arrays of one length, got {len(i)}, {len(j)}, {len(w)}")
+        if len(i) and (min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= n):
+            raise InputError(f"edges must join images 0..{n - 1}; got indices outside that range")
+    w = np.asarray(w, dtype=np.float32)
+    if len(w) and (not np.isfinite(w).all() or w.min() < 0):
         raise InputError("edge weights must be finite and ≥ 0")
-    return m
+    return np.asarray(i, dtype=np.int32), np.asarray(j, dtype=np.int32), w
