@@ -66,7 +66,8 @@ TABLE = [Choice("onnxruntime", "int8"), Choice("onnxruntime", "fp32")]
 
 def test_candidates_cover_engines_and_hints():
     labels = [c.label for c in autotune.cpu_candidates(BF16, ALL)]
-    assert labels == ["onnxruntime fp32", "onnxruntime int8", "openvino bf16 latency", "openvino bf16 throughput"]
+    assert labels == ["onnxruntime fp32", "onnxruntime int8", "openvino bf16 latency", "openvino bf16 throughput",
+                      "openvino int8 latency", "openvino int8 throughput"]  # static int8 where VNNI runs it
     assert [c.label for c in autotune.cpu_candidates(AVX2, ALL)][2:] == ["openvino fp32 latency",
                                                                       "openvino fp32 throughput"]
     assert [c.label for c in autotune.cpu_candidates(AVX2, ["openvino"])] == ["openvino fp32 latency",
@@ -83,7 +84,7 @@ def test_the_fastest_accurate_candidate_wins():
     assert rates["openvino bf16 throughput"] == pytest.approx(100.0)
     assert rates["onnxruntime fp32"] == pytest.approx(20.0)
     assert autotune.winner(results).candidate.label == "openvino bf16 throughput"
-    assert all(r.cosine > 0.99999 for r in results)
+    assert all(r.cosine > 0.99999 for r in results if not r.error)  # int8 has no cost here: cannot load
 
 
 def test_an_inaccurate_candidate_loses_even_if_fastest():
@@ -115,13 +116,13 @@ def test_the_winner_is_cached_and_the_log_says_why():
     assert "measured 4 candidates in" in choice.reason and AVX2.name in choice.reason
     entry = next(iter(json.loads(autotune.cache_file().read_text()).values()))
     assert entry["winner"]["hint"] == "THROUGHPUT" and entry["key"]["cpu"] == AVX2.name
-    assert len(made) == 5  # four measured, then the winner built again
+    assert len(made) == 4  # four measured; the winner's measured encoder is the one returned
     made.clear()
     enc, again = _pick(AVX2, clock, costs, made)
     assert made == ["openvino fp32 throughput"] and "cached" in again.reason  # nothing re-measured
     made.clear()
     _pick(AVX2, clock, costs, made, retune=True)
-    assert len(made) == 5
+    assert len(made) == 4
 
 
 @pytest.mark.parametrize("change", ["cpu", "model", "engines"])
@@ -140,7 +141,7 @@ def test_a_changed_key_measures_again(change, monkeypatch):
         real = autotune.engine_versions()
         monkeypatch.setattr(autotune, "engine_versions", lambda: dict(real, onnxruntime="0.0.1"))
     _pick(cpu, clock, costs, made, identity=identity)
-    assert len(made) == 5
+    assert made == [c.label for c in autotune.cpu_candidates(cpu, ALL)]  # all measured again
     assert len(json.loads(autotune.cache_file().read_text())) == 2
 
 
@@ -169,3 +170,85 @@ def test_real_tune_on_a_tiny_onnx_model(tiny_checkpoint, monkeypatch):
     assert any("timing" in t for t in log.infos)
     again = load_model(checkpoint=tiny_checkpoint, backend="onnx", device="cpu", precision="auto")
     assert "cached" in again.precision_reason and (again.engine, again.precision) == (lm.engine, lm.precision)
+
+
+class BusyClock(Clock):
+    """A fake timer on a busy machine: every encode started during the first ``busy`` calls takes
+    ``factor`` times longer (another job held the cores for a while)."""
+
+    def __init__(self, busy, factor):
+        super().__init__()
+        self.calls, self.busy, self.factor = 0, busy, factor
+
+
+class BusyEncoder(FakeEncoder):
+    def encode_chips(self, chips):
+        self.clock.calls += 1
+        slow = self.clock.calls <= self.clock.busy
+        self.clock.now += self.cost * len(chips) * ((self.clock.factor if slow else 1.0) - 1.0)
+        return super().encode_chips(chips)
+
+
+def test_a_busy_moment_does_not_pick_the_slower_engine():
+    """Issue 22: two back-to-back batches per candidate picked a 1.01x engine over a 1.56x one while
+    other jobs ran. Here the machine is 3x slower while the fast candidate is first timed (its
+    warm-up and first round); best-of interleaved rounds still ranks by the quiet speed."""
+    clock = BusyClock(busy=0, factor=3.0)
+    cands = autotune.cpu_candidates(AVX2, ["onnxruntime"])
+    costs = {"onnxruntime fp32": 0.05, "onnxruntime int8": 0.032}
+
+    def make(c):
+        return BusyEncoder(clock, costs[c.label], 0.0, _truth)
+
+    clock.busy = 4  # fp32 warm-up, int8 warm-up, fp32 round 1, int8 round 1: all slowed
+    results = autotune.measure(make, cands, CHIPS, timer=clock)
+    rates = {r.candidate.label: r.chips_per_s for r in results}
+    assert rates["onnxruntime int8"] == pytest.approx(1 / 0.032)
+    assert autotune.winner(results).candidate.label == "onnxruntime int8"
+
+
+def test_the_batch_size_is_tuned_and_the_winner_runs_in_slices():
+    """An engine that runs 16-chip slices faster than 32-chip batches is cached with batch 16
+    and the returned encoder slices every batch it is handed."""
+    clock, log = Clock(), Log()
+
+    class CacheBound(FakeEncoder):
+        calls = []
+
+        def encode_chips(self, chips):
+            CacheBound.calls.append(len(chips))
+            self.clock.now += 0.01 * len(chips) * (1.0 if len(chips) <= 16 else 1.5)
+            return super().encode_chips(chips)
+
+    def make(c):
+        cost = {"onnxruntime fp32": 0.05, "onnxruntime int8": 0.0}[c.label]
+        return (CacheBound if c.label == "onnxruntime int8" else FakeEncoder)(clock, cost, 0.0, _truth)
+
+    enc, choice = autotune.pick(make, ("m", "sha-a"), AVX2, ["onnxruntime"], TABLE, log, timer=clock, chips=CHIPS)
+    entry = next(iter(json.loads(autotune.cache_file().read_text()).values()))
+    assert entry["winner"]["batch"] == 16 and entry["batch_sizes"]["best"] == 16
+    assert "onnxruntime int8 in slices of 16 100.0 chips/s" in choice.reason
+    CacheBound.calls.clear()
+    enc.encode_chips(np.concatenate([CHIPS, CHIPS]))
+    assert CacheBound.calls == [16, 16, 16, 16]
+    again, _ = autotune.pick(make, ("m", "sha-a"), AVX2, ["onnxruntime"], TABLE, log, timer=clock, chips=CHIPS)
+    assert again.batch == 16  # the cached winner is sliced too
+
+
+def test_openvino_int8_runs_a_static_int8_export(tiny_checkpoint, monkeypatch):
+    """On a VNNI/BF16 CPU auto also times OpenVINO on a static (QDQ) int8 export, made once beside
+    the fp32 one from the shipped chips; it runs for real and is judged by the same gate."""
+    pytest.importorskip("openvino")
+    import onnx
+
+    monkeypatch.setattr(precision, "cpu_features", lambda: BF16)
+    load_model(checkpoint=tiny_checkpoint, backend="onnx", device="cpu", precision="auto")
+    entry = next(iter(json.loads(autotune.cache_file().read_text()).values()))
+    rows = {r["label"]: r for r in entry["results"]}
+    assert rows["openvino int8 latency"]["error"] == "" and rows["openvino int8 latency"]["chips_per_s"] > 0
+    assert rows["openvino int8 latency"]["cosine"] > 0.9  # tiny random model: agreement, gate applied as usual
+    qdq = next(autotune.cache_file().parent.glob("*-qdq")) / "image.onnx"
+    model = onnx.load(str(qdq))
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 0
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["senclip.int8"]) and "QDQ" in meta["senclip.int8_settings"]

@@ -3,14 +3,22 @@
 Why: the table in :mod:`senclip.models.precision` encodes what was fastest on the machines we measured
 (OpenVINO bf16 wherever bf16 exists), but on an AVX-512/VNNI/BF16 Zen 4 without AMX it reached
 only 1.84x ORT fp32, and which of ORT int8, OpenVINO bf16 or OpenVINO's THROUGHPUT streams wins
-depends on the CPU, the core count and the engine versions. So the first run on a machine times
-every candidate on the calibration chips (:mod:`senclip.models.calibration`: the same 32 real Sentinel-2
+depends on the CPU, the core count and the engine versions (on that Zen 4 the winner turned out to be
+one the table never tried: OpenVINO running a static int8 QDQ export, 3.3x; :mod:`senclip.models.static_int8`).
+So the first run on a machine times every candidate on the calibration chips (:mod:`senclip.models.calibration`: the same 32 real Sentinel-2
 chips also give each candidate's cosine to fp32), keeps the fastest one whose cosine is
 >= ``MIN_COSINE``, and caches the result in ``$SENCLIP_HOME/onnx/autotune.json`` keyed by what
 decides speed: CPU model and flags, cores, engine versions and the model's checksum. A change of
 any of them measures again; ``SENCLIP_RETUNE=1`` or ``senclip models tune`` forces it,
-``SENCLIP_AUTOTUNE=0`` falls back to the table. Cost: one warm-up and ``TIMED_BATCHES`` batches
-of ``BATCH`` chips per candidate (ViT-B/32 on a 2-core AVX2 VM: ~15 s once).
+``SENCLIP_AUTOTUNE=0`` falls back to the table.
+
+Robust to a busy machine: every candidate is loaded first, then timed in ``ROUNDS`` interleaved
+rounds (each candidate once per round) and its best round counts, so a busy moment slows one round of
+every candidate instead of one candidate's whole measurement (two back-to-back batches per candidate
+had picked a 1.01x engine over a 1.56x one while other jobs ran). The batch size is the last
+dimension: the winner is also timed in slices of ``BATCH // 2`` chips, interleaved with whole
+batches, and runs in slices when that was faster. Cost on 2 cores, ViT-B/32: ~15 s on AVX2 (4
+candidates), ~40 s on AVX-512 VNNI/BF16 (6 candidates) plus ~20 s once to make the static int8 export.
 """
 from __future__ import annotations
 
@@ -28,9 +36,10 @@ from senclip.core.errors import BackendUnavailableError
 from senclip.core.outputs import write_text
 from senclip.models.precision import MIN_COSINE, Choice
 
-BATCH = 16  # chips per timed batch (two batches cover the 32 calibration chips)
-TIMED_BATCHES = 2  # after one warm-up batch; the best batch rate counts (a busy moment only slows one)
-FORMAT = 1  # bump when what is measured changes: old cache entries are then ignored
+BATCH = 32  # chips per timed batch: the 32 calibration chips, the pipeline's default --batch-size
+ROUNDS = 3  # interleaved timed rounds after the warm-up; each candidate's best round counts
+BATCH_ROUNDS = 2  # rounds of the winner's whole batch vs its half-size slices
+FORMAT = 2  # bump when what is measured changes: old cache entries are then ignored
 REFERENCE = ("onnxruntime", "fp32")
 
 
@@ -41,10 +50,34 @@ class Candidate:
     engine: str
     precision: str
     hint: str = ""
+    batch: int = 0  # run batches in slices of this many chips (0: as the pipeline hands them)
 
     @property
     def label(self) -> str:
-        return f"{self.engine} {self.precision}" + (f" {self.hint.lower()}" if self.hint else "")
+        return (f"{self.engine} {self.precision}" + (f" {self.hint.lower()}" if self.hint else "")
+                + (f" in slices of {self.batch}" if self.batch else ""))
+
+
+class Sliced:
+    """An image encoder that runs each batch in slices of ``batch`` chips (the tuned size)."""
+
+    def __init__(self, encoder, batch: int) -> None:
+        self.inner, self.batch = encoder, batch
+
+    def __getattr__(self, name):  # meta, embed_dim, preprocess, precision, engine, hint, device...
+        return getattr(self.inner, name)
+
+    def encode_chips(self, chips: np.ndarray) -> np.ndarray:
+        if len(chips) <= self.batch:
+            return self.inner.encode_chips(chips)
+        return np.concatenate([self.inner.encode_chips(chips[i:i + self.batch])
+                               for i in range(0, len(chips), self.batch)])
+
+
+def build(make, candidate: Candidate):
+    """The encoder for a (possibly cached) winner, sliced when its tuned batch says so."""
+    enc = make(Candidate(candidate.engine, candidate.precision, candidate.hint))
+    return Sliced(enc, candidate.batch) if candidate.batch else enc
 
 
 @dataclass(frozen=True)
@@ -74,47 +107,78 @@ def cpu_candidates(cpu, engines) -> list[Candidate]:
         if not out:
             out.append(Candidate("openvino", "fp32", "LATENCY"))
         formats = ["bf16"] if cpu.bf16 else ["fp32"]  # bf16 without native units is emulated: slower
+        if cpu.vnni or cpu.amx_bf16:  # static int8 (QDQ): int8 dot products in one instruction
+            formats.append("int8")
         out += [c for c in (Candidate("openvino", f, h) for f in formats for h in HINTS) if c not in out]
     return out
 
 
-def _encode(encoder, chips: np.ndarray, timer, batch: int) -> tuple[np.ndarray, float]:
-    """Embeddings of ``chips`` and the best chips/s over ``TIMED_BATCHES`` batches, after a warm-up
-    batch (the first call allocates and, in OpenVINO, finishes compiling)."""
-    parts = [chips[i:i + batch] for i in range(0, len(chips), batch)]
-    emb = [encoder.encode_chips(p) for p in parts[:1]]
-    best = 0.0
-    for k in range(TIMED_BATCHES):
-        part = parts[(k + 1) % len(parts)]
-        t0 = timer()
-        out = encoder.encode_chips(part)
-        dt = timer() - t0
-        best = max(best, len(part) / max(dt, 1e-9))
-        if len(emb) < len(parts):
-            emb.append(out)
-    emb += [encoder.encode_chips(p) for p in parts[len(emb):]]
-    e = np.concatenate(emb).astype(np.float32)
-    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12), best
+def _unit(e) -> np.ndarray:
+    e = np.asarray(e, dtype=np.float32)
+    return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
-def measure(make, candidates: list[Candidate], chips: np.ndarray | None = None, *,
-            timer=time.perf_counter, batch: int = BATCH) -> list[Result]:
-    """Speed and cosine to the first candidate (the fp32 reference) of every candidate. One that
-    cannot be made here (engine missing, model it cannot read) gets its ``error``, not a crash."""
-    chips = calibration_chips() if chips is None else chips
-    results, ref = [], None
+def _why(e: Exception) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def _rate(encode, chips: np.ndarray, timer) -> float:
+    t0 = timer()
+    encode(chips)
+    return len(chips) / max(timer() - t0, 1e-9)
+
+
+def _load_all(make, candidates, chips):
+    """Every candidate built and run once on ``chips`` (warm-up: allocation, OpenVINO's last
+    compilation); that run's embeddings are what its cosine is measured on."""
+    encs, emb, errors = {}, {}, {}
     for c in candidates:
         try:
             enc = make(c)
-            emb, rate = _encode(enc, chips, timer, batch)
+            emb[c] = _unit(enc.encode_chips(chips))
+            encs[c] = enc
         except Exception as e:  # an engine that cannot run here loses; the others still compete
-            results.append(Result(c, error=str(e).splitlines()[0][:200] if str(e) else type(e).__name__))
-            continue
-        if ref is None:
-            ref = emb
-        results.append(Result(c, rate, float((emb * ref).sum(1).min())))
-        del enc
-    return results
+            errors[c] = _why(e)
+    return encs, emb, errors
+
+
+def _measure(make, candidates, chips, timer, batch, rounds):
+    """(results, encoders by candidate): best-of-``rounds`` interleaved rates and cosines to the first."""
+    chips = chips[:batch]
+    encs, emb, errors = _load_all(make, candidates, chips)
+    best = dict.fromkeys(encs, 0.0)
+    for _ in range(rounds):
+        for c, enc in encs.items():
+            best[c] = max(best[c], _rate(enc.encode_chips, chips, timer))
+    ref = emb.get(candidates[0]) if candidates else None
+    results = []
+    for c in candidates:
+        if c in errors or ref is None:
+            results.append(Result(c, error=errors.get(c, "the fp32 reference could not run")))
+        else:
+            results.append(Result(c, best[c], float((emb[c] * ref).sum(1).min())))
+    return results, encs
+
+
+def measure(make, candidates: list[Candidate], chips: np.ndarray | None = None, *,
+            timer=time.perf_counter, batch: int = BATCH, rounds: int = ROUNDS) -> list[Result]:
+    """Speed and cosine to the first candidate (the fp32 reference) of every candidate. One that
+    cannot be made here (engine missing, model it cannot read) gets its ``error``, not a crash."""
+    chips = calibration_chips() if chips is None else chips
+    return _measure(make, candidates, chips, timer, batch, rounds)[0]
+
+
+def tune_batch(encoder, chips: np.ndarray, timer=time.perf_counter, batch: int = BATCH,
+               rounds: int = BATCH_ROUNDS) -> dict:
+    """Chips/s of the whole batch and of half-size slices, interleaved; the faster size wins."""
+    chips, half = chips[:batch], max(1, batch // 2)
+    sliced = Sliced(encoder, half)
+    rates = {batch: 0.0, half: 0.0}
+    for _ in range(rounds):
+        rates[batch] = max(rates[batch], _rate(encoder.encode_chips, chips, timer))
+        rates[half] = max(rates[half], _rate(sliced.encode_chips, chips, timer))
+    return {"rates": {str(k): round(v, 2) for k, v in rates.items()}, "best": max(rates, key=rates.get),
+            "whole": batch}
 
 
 def winner(results: list[Result], min_cosine: float = MIN_COSINE) -> Result | None:
@@ -202,35 +266,58 @@ def clear_cache() -> bool:
         return False
 
 
-def _entry(results: list[Result], table: list[Choice], seconds: float) -> dict:
+def _entry(results: list[Result], table: list[Choice], sizes: dict | None, seconds: float) -> dict:
     best, tab = winner(results), table_result(results, table)
     ref = next((r for r in results if (r.candidate.engine, r.candidate.precision) == REFERENCE and not r.error), None)
-    return {"winner": asdict(best.candidate) if best else None, "seconds": round(seconds, 2),
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "reference_chips_per_s": ref.chips_per_s if ref else None,
+    win = None
+    if best is not None:
+        sliced = bool(sizes) and sizes["best"] < sizes["whole"]
+        win = dict(asdict(best.candidate), batch=sizes["best"] if sliced else 0)
+    return {"winner": win, "seconds": round(seconds, 2), "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "winner_chips_per_s": max([best.chips_per_s, *(sizes or {}).get("rates", {}).values()]) if best else None,
+            "batch_sizes": sizes, "reference_chips_per_s": ref.chips_per_s if ref else None,
             "table": asdict(tab.candidate) if tab else None, "table_chips_per_s": tab.chips_per_s if tab else None,
             "results": [dict(asdict(r.candidate), label=r.candidate.label, chips_per_s=round(r.chips_per_s, 2),
                              cosine=round(r.cosine, 6), accurate=r.accurate(), error=r.error) for r in results]}
+
+
+def _measured(rows: dict) -> str:
+    return ", ".join(f"{label} {r['chips_per_s']:.1f}" + (
+        "" if r["accurate"] else f" (cos {r['cosine']:.4f}: fails the gate)" if not r["error"] else " (unavailable)")
+        for label, r in rows.items())
 
 
 def summary(entry: dict, cpu_summary: str, cached_: bool) -> str:
     """The log line: winner, its speed, the ratios to ORT fp32 and to the table's choice."""
     rows = {r["label"]: r for r in entry["results"]}
     win = Candidate(**entry["winner"])
-    rate = rows[win.label]["chips_per_s"]
+    base = rows[Candidate(win.engine, win.precision, win.hint).label]
+    rate = entry.get("winner_chips_per_s") or base["chips_per_s"]
     parts = [f"{win.label} {rate:.1f} chips/s"]
     if entry["reference_chips_per_s"]:
         parts.append(f"{rate / entry['reference_chips_per_s']:.2f}x ORT fp32")
     if entry["table"]:
         tab = Candidate(**entry["table"])
         parts.append(f"{rate / entry['table_chips_per_s']:.2f}x the table's choice ({tab.label})")
-    parts.append(f"cosine to fp32 {rows[win.label]['cosine']:.5f}")
+    parts.append(f"cosine to fp32 {base['cosine']:.5f}")
+    sizes = entry.get("batch_sizes") or {}
+    batches = "; batch " + ", ".join(f"{k}: {v:.1f}" for k, v in sizes["rates"].items()) if sizes else ""
     how = (f"measured {entry['when']}, cached" if cached_ else
-           f"measured {len(rows)} candidates in {entry['seconds']:.1f} s: " + ", ".join(
-               f"{label} {r['chips_per_s']:.1f}" + ("" if r["accurate"] else
-                                                    f" (cos {r['cosine']:.4f}: fails the gate)" if not r["error"]
-                                                    else " (unavailable)") for label, r in rows.items()))
+           f"measured {len(rows)} candidates in {entry['seconds']:.1f} s, best of {ROUNDS} interleaved rounds: "
+           + _measured(rows) + batches)
     return f"auto on {cpu_summary}: fastest accurate engine {', '.join(parts)} ({how})"
+
+
+def _from_cache(make, key: dict, cpu, feedback):
+    entry = cached(key)
+    if entry is None or not entry.get("winner"):
+        return None
+    try:
+        win = Candidate(**entry["winner"])
+        return build(make, win), Choice(win.engine, win.precision, summary(entry, cpu.summary(), True))
+    except Exception as e:  # an engine that broke since: measure again
+        feedback.info(f"precision auto: cached winner unusable ({_why(e)[:160]}); measuring again")
+        return None
 
 
 def pick(make, identity: tuple, cpu, engines, table: list[Choice], feedback, *, retune: bool | None = None,
@@ -240,20 +327,22 @@ def pick(make, identity: tuple, cpu, engines, table: list[Choice], feedback, *, 
     cands = cpu_candidates(cpu, engines)
     key = tune_key(identity, cpu, cands)
     retune = os.environ.get("SENCLIP_RETUNE", "0") not in ("", "0") if retune is None else retune
-    entry = None if retune else cached(key)
-    if entry is not None and entry.get("winner"):
-        try:
-            win = Candidate(**entry["winner"])
-            return make(win), Choice(win.engine, win.precision, summary(entry, cpu.summary(), True))
-        except Exception as e:  # an engine that broke since: measure again
-            feedback.info(f"precision auto: cached winner unusable ({str(e).splitlines()[0][:160]}); measuring again")
+    hit = None if retune else _from_cache(make, key, cpu, feedback)
+    if hit is not None:
+        return hit
     feedback.info(f"precision auto: timing {len(cands)} engine settings on {cpu.summary()} (once per machine)")
     t0 = time.perf_counter()
-    results = measure(make, cands, chips, timer=timer)
-    entry = _entry(results, table, time.perf_counter() - t0)
-    if entry["winner"] is None:
+    chips = calibration_chips() if chips is None else chips
+    results, encs = _measure(make, cands, chips, timer, BATCH, ROUNDS)
+    best = winner(results)
+    if best is None:
         raise BackendUnavailableError("precision auto: no engine could run the image encoder here: "
-                           + "; ".join(f"{r.candidate.label}: {r.error}" for r in results))
+                                      + "; ".join(f"{r.candidate.label}: {r.error}" for r in results))
+    sizes = tune_batch(encs[best.candidate], chips, timer)
+    entry = _entry(results, table, sizes, time.perf_counter() - t0)
     store(key, entry)
     win = Candidate(**entry["winner"])
-    return make(win), Choice(win.engine, win.precision, summary(entry, cpu.summary(), False))
+    enc = encs.pop(best.candidate)
+    encs.clear()  # the losers' sessions go now, not at the end of the run
+    return (Sliced(enc, win.batch) if win.batch else enc), Choice(win.engine, win.precision,
+                                                                  summary(entry, cpu.summary(), False))

@@ -232,6 +232,23 @@ def _int8_dir(base: Path, feedback: Feedback) -> Path:
     return target
 
 
+def _static_int8_dir(base: Path, explicit_dir: bool, feedback: Feedback) -> Path:
+    """The static (QDQ) int8 sibling of a cached fp32 export that OpenVINO int8 runs, made once."""
+    from senclip.models.static_int8 import SUFFIX, static_export
+
+    if explicit_dir:  # a folder the user passed is theirs: nothing is written beside it
+        raise InputError("OpenVINO int8 runs a static int8 export made beside the cached one, not from onnx_dir")
+    target = base.with_name(base.name + SUFFIX)
+    if not ((target / "image.onnx").is_file() and (target / "text.onnx").is_file()):
+        try:
+            import onnx  # noqa: F401  (onnxruntime's quantiser needs it)
+        except ImportError:
+            raise BackendUnavailableError("making the static int8 export needs the onnx package: "
+                                          "pip install onnx") from None
+        static_export(base, target, feedback)
+    return target
+
+
 def _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, feedback) -> LoadedModel:
     from senclip.models.encoders.onnx_encoder import OnnxImageEncoder, OnnxTextEncoder, cuda_available
 
@@ -244,7 +261,8 @@ def _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, fe
             from senclip.models.encoders.openvino_encoder import OpenVinoImageEncoder
 
             hint = getattr(choice, "hint", "")  # autotune's candidates carry OpenVINO's performance hint
-            return OpenVinoImageEncoder(base / "image.onnx", choice.precision, **({"hint": hint} if hint else {}))
+            path = _static_int8_dir(base, explicit_dir, feedback) if choice.precision == "int8" else base
+            return OpenVinoImageEncoder(path / "image.onnx", choice.precision, **({"hint": hint} if hint else {}))
         if choice.precision == "int8" and not explicit_dir:
             return OnnxImageEncoder(_int8_dir(base, feedback) / "image.onnx", device)
         enc = OnnxImageEncoder(base / "image.onnx", device)
@@ -262,7 +280,7 @@ def _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, fe
                               or (ident.checksum and meta["checksum"] != ident.checksum)):
         raise InputError(f"ONNX export in {base} is of {meta['model_id']} (sha256 {meta['checksum'][:12]}), "
                          f"not of {ident.model_id}; export this model with `senclip models export-onnx`")
-    feedback.info(f"model {meta['model_id']} on {image.engine} ({base.name}), device {image.device}, "
+    feedback.info(f"model {meta['model_id']} on {image.engine} ({Path(image.path).parent.name}), device {image.device}, "
                   f"{image.precision} ({choice.reason})")
     return LoadedModel(meta["model_id"], meta.get("arch", ""), meta["checksum"], image.preprocess,
                        json.loads(meta.get("untrained", "false")), "onnx", image.device, image, text,

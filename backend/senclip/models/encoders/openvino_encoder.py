@@ -24,6 +24,17 @@ from senclip.models.encoders.base import check_chips
 PERFORMANCE_HINT = "LATENCY"
 HINTS = ("LATENCY", "THROUGHPUT")
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+# int8: a statically quantised (QDQ) export (senclip.models.static_int8); the int8 MatMuls run as int8
+# (VNNI/AMX), the ops between them in bf16 where the CPU has native bf16 units, else in fp32
+
+
+def _int8_rest(core) -> str:
+    """What OpenVINO computes a QDQ graph's non-quantised ops in: bf16 only with native units."""
+    try:
+        caps = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # an older plugin without the property: fp32 is always right
+        return "f32"
+    return "bf16" if "BF16" in caps else "f32"
 
 
 def _ov():
@@ -57,8 +68,8 @@ class OpenVinoImageEncoder:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"ONNX model {self.path} does not exist; export it with `senclip models export-onnx`")
-        if precision not in OV_PRECISION:
-            raise InputError(f"OpenVINO runs fp32 or bf16 here, not {precision!r}")
+        if precision not in (*OV_PRECISION, "int8"):
+            raise InputError(f"OpenVINO runs fp32, bf16 or int8 (a QDQ export) here, not {precision!r}")
         if hint not in HINTS:
             raise InputError(f"OpenVINO performance hint must be one of {', '.join(HINTS)}, not {hint!r}")
         core = ov.Core()
@@ -70,8 +81,12 @@ class OpenVinoImageEncoder:
         self.meta = _metadata(model, self.path)
         self.embed_dim = int(self.meta["embed_dim"])
         self.preprocess = Preprocess.from_dict(json.loads(self.meta["preprocess"]))
+        if precision == "int8" and not json.loads(self.meta.get("int8", "false")):
+            raise InputError(f"{self.path} is an fp32 export; OpenVINO int8 runs the static int8 one "
+                             "(senclip.models.static_int8)")
         self.precision = precision
-        config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": OV_PRECISION[precision],
+        config = {"PERFORMANCE_HINT": hint,
+                  "INFERENCE_PRECISION_HINT": _int8_rest(core) if precision == "int8" else OV_PRECISION[precision],
                   "INFERENCE_NUM_THREADS": os.cpu_count() or 1}
         self.hint = hint
         self.compiled = core.compile_model(model, "CPU", config)
