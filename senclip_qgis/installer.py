@@ -20,7 +20,7 @@ from pathlib import Path
 from . import backend_client, catalog, install_plan
 
 EXTRAS = {
-    "torch": "torch,onnx,cloud",  # every model, ONNX export, onnxruntime, s2cloudless for L1C cloud masks
+    "torch": "torch,onnx,cloud,fast",  # every model, ONNX export, onnxruntime, s2cloudless (L1C), numba (--transductive)
     "onnx": "onnx",  # onnxruntime only: light, for models exported to ONNX
     "none": "",  # dependencies are provided otherwise (offline wheelhouse, pre-made env)
 }

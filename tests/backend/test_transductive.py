@@ -223,6 +223,83 @@ def test_auto_policy_and_missing_faiss(monkeypatch):
         knn.faiss_knn(np.zeros((10, 4), np.float32), 3)
 
 
+# --- compiled kernels ------------------------------------------------------------------------
+def random_graph(n=3000, nnz=20000, seed=0):
+    from scipy import sparse
+
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, n, nnz), rng.integers(0, n, nnz)
+    g = sparse.csr_matrix((rng.random(nnz).astype(np.float32) * 3, (i, j)), shape=(n, n), dtype=np.float32)
+    g.data[g.indptr[5]:g.indptr[6]] = 0  # a row without edges
+    g.eliminate_zeros()
+    return g
+
+
+def test_compiled_z_step_equals_the_scipy_twin(monkeypatch):
+    """The numba z-step (fused CSR product + row softmax) against scipy's product and numpy's
+    softmax, the reference it replaces, on a random graph with repeated and empty rows."""
+    from senclip.zeroshot import kernels
+
+    assert kernels.compiled(), "numba must be installed for make test (requirements/backend.txt)"
+    g = random_graph()
+    rng = np.random.default_rng(1)
+    base = (rng.standard_normal((3000, 7)) * 30).astype(np.float32)
+    z = rng.dirichlet(np.ones(7), 3000).astype(np.float32)
+    fast = kernels.z_step(g, base, z)
+    monkeypatch.setenv("SENCLIP_NUMBA", "0")
+    assert not kernels.compiled()
+    slow = kernels.z_step(g, base, z)
+    e = base.astype(np.float64) + g.astype(np.float64) @ z
+    want = np.exp(e - e.max(1, keepdims=True))
+    want /= want.sum(1, keepdims=True)
+    assert np.abs(fast - want).max() < 1e-5 and np.abs(slow - want).max() < 1e-5
+    assert np.abs(kernels.z_step(None, base, z) - kernels.z_step(g * 0, base, z)).max() < 1e-6
+
+
+def test_compiled_pair_dots_equal_numpy(monkeypatch):
+    from senclip.zeroshot import kernels
+
+    x = low_rank(500)
+    rng = np.random.default_rng(2)
+    i, j = rng.integers(0, 500, 40000).astype(np.int32), rng.integers(0, 500, 40000)
+    want = np.einsum("ij,ij->i", x[i].astype(np.float64), x[j])
+    assert np.abs(kernels.pair_dots(x, i, j) - want).max() < 1e-5
+    monkeypatch.setenv("SENCLIP_NUMBA", "0")
+    assert np.abs(kernels.pair_dots(x, i, j) - want).max() < 1e-5
+
+
+def test_solver_answers_alike_with_and_without_numba(monkeypatch):
+    valid = np.ones((40, 50), bool)
+    x, label, texts = mixture(n=2000, seed=7)
+    edges = spatial.grid_edges(valid, x)
+    fast = transduce(x, texts, edges=edges)
+    monkeypatch.setenv("SENCLIP_NUMBA", "0")
+    assert np.abs(transduce(x, texts, edges=edges) - fast).max() < 1e-4
+
+
+def test_graph_is_knn_plus_edges_in_any_form():
+    """One CSR from triplets: kNN (W + Wᵀ)/2k plus extra edges given as a matrix or (i, j, w),
+    duplicates summed, times the Laplacian weight; bad edges are refused with the reason."""
+    from scipy import sparse
+
+    x = low_rank(300)
+    idx, sim = knn.exact_knn(x, 3)
+    w = np.zeros((300, 300))
+    np.put_along_axis(w, idx, sim, axis=1)
+    extra_i, extra_j = np.array([0, 0, 7]), np.array([1, 1, 9])
+    extra = np.zeros((300, 300))
+    np.add.at(extra, (extra_i, extra_j), 0.5)
+    want = 2.0 * ((w + w.T) / 6 + extra)
+    for edges in ((extra_i, extra_j, np.full(3, 0.5)), sparse.coo_matrix((np.full(3, 0.5), (extra_i, extra_j)),
+                                                                          shape=(300, 300))):
+        g, used = transductive._graph(x, 3, "exact", 2.0, edges, None)
+        assert used == "exact" and np.abs(g.toarray() - want).max() < 1e-5
+    for bad, why in (((extra_i, extra_j, -np.ones(3)), "≥ 0"), ((extra_i, extra_j + 300, np.ones(3)), "0..299"),
+                     (sparse.eye(5), r"\(300, 300\)"), ((extra_i, extra_j, np.ones(2)), "one length")):
+        with pytest.raises(InputError, match=why):
+            transductive._graph(x, 3, "exact", 1.0, bad, None)
+
+
 # --- spatial edges ----------------------------------------------------------------------------
 @pytest.mark.parametrize("connectivity", [4, 8])
 def test_neighbour_pairs_are_every_grid_neighbour_once(connectivity):
