@@ -9,8 +9,8 @@ input embeddings included) and above the input. Each configuration runs in its o
 peaks do not mix. The accuracies are of this synthetic mixture (a check that the answer is
 found at scale), never of a real model.
 
-    python -m bench.transductive                      # 1M × 512 × 19, kNN auto (faiss if installed)
-    python -m bench.transductive --cells 200000 --knn tree
+    python -m bench.transductive                      # 1M × 512 × 19, kNN auto, numba kernels
+    python -m bench.transductive --cells 200000 --knn tree --numba on,off   # also the scipy twins
 """
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def current_rss_mb() -> float:
 
 def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     """One configuration, in this process: scene, then the timed solve."""
+    from senclip.zeroshot import kernels
     from senclip.zeroshot.spatial import grid_edges
     from senclip.zeroshot.transductive import solve
     from senclip.zeroshot.head import probabilities
@@ -85,6 +86,7 @@ def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     sol = solve(x, texts, edges=edges, knn=knn)
     total = time.perf_counter() - t0
     return {"cells": cells, "dim": dim, "classes": classes, "knn": sol.record["knn"], "spatial": spatial,
+            "kernels": f"numba {kernels.numba.__version__}" if kernels.compiled() else "numpy/scipy",
             "seconds_total": round(total, 2), "seconds_spatial_edges": round(t_edges, 2),
             "seconds_graph": sol.record["seconds"]["graph"], "seconds_solver": sol.record["seconds"]["solve"],
             "graph_edges": sol.record["edges"], "input_mb": round(x.nbytes / 2**20),
@@ -106,9 +108,12 @@ def machine() -> dict:
     except ImportError:
         faiss_v = None
     with open("/proc/cpuinfo") as fh:
-        model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "blas": blas, "faiss": faiss_v, "load_average": os.getloadavg()}
+        lines = fh.read().splitlines()
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return {"cpu": model, "cores": os.cpu_count(), "simd": simd, "python": platform.python_version(),
+            "numpy": np.__version__, "blas": blas, "faiss": faiss_v, "load_average": os.getloadavg()}
 
 
 def main(argv=None) -> int:
@@ -118,6 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", type=int, default=19)
     ap.add_argument("--knn", default="auto", help="auto | exact | faiss | tree (several: comma-separated)")
     ap.add_argument("--no-spatial", action="store_true")
+    ap.add_argument("--numba", default="on", help="on | off (SENCLIP_NUMBA=0: the numpy/scipy twins) | on,off")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tag", default="", help="name part of the result files")
     a = ap.parse_args(argv)
@@ -126,14 +132,11 @@ def main(argv=None) -> int:
         return 0
     rows = []
     for method in a.knn.split(","):
-        cmd = [sys.executable, "-m", "bench.transductive", "--one", "--cells", str(a.cells), "--dim", str(a.dim),
-               "--classes", str(a.classes), "--knn", method] + (["--no-spatial"] if a.no_spatial else [])
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            print(out.stderr, file=sys.stderr)
-            return 1
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), flush=True)
+        for numba in a.numba.split(","):
+            rows.append(_run_one(a, method, numba))
+            if rows[-1] is None:
+                return 1
+            print(json.dumps(rows[-1]), flush=True)
     report = {"machine": machine(), "runs": rows, "targets": {"seconds": 60, "peak_rss_mb": 3072}}
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"transductive{('-' + a.tag) if a.tag else ''}"
@@ -143,16 +146,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def _run_one(a, method: str, numba: str) -> dict | None:
+    """One configuration in a fresh process (so peak RSS is its own); None when it failed."""
+    cmd = [sys.executable, "-m", "bench.transductive", "--one", "--cells", str(a.cells), "--dim", str(a.dim),
+           "--classes", str(a.classes), "--knn", method] + (["--no-spatial"] if a.no_spatial else [])
+    env = dict(os.environ, SENCLIP_NUMBA="0" if numba == "off" else "1")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        print(out.stderr, file=sys.stderr)
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, numpy {m['numpy']}, {'; '.join(m['blas'])}, "
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m.get('simd', []))}), numpy {m['numpy']}, {'; '.join(m['blas'])}, "
              f"faiss {m['faiss'] or 'not installed'}, load average at the end {m['load_average'][0]:.1f}", "",
-             "| cells × D × K | kNN | spatial | total s | kNN graph s | spatial edges s | solver s | peak RSS MB "
+             "| cells × D × K | kNN | spatial | loops | total s | kNN graph s | spatial edges s | solver s | peak RSS MB "
              "| above input MB | input MB | synthetic acc zero-shot → transductive |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         lines.append(f"| {r['cells']} × {r['dim']} × {r['classes']} | {r['knn']} | {'8-nb' if r['spatial'] else 'no'} "
-                     f"| {r['seconds_total']} | {r['seconds_graph']} | {r['seconds_spatial_edges']} "
+                     f"| {r.get('kernels', 'numpy/scipy')} | {r['seconds_total']} | {r['seconds_graph']} | {r['seconds_spatial_edges']} "
                      f"| {r['seconds_solver']} | {r['peak_rss_mb']} | {r['peak_above_input_mb']} | {r['input_mb']} "
                      f"| {r['synthetic_accuracy_zero_shot']:.3f} → {r['synthetic_accuracy_transductive']:.3f} |")
     lines += ["", "Targets: under 60 s and 3 GB on 2 cores (issue 20). Synthetic data: the accuracies only show "

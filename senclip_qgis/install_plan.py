@@ -24,11 +24,12 @@ TORCH_BUILDS = ["auto", "cpu", "cuda"]
 # (download MB, disk MB), measured from the wheels on Linux x86_64, CPython 3.11 (2026-11):
 # torch 2.14.1 + nvidia-* (CUDA 13) + triton + torchvision: 2624 MB download, 5303 MB installed;
 # torch 2.13.0+cpu: 183 MB -> 667 MB; onnxruntime 1.32: 26.5 -> 72; onnx 8.5 -> 22;
-# open_clip/timm/onnxscript 5 -> 14; the small dependencies (sympy, networkx, hub, ...) ≈ 30 -> 120.
+# open_clip/timm/onnxscript 5 -> 14; the small dependencies (sympy, networkx, hub, ...) ≈ 30 -> 120;
+# numba 0.68 + llvmlite 0.50 (the "fast" extra, --transductive's compiled loops): 64 -> 208 (2026-12).
 SIZES_MB = {
-    ("torch", "cuda"): (2700, 5600),
-    ("torch", "cpu"): (260, 900),
-    ("torch", "default"): (260, 900),  # Windows/macOS: PyPI's torch is already CPU-only there
+    ("torch", "cuda"): (2760, 5800),
+    ("torch", "cpu"): (325, 1110),
+    ("torch", "default"): (325, 1110),  # Windows/macOS: PyPI's torch is already CPU-only there
     ("onnx", ""): (45, 200),
     ("none", ""): (1, 5),
 }

@@ -59,8 +59,20 @@ def pair_dots(x: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return out
 
 
+def _jit(**options):
+    """numba.njit(parallel=True, nogil=True, cache=True, **options), without the on-disk cache
+    where numba finds no writable place for it (a read-only install and no user cache folder):
+    compiling again each run (a second or two) beats failing the import."""
+    def wrap(fn):
+        try:
+            return numba.njit(parallel=True, nogil=True, cache=True, **options)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(parallel=True, nogil=True, **options)(fn)
+    return wrap
+
+
 if numba is not None:
-    @numba.njit(parallel=True, cache=True, nogil=True)
+    @_jit()
     def _z_step_csr(indptr, indices, data, base, z, out):  # pragma: no cover - compiled
         n, k = base.shape
         for r in numba.prange(n):
@@ -82,7 +94,7 @@ if numba is not None:
             for c in range(k):
                 row[c] /= total
 
-    @numba.njit(parallel=True, cache=True, nogil=True, fastmath=True)
+    @_jit(fastmath=True)
     def _pair_dots(x, i, j, out):  # pragma: no cover - compiled
         d = x.shape[1]
         for m in numba.prange(len(i)):
