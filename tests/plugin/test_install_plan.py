@@ -20,7 +20,7 @@ from senclip_qgis.install_plan import CPU_INDEX, make_plan
 def test_without_gpu_the_cpu_build_comes_from_the_cpu_index():
     plan = make_plan("torch", "auto", gpu=False, cpu_index_ok=True, platform="linux")
     assert plan.build == "cpu" and plan.pip_options == ["--extra-index-url", CPU_INDEX]
-    assert plan.download_mb < 400 and plan.disk_mb < 1000
+    assert plan.download_mb < 400 and plan.disk_mb < 1200  # torch+cpu ≈ 900 MB, numba ≈ 210 MB
     text = plan.summary()
     assert "No NVIDIA GPU" in text and "MB download" in text and "on disk" in text
 
@@ -96,7 +96,7 @@ def test_light_and_other_platforms():
     assert onnx.extras == "onnx" and onnx.download_mb < 100 and onnx.pip_options == []
     win = make_plan("torch", "auto", gpu=False, cpu_index_ok=lambda: pytest.fail("PyPI torch is CPU there"),
                     platform="win32")
-    assert win.build == "default" and win.disk_mb < 1000
+    assert win.build == "default" and win.disk_mb < 1200
     with pytest.raises(ValueError):
         make_plan("torch", "rocm")
 
