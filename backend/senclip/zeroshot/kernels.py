@@ -4,8 +4,9 @@ Why: on a full tile (0.5-1M cells) the solver's time goes to loops that numpy ca
 large temporaries or through scipy's single-threaded sparse product: the z-step (a sparse product
 over ~14M graph edges, then a row softmax, 55 times a run) and the cosines of given cell pairs
 (every graph edge's weight, gathering 2 KB rows twice per pair). numba compiles each to one
-parallel pass with no temporaries: on two cores the z-step runs about 5x faster than scipy's
-product plus numpy's softmax (numbers in docs/transductive.md).
+parallel pass with no temporaries: on two cores the z-step runs about 3x faster than scipy's
+product plus numpy's softmax (numbers in docs/transductive.md). The first call on a machine compiles
+them (about 2 s) into numba's on-disk cache; later runs load them in a fraction of a second.
 
 The twins are the reference: they run where numba is missing or ``SENCLIP_NUMBA=0``, and the tests
 check that both give the same numbers.
