@@ -188,36 +188,48 @@ def _export(module, example, path: Path, input_name: str, dims: dict) -> None:
 
 
 def _quantize(path: Path) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
+    """The int8 step of :func:`export_onnx`, in place."""
     src = path.with_name("fp32-" + path.name)
     os.replace(path, src)
-    quantize_dynamic(str(src), str(path), weight_type=getattr(QuantType, INT8_SETTINGS["weight_type"]),
-                     reduce_range=INT8_SETTINGS["reduce_range"], per_channel=INT8_SETTINGS["per_channel"])
+    _quantize_into(src, path)
     src.unlink()
+
+
+def _quantize_into(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=getattr(QuantType, INT8_SETTINGS["weight_type"]),
+                     reduce_range=INT8_SETTINGS["reduce_range"], per_channel=INT8_SETTINGS["per_channel"])
 
 
 def quantize_export(fp32_dir: str | Path, out_dir: str | Path, feedback: Feedback | None = None) -> Path:
     """The int8 export made from an fp32 one: the image encoder quantised (``INT8_SETTINGS``), the
-    text encoder copied. Needs onnx and onnxruntime, not torch, so a torch-free install can make it.
-    Built in a temporary sibling folder and renamed, like :func:`export_onnx`."""
+    text encoder copied. Needs onnx and onnxruntime, not torch, so a torch-free install can make it."""
+    return derived_export(fp32_dir, out_dir, "int8", _quantize_into, INT8_SETTINGS, feedback)
+
+
+def derived_export(fp32_dir: str | Path, out_dir: str | Path, label: str, quantise, settings: dict,
+                   feedback: Feedback | None = None) -> Path:
+    """An export made from an fp32 one: its image encoder rewritten by ``quantise(src, dst)`` (the
+    metadata kept, plus ``senclip.int8`` and the ``settings``), its text encoder copied. Built in a
+    temporary sibling folder and renamed, like :func:`export_onnx`, so a stop leaves nothing half made."""
     import onnx
 
     feedback = feedback or Feedback()
     fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
     t0 = time.perf_counter()
-    feedback.info(f"quantising the image encoder of {fp32_dir.name} to int8 (once)")
+    feedback.info(f"quantising the image encoder of {fp32_dir.name} to {label} (once)")
     try:
         staged = Staged(out_dir, folder=True)
     except OSError as e:
-        raise OutputError(f"cannot write the int8 export to {out_dir}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write the {label} export to {out_dir}: {e.strerror or e}") from None
     with staged as tmp:  # renamed to out_dir when the block ends; removed on any error or stop
         shutil.copyfile(fp32_dir / TEXT_FILE, tmp / TEXT_FILE)
-        shutil.copyfile(fp32_dir / IMAGE_FILE, tmp / IMAGE_FILE)
-        meta = {p.key: p.value for p in onnx.load(str(tmp / IMAGE_FILE)).metadata_props}
-        _quantize(tmp / IMAGE_FILE)
-        meta.update({"senclip.int8": json.dumps(True), "senclip.int8_settings": json.dumps(INT8_SETTINGS)})
+        src = fp32_dir / IMAGE_FILE
+        meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+        quantise(src, tmp / IMAGE_FILE)
+        meta.update({"senclip.int8": json.dumps(True), "senclip.int8_settings": json.dumps(settings)})
         _set_metadata(tmp / IMAGE_FILE, meta)
-    feedback.info(f"int8 export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
+    feedback.info(f"{label} export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
     return out_dir
 

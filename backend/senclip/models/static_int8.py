@@ -14,14 +14,9 @@ Needs onnx and onnxruntime (its quantiser), not torch.
 """
 from __future__ import annotations
 
-import json
-import shutil
-import time
 from pathlib import Path
 
-from senclip.core.errors import OutputError
 from senclip.core.feedback import Feedback
-from senclip.core.outputs import ONNX_IMAGE_FILE, ONNX_TEXT_FILE, Staged
 
 SUFFIX = "-qdq"  # sibling folder of the fp32 export: <model>-<sha8>-v<format>-qdq
 STATIC_SETTINGS = {"format": "QDQ", "activations": "QUInt8", "weights": "QInt8", "per_channel": True,
@@ -68,25 +63,7 @@ def _quantize(src: Path, dst: Path) -> None:
 
 def static_export(fp32_dir: str | Path, out_dir: str | Path, feedback: Feedback | None = None) -> Path:
     """The QDQ int8 export made from an fp32 one (text encoder copied), built in a temporary
-    sibling folder and renamed, like :func:`senclip.models.onnx_export.quantize_export`."""
-    import onnx
+    sibling folder and renamed (:func:`senclip.models.onnx_export.derived_export`)."""
+    from senclip.models.onnx_export import derived_export
 
-    from senclip.models.onnx_export import _set_metadata
-
-    feedback = feedback or Feedback()
-    fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
-    t0 = time.perf_counter()
-    feedback.info(f"quantising the image encoder of {fp32_dir.name} to static int8 for OpenVINO (once)")
-    try:
-        staged = Staged(out_dir, folder=True)
-    except OSError as e:
-        raise OutputError(f"cannot write the static int8 export to {out_dir}: {e.strerror or e}") from None
-    with staged as tmp:  # renamed to out_dir when the block ends; removed on any error or stop
-        shutil.copyfile(fp32_dir / ONNX_TEXT_FILE, tmp / ONNX_TEXT_FILE)
-        src = fp32_dir / ONNX_IMAGE_FILE
-        meta = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
-        _quantize(src, tmp / ONNX_IMAGE_FILE)
-        meta.update({"senclip.int8": json.dumps(True), "senclip.int8_settings": json.dumps(STATIC_SETTINGS)})
-        _set_metadata(tmp / ONNX_IMAGE_FILE, meta)
-    feedback.info(f"static int8 export written to {out_dir} in {time.perf_counter() - t0:.0f} s")
-    return out_dir
+    return derived_export(fp32_dir, out_dir, "static int8 for OpenVINO", _quantize, STATIC_SETTINGS, feedback)
