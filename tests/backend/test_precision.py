@@ -41,12 +41,13 @@ def test_flags_are_read_like_proc_cpuinfo():
 
 
 @pytest.mark.parametrize("cpu,engines,expected", [
-    (AMX, ALL, ("openvino", "bf16")),
+    (AMX, ALL, ("openvino", "int8")),  # OpenVINO on the static int8 export, then bf16
     (AMX, ORT_ONLY, ("onnxruntime", "int8")),  # OpenVINO missing: int8 on the VNNI/AMX units
-    (VNNI, ALL, ("onnxruntime", "int8")),  # no bf16 units: OpenVINO's bf16 is not offered
+    (VNNI, ALL, ("openvino", "int8")),
+    (VNNI, ORT_ONLY, ("onnxruntime", "int8")),
     (AVX2, ALL, ("onnxruntime", "int8")),
     (OLD, ALL, ("onnxruntime", "fp32")),
-    (AMX, {"openvino"}, ("openvino", "bf16")),
+    (AMX, {"openvino"}, ("openvino", "int8")),
     (AVX2, {"openvino"}, ("openvino", "fp32")),
 ])
 def test_auto_candidates_onnx(cpu, engines, expected):
@@ -109,7 +110,7 @@ def _agree(lm, ref, chips):
 
 @pytest.mark.parametrize("cpu,engines,expected", [
     (AVX2, ALL, ("onnxruntime", "int8")),
-    (AMX, ALL, ("openvino", "bf16")),
+    (AMX, ALL, ("openvino", "int8")),
     (AMX, ORT_ONLY, ("onnxruntime", "int8")),
     (OLD, ALL, ("onnxruntime", "fp32")),
 ])

@@ -4,8 +4,13 @@ The choice is pure logic over two facts, both passed in so tests can fake them: 
 has (:class:`CpuFeatures`, read from ``/proc/cpuinfo`` or OpenVINO's device report) and which
 engines are installed. Measured on ViT-B/32 (docs/performance.md, batch 64, same ONNX export):
 
-- AMX (Sapphire Rapids and later): OpenVINO bf16 2.4-2.8x ORT fp32 (cosine 0.99995); ORT int8 2.3x.
-- VNNI without AMX: ORT dynamic int8 (u8*s8 dot products in one instruction).
+- VNNI or AMX with OpenVINO installed: OpenVINO on a static int8 (QDQ) export
+  (:mod:`senclip.models.static_int8`): on a Zen 4 (AVX-512 VNNI + BF16, no AMX) 3.2x ORT fp32 end to end
+  (cosine 0.9997), against 2.0x for OpenVINO bf16 (bench/results/autotune-2026-12-06-zen4.md). This is
+  the table only: ``auto`` on ``--backend onnx`` measures the candidates (:mod:`senclip.models.autotune`)
+  and uses the table when that is off (``SENCLIP_AUTOTUNE=0``).
+- AMX (Sapphire Rapids and later), then: OpenVINO bf16 2.4-2.8x ORT fp32 (cosine 0.99995); ORT int8 2.3x.
+- VNNI without OpenVINO: ORT dynamic int8 (u8*s8 dot products in one instruction).
 - AVX2 only: ORT int8 with 7-bit weights (``reduce_range``) ~1.6x fp32 at cosine >= 0.9995 on a
   random ViT-B/32; with trained weights that bound is not known in advance, so ``auto`` takes any
   reduced precision only after it has measured its cosine to fp32 on real chips
@@ -143,6 +148,8 @@ def candidates(backend: str, device: str, cpu: CpuFeatures, engines) -> list[Cho
     if device.startswith("cuda"):
         return [Choice("onnxruntime", "fp32", "CUDA provider: fp32")]
     out = []
+    if (cpu.vnni or cpu.amx_bf16) and "openvino" in engines:
+        out.append(Choice("openvino", "int8", "CPU has VNNI and OpenVINO is installed: static int8"))
     if cpu.bf16 and "openvino" in engines:
         units = "AMX" if cpu.amx_bf16 else "AVX512_BF16"
         out.append(Choice("openvino", "bf16", f"CPU has {units} and OpenVINO is installed: bf16"))
