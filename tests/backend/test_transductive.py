@@ -53,9 +53,10 @@ def test_the_text_prior_names_the_clusters():
     assert (pred == expect).mean() > 0.97
 
 
-def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE):
+def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE, affinity=None):
     """The published updates, one cell and one class at a time, with the full Gaussian log-density:
-    unit means seeded by the ŷ-weighted top cells, outer μ/Σ updates between outer + 1 z-blocks."""
+    unit means seeded by the ŷ-weighted top cells, outer μ/Σ updates between outer + 1 z-blocks;
+    ``affinity``: a dense (N, N) W̃ whose Laplacian pull W̃ z enters every z-step (None: no graph)."""
     n, d = x.shape
     k = len(texts)
     t = texts / np.linalg.norm(texts, axis=1, keepdims=True)
@@ -72,7 +73,7 @@ def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE
         logp = np.array([[-0.5 * np.sum((x[i] - mu[c]) ** 2 / var) - 0.5 * np.sum(np.log(2 * np.pi * var))
                           for c in range(k)] for i in range(n)])
         for _ in range(inner):
-            e = log_y + scale * logp
+            e = log_y + scale * logp + (0 if affinity is None else affinity @ z)
             z = np.exp(e - e.max(1, keepdims=True))
             z /= z.sum(1, keepdims=True)
         if it == outer:
@@ -96,6 +97,20 @@ def test_defaults_are_the_published_schedule():
     x, _, texts = mixture(n=60, k=3, d=6, noise=0.5, bias=0.4, seed=5)
     want = naive_steps(x.astype(np.float64), texts, outer=10, inner=5, top=8, scale=1 / 50)
     assert np.abs(transduce(x, texts, neighbours=0) - want).max() < 1e-4
+
+
+def test_whole_published_solver_with_its_knn_graph():
+    """GMM, Laplacian and KL terms together, default schedule, against the naive updates with a
+    hand-built graph: brute-force 3 nearest cosines (self excluded), (W + Wᵀ) / 2k."""
+    x, _, texts = mixture(n=120, k=3, d=8, noise=0.5, bias=0.4, seed=6)
+    s = x.astype(np.float64) @ x.T.astype(np.float64)
+    np.fill_diagonal(s, -np.inf)
+    w = np.zeros_like(s)
+    for i, row in enumerate(s):
+        nb = np.argsort(-row)[:3]
+        w[i, nb] = row[nb]
+    want = naive_steps(x.astype(np.float64), texts, outer=10, inner=5, top=8, affinity=(w + w.T) / 6)
+    assert np.abs(transduce(x, texts) - want).max() < 1e-4
 
 
 def test_affinity_term_is_the_symmetrised_knn_cosine():
