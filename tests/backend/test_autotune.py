@@ -116,13 +116,16 @@ def test_the_winner_is_cached_and_the_log_says_why():
     assert "measured 4 candidates in" in choice.reason and AVX2.name in choice.reason
     entry = next(iter(json.loads(autotune.cache_file().read_text()).values()))
     assert entry["winner"]["hint"] == "THROUGHPUT" and entry["key"]["cpu"] == AVX2.name
-    assert len(made) == 4  # four measured; the winner's measured encoder is the one returned
+    # four measured one by one, then the three fastest again side by side; the winner's playoff
+    # encoder is the one returned
+    assert made == [c.label for c in autotune.cpu_candidates(AVX2, ALL)] + [
+        "openvino fp32 throughput", "onnxruntime int8", "openvino fp32 latency"]
     made.clear()
     enc, again = _pick(AVX2, clock, costs, made)
     assert made == ["openvino fp32 throughput"] and "cached" in again.reason  # nothing re-measured
     made.clear()
     _pick(AVX2, clock, costs, made, retune=True)
-    assert len(made) == 4
+    assert len(made) == 4 + autotune.PLAYOFF
 
 
 @pytest.mark.parametrize("change", ["cpu", "model", "engines"])
@@ -141,7 +144,8 @@ def test_a_changed_key_measures_again(change, monkeypatch):
         real = autotune.engine_versions()
         monkeypatch.setattr(autotune, "engine_versions", lambda: dict(real, onnxruntime="0.0.1"))
     _pick(cpu, clock, costs, made, identity=identity)
-    assert made == [c.label for c in autotune.cpu_candidates(cpu, ALL)]  # all measured again
+    labels = [c.label for c in autotune.cpu_candidates(cpu, ALL)]
+    assert made[:len(labels)] == labels and len(made) == len(labels) + autotune.PLAYOFF  # all measured again
     assert len(json.loads(autotune.cache_file().read_text())) == 2
 
 
@@ -173,38 +177,65 @@ def test_real_tune_on_a_tiny_onnx_model(tiny_checkpoint, monkeypatch):
 
 
 class BusyClock(Clock):
-    """A fake timer on a busy machine: every encode started during the first ``busy`` calls takes
+    """A fake timer on a busy machine: every encode call numbered ``first``..``last`` takes
     ``factor`` times longer (another job held the cores for a while)."""
 
-    def __init__(self, busy, factor):
+    def __init__(self, first, last, factor):
         super().__init__()
-        self.calls, self.busy, self.factor = 0, busy, factor
+        self.calls, self.first, self.last, self.factor = 0, first, last, factor
 
 
 class BusyEncoder(FakeEncoder):
     def encode_chips(self, chips):
         self.clock.calls += 1
-        slow = self.clock.calls <= self.clock.busy
+        slow = self.clock.first <= self.clock.calls <= self.clock.last
         self.clock.now += self.cost * len(chips) * ((self.clock.factor if slow else 1.0) - 1.0)
         return super().encode_chips(chips)
 
 
 def test_a_busy_moment_does_not_pick_the_slower_engine():
     """Issue 22: two back-to-back batches per candidate picked a 1.01x engine over a 1.56x one while
-    other jobs ran. Here the machine is 3x slower while the fast candidate is first timed (its
-    warm-up and first round); best-of interleaved rounds still ranks by the quiet speed."""
-    clock = BusyClock(busy=0, factor=3.0)
+    other jobs ran. Here the machine is 3x slower during the fast candidate's whole own pass (its
+    warm-up and its 3 batches, calls 5-8); the playoff, which times the leaders side by side, still
+    ranks by the quiet speed. Without the playoff the slower engine would win."""
     cands = autotune.cpu_candidates(AVX2, ["onnxruntime"])
     costs = {"onnxruntime fp32": 0.05, "onnxruntime int8": 0.032}
 
-    def make(c):
-        return BusyEncoder(clock, costs[c.label], 0.0, _truth)
+    def run(playoff):
+        clock = BusyClock(first=5, last=8, factor=3.0)
+        make = lambda c: BusyEncoder(clock, costs[c.label], 0.0, _truth)  # noqa: E731
+        return autotune._measure(make, cands, CHIPS, clock, autotune.BATCH, autotune.ROUNDS, playoff)[0]
 
-    clock.busy = 4  # fp32 warm-up, int8 warm-up, fp32 round 1, int8 round 1: all slowed
-    results = autotune.measure(make, cands, CHIPS, timer=clock)
+    results = run(autotune.PLAYOFF)
     rates = {r.candidate.label: r.chips_per_s for r in results}
     assert rates["onnxruntime int8"] == pytest.approx(1 / 0.032)
     assert autotune.winner(results).candidate.label == "onnxruntime int8"
+    assert autotune.winner(run(0)).candidate.label == "onnxruntime fp32"  # the scenario is real
+
+
+def test_at_most_the_playoff_is_in_memory_at_once():
+    """All six engines loaded at once peaked at 3.3 GB for ViT-B/32: now one at a time, then only
+    the ``PLAYOFF`` leaders together."""
+    live, peak = [0], [0]
+
+    class Counted(FakeEncoder):
+        def __init__(self, *a):
+            super().__init__(*a)
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+
+        def __del__(self):
+            live[0] -= 1
+
+    clock = Clock()
+    costs = {"onnxruntime fp32": 0.05, "onnxruntime int8": 0.025, "openvino bf16 latency": 0.04,
+             "openvino bf16 throughput": 0.03, "openvino int8 latency": 0.02, "openvino int8 throughput": 0.018}
+    cands = autotune.cpu_candidates(BF16, ALL)
+    assert len(cands) == 6
+    results, encs = autotune._measure(lambda c: Counted(clock, costs[c.label], 0.0, _truth), cands, CHIPS, clock,
+                                      autotune.BATCH, autotune.ROUNDS)
+    assert peak[0] == autotune.PLAYOFF and len(encs) == autotune.PLAYOFF
+    assert autotune.winner(results).candidate.label == "openvino int8 throughput"
 
 
 def test_the_batch_size_is_tuned_and_the_winner_runs_in_slices():

@@ -12,13 +12,17 @@ decides speed: CPU model and flags, cores, engine versions and the model's check
 any of them measures again; ``SENCLIP_RETUNE=1`` or ``senclip models tune`` forces it,
 ``SENCLIP_AUTOTUNE=0`` falls back to the table.
 
-Robust to a busy machine: every candidate is loaded first, then timed in ``ROUNDS`` interleaved
-rounds (each candidate once per round) and its best round counts, so a busy moment slows one round of
-every candidate instead of one candidate's whole measurement (two back-to-back batches per candidate
-had picked a 1.01x engine over a 1.56x one while other jobs ran). The batch size is the last
-dimension: the winner is also timed in slices of ``BATCH // 2`` chips, interleaved with whole
-batches, and runs in slices when that was faster. Cost on 2 cores, ViT-B/32: ~15 s on AVX2 (4
-candidates), ~40 s on AVX-512 VNNI/BF16 (6 candidates) plus ~20 s once to make the static int8 export.
+Robust to a busy machine and light on memory: each candidate is loaded alone, warmed up (its
+embeddings give its cosine), timed ``ROUNDS`` times and released; then the ``PLAYOFF`` fastest accurate
+ones are loaded together and timed again in ``ROUNDS`` interleaved rounds (each once per round), and
+every candidate's best batch counts. A busy moment during one candidate's own pass cannot decide the
+ranking among the leaders (two back-to-back batches per candidate had picked a 1.01x engine over a
+1.56x one while other jobs ran), and no more than ``PLAYOFF`` engines are ever in memory (all six at
+once peaked at 3.3 GB RSS for ViT-B/32; one at a time plus the three int8 leaders stays near the
+fp32 engine's own size). The batch size is the last dimension: the winner is also timed in slices of
+``BATCH // 2`` chips, interleaved with whole batches, and runs in slices when that was faster. Cost on
+2 cores, ViT-B/32: ~15 s on AVX2 (4 candidates), ~40 s on AVX-512 VNNI/BF16 (6 candidates) plus
+~20 s once to make the static int8 export.
 """
 from __future__ import annotations
 
@@ -37,7 +41,8 @@ from senclip.core.outputs import write_text
 from senclip.models.precision import MIN_COSINE, Choice
 
 BATCH = 32  # chips per timed batch: the 32 calibration chips, the pipeline's default --batch-size
-ROUNDS = 3  # interleaved timed rounds after the warm-up; each candidate's best round counts
+ROUNDS = 3  # timed batches per candidate alone, then as many interleaved rounds of the playoff
+PLAYOFF = 3  # the fastest accurate candidates timed again side by side (and held in memory together)
 BATCH_ROUNDS = 2  # rounds of the winner's whole batch vs its half-size slices
 FORMAT = 2  # bump when what is measured changes: old cache entries are then ignored
 REFERENCE = ("onnxruntime", "fp32")
@@ -128,35 +133,52 @@ def _rate(encode, chips: np.ndarray, timer) -> float:
     return len(chips) / max(timer() - t0, 1e-9)
 
 
-def _load_all(make, candidates, chips):
-    """Every candidate built and run once on ``chips`` (warm-up: allocation, OpenVINO's last
-    compilation); that run's embeddings are what its cosine is measured on."""
-    encs, emb, errors = {}, {}, {}
+def _one_by_one(make, candidates, chips, timer, rounds):
+    """Each candidate built, warmed up (the run whose embeddings give its cosine), timed ``rounds``
+    times and released before the next is built: one engine in memory at a time."""
+    best, emb, errors = {}, {}, {}
     for c in candidates:
         try:
             enc = make(c)
             emb[c] = _unit(enc.encode_chips(chips))
-            encs[c] = enc
+            best[c] = max(_rate(enc.encode_chips, chips, timer) for _ in range(rounds))
         except Exception as e:  # an engine that cannot run here loses; the others still compete
             errors[c] = _why(e)
-    return encs, emb, errors
+        enc = None  # noqa: F841 - released before the next candidate is built
+    return best, emb, errors
 
 
-def _measure(make, candidates, chips, timer, batch, rounds):
-    """(results, encoders by candidate): best-of-``rounds`` interleaved rates and cosines to the first."""
-    chips = chips[:batch]
-    encs, emb, errors = _load_all(make, candidates, chips)
-    best = dict.fromkeys(encs, 0.0)
+def _playoff(make, contenders, chips, timer, rounds, best, errors):
+    """The leaders loaded together, warmed up and timed in interleaved rounds; their best rates
+    updated in ``best``. Returns their encoders (the winner's is used for the run)."""
+    encs = {}
+    for c in contenders:
+        try:
+            encs[c] = make(c)
+            encs[c].encode_chips(chips)
+        except Exception as e:  # it ran alone a moment ago; if it cannot now, it is out
+            errors[c] = _why(e)
+            encs.pop(c, None)
     for _ in range(rounds):
         for c, enc in encs.items():
             best[c] = max(best[c], _rate(enc.encode_chips, chips, timer))
+    return encs
+
+
+def _measure(make, candidates, chips, timer, batch, rounds, playoff: int = PLAYOFF):
+    """(results, encoders of the playoff): best rates and cosines to the first candidate (fp32)."""
+    chips = chips[:batch]
+    best, emb, errors = _one_by_one(make, candidates, chips, timer, rounds)
     ref = emb.get(candidates[0]) if candidates else None
+    cos = {c: float((e * ref).sum(1).min()) for c, e in emb.items() if c not in errors} if ref is not None else {}
+    accurate = sorted((c for c in cos if cos[c] >= MIN_COSINE), key=best.get, reverse=True)
+    encs = _playoff(make, accurate[:playoff], chips, timer, rounds, best, errors)
     results = []
     for c in candidates:
         if c in errors or ref is None:
             results.append(Result(c, error=errors.get(c, "the fp32 reference could not run")))
         else:
-            results.append(Result(c, best[c], float((emb[c] * ref).sum(1).min())))
+            results.append(Result(c, best[c], cos[c]))
     return results, encs
 
 
@@ -303,7 +325,8 @@ def summary(entry: dict, cpu_summary: str, cached_: bool) -> str:
     sizes = entry.get("batch_sizes") or {}
     batches = "; batch " + ", ".join(f"{k}: {v:.1f}" for k, v in sizes["rates"].items()) if sizes else ""
     how = (f"measured {entry['when']}, cached" if cached_ else
-           f"measured {len(rows)} candidates in {entry['seconds']:.1f} s, best of {ROUNDS} interleaved rounds: "
+           f"measured {len(rows)} candidates in {entry['seconds']:.1f} s, each alone then the {PLAYOFF} fastest "
+           f"side by side, best of {ROUNDS}: "
            + _measured(rows) + batches)
     return f"auto on {cpu_summary}: fastest accurate engine {', '.join(parts)} ({how})"
 
