@@ -68,17 +68,71 @@ def current_rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def write_store(path, valid, x) -> None:
+    """The scene as an embedding store (float16, a row of the grid at a time), for ``--via-store``."""
+    from senclip.embedding.store import StoreWriter
+
+    rows, cols = valid.shape
+    writer = StoreWriter(path, rows=rows, cols=cols, dim=x.shape[1], meta={"bench": "transductive"})
+    at = 0
+    for r in range(rows):
+        cs = np.nonzero(valid[r])[0]
+        writer.write(np.full(len(cs), r), cs, x[at:at + len(cs)].astype(np.float16))
+        writer.valid[r, cs] = True
+        at += len(cs)
+    writer.commit()
+
+
+def one_via_store(cells: int, dim: int, classes: int) -> dict:
+    """What ``classify --embeddings STORE --transductive`` runs after the text encoder: the store
+    read into one float32 array, grid edges, the solver, probabilities back on the grid. The scene
+    is written to a temporary store first and dropped from memory (not timed)."""
+    import tempfile
+
+    from senclip.embedding.store import EmbeddingStore
+    from senclip.zeroshot.transductive_map import store_transduce
+
+    from senclip.zeroshot import kernels
+
+    valid, x, label, texts = scene(cells, dim, classes)
+    zs = _zero_shot(x, texts)
+    with tempfile.TemporaryDirectory(prefix="senclip-bench-") as tmp:
+        write_store(Path(tmp) / "store", valid, x)
+        del x
+        base_rss = current_rss_mb()
+        t0 = time.perf_counter()
+        probs, record = store_transduce(EmbeddingStore(Path(tmp) / "store"), texts)
+        total = time.perf_counter() - t0
+    acc = float((probs[valid].argmax(1) == label).mean())
+    return {"cells": cells, "dim": dim, "classes": classes, "knn": record["knn"] + " (via store)", "spatial": True,
+            "kernels": f"numba {kernels.numba.__version__}" if kernels.compiled() else "numpy/scipy",
+            "seconds_total": round(total, 2), "seconds_spatial_edges": "in total",
+            "seconds_graph": record["seconds"]["graph"], "seconds_solver": record["seconds"]["solve"],
+            "graph_edges": record["edges"], "input_mb": round(cells * dim * 4 / 2**20),
+            "rss_before_mb": round(base_rss), "peak_rss_mb": round(rss_mb()),
+            "peak_above_input_mb": round(rss_mb() - base_rss),
+            "synthetic_accuracy_zero_shot": round(float((zs == label).mean()), 4),
+            "synthetic_accuracy_transductive": round(acc, 4)}
+
+
+def _zero_shot(x, texts) -> np.ndarray:
+    from senclip.zeroshot.head import probabilities
+
+    unit = texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    out = np.empty(len(x), dtype=np.int64)
+    for a in range(0, len(x), 65536):
+        out[a:a + 65536] = probabilities(x[a:a + 65536], unit).argmax(1)
+    return out
+
+
 def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     """One configuration, in this process: scene, then the timed solve."""
     from senclip.zeroshot import kernels
     from senclip.zeroshot.spatial import grid_edges
     from senclip.zeroshot.transductive import solve
-    from senclip.zeroshot.head import probabilities
 
     valid, x, label, texts = scene(cells, dim, classes)
-    zs = np.empty(cells, dtype=np.int64)
-    for a in range(0, cells, 65536):
-        zs[a:a + 65536] = probabilities(x[a:a + 65536], texts / np.linalg.norm(texts, axis=1, keepdims=True)).argmax(1)
+    zs = _zero_shot(x, texts)
     base_rss = current_rss_mb()
     t0 = time.perf_counter()
     edges = grid_edges(valid, x) if spatial else None
@@ -124,11 +178,15 @@ def main(argv=None) -> int:
     ap.add_argument("--knn", default="auto", help="auto | exact | faiss | tree (several: comma-separated)")
     ap.add_argument("--no-spatial", action="store_true")
     ap.add_argument("--numba", default="on", help="on | off (SENCLIP_NUMBA=0: the numpy/scipy twins) | on,off")
+    ap.add_argument("--via-store", action="store_true",
+                    help="time the store path (classify --embeddings --transductive) instead of the solver alone")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tag", default="", help="name part of the result files")
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one(a.cells, a.dim, a.classes, a.knn, not a.no_spatial)))
+        run = one_via_store(a.cells, a.dim, a.classes) if a.via_store else one(a.cells, a.dim, a.classes, a.knn,
+                                                                                not a.no_spatial)
+        print(json.dumps(run))
         return 0
     rows = []
     for method in a.knn.split(","):
@@ -149,7 +207,8 @@ def main(argv=None) -> int:
 def _run_one(a, method: str, numba: str) -> dict | None:
     """One configuration in a fresh process (so peak RSS is its own); None when it failed."""
     cmd = [sys.executable, "-m", "bench.transductive", "--one", "--cells", str(a.cells), "--dim", str(a.dim),
-           "--classes", str(a.classes), "--knn", method] + (["--no-spatial"] if a.no_spatial else [])
+           "--classes", str(a.classes), "--knn", method] + (["--no-spatial"] if a.no_spatial else []) + (
+        ["--via-store"] if a.via_store else [])
     env = dict(os.environ, SENCLIP_NUMBA="0" if numba == "off" else "1")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode:

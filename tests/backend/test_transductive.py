@@ -430,3 +430,34 @@ def test_fewshot_transductive_keeps_its_examples(store, tmp_path):
     assert [int(cls[r, c]) for r, c in zip(rows, cols)] == [1] * 5 + [2] * 5
     w = cls.shape[1]
     assert (cls[2:-2, 1: w // 2 - 2] == 1).mean() > 0.9 and (cls[2:-2, w // 2 + 2: -1] == 2).mean() > 0.9
+
+
+def test_store_path_normalises_in_blocks_and_refuses_zero_cells(tmp_path, monkeypatch):
+    """The store is read into one float32 array and normalised block by block (no (N, D)
+    temporary); the answer equals the solver on the same rows, and an all-zero valid cell is a
+    clear error."""
+    from senclip.embedding.store import EmbeddingStore, StoreWriter
+    from senclip.zeroshot import transductive_map
+
+    monkeypatch.setattr(transductive_map, "NORM_ROWS", 7)  # many blocks, a short last one
+    x, label, texts = mixture(n=600, k=3, d=16, seed=8)
+    valid = np.ones((20, 30), bool)
+    valid[3, 4:9] = False
+
+    def write(path, rows):
+        w = StoreWriter(path, rows=20, cols=30, dim=16, meta={"test": True})
+        rr, cc = np.nonzero(valid)
+        w.write(rr, cc, (3.0 * rows[:len(rr)]).astype(np.float16))  # not unit length: normalised on read
+        w.valid[rr, cc] = True
+        w.commit()
+
+    write(tmp_path / "ok", x)
+    probs, record = transductive_map.store_transduce(EmbeddingStore(tmp_path / "ok"), texts, spatial="none")
+    unit = (3.0 * x[:valid.sum()]).astype(np.float16).astype(np.float32)
+    want = transduce(unit, texts)
+    assert np.abs(probs[valid] - want).max() < 1e-3 and (probs[~valid] == 0).all()
+    bad = x.copy()
+    bad[11] = 0
+    write(tmp_path / "bad", bad)
+    with pytest.raises(InputError, match="all-zero"):
+        transductive_map.store_transduce(EmbeddingStore(tmp_path / "bad"), texts)

@@ -13,6 +13,7 @@ from senclip.core.errors import InputError
 
 SPATIAL = ("8", "4", "none")  # resources/options.json "spatial": the first is the default
 READ_ROWS = 32
+NORM_ROWS = 65536  # cells normalised at once (128 MB of float32 at D = 512)
 
 
 def store_transduce(st, class_emb: np.ndarray, *, spatial: str = "8", support=None, bias=None, feedback=None):
@@ -50,10 +51,12 @@ def _valid_unit_rows(st, valid: np.ndarray, feedback) -> np.ndarray:
         block = emb[valid[r0:r1]]
         out[at:at + len(block)] = block
         at += len(block)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise InputError("the store holds all-zero embeddings on valid cells; re-run 'senclip embed'")
-    out /= norms
+    for a in range(0, n, NORM_ROWS):  # in blocks: np.linalg.norm over all rows makes an (N, D) temporary
+        block = out[a:a + NORM_ROWS]
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+        if (norms == 0).any():
+            raise InputError("the store holds all-zero embeddings on valid cells; re-run 'senclip embed'")
+        block /= norms[:, None]
     return out
 
 
