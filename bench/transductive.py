@@ -105,8 +105,7 @@ def one_via_store(cells: int, dim: int, classes: int) -> dict:
         total = time.perf_counter() - t0
     acc = float((probs[valid].argmax(1) == label).mean())
     return {"cells": cells, "dim": dim, "classes": classes, "knn": record["knn"] + " (via store)", "spatial": True,
-            "kernels": f"numba {kernels.numba.__version__}" if kernels.compiled() else "numpy/scipy",
-            "seconds_total": round(total, 2), "seconds_spatial_edges": "in total",
+            "kernels": kernels.describe(), "seconds_total": round(total, 2), "seconds_spatial_edges": "in total",
             "seconds_graph": record["seconds"]["graph"], "seconds_solver": record["seconds"]["solve"],
             "graph_edges": record["edges"], "input_mb": round(cells * dim * 4 / 2**20),
             "rss_before_mb": round(base_rss), "peak_rss_mb": round(rss_mb()),
@@ -140,7 +139,7 @@ def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     sol = solve(x, texts, edges=edges, knn=knn)
     total = time.perf_counter() - t0
     return {"cells": cells, "dim": dim, "classes": classes, "knn": sol.record["knn"], "spatial": spatial,
-            "kernels": f"numba {kernels.numba.__version__}" if kernels.compiled() else "numpy/scipy",
+            "kernels": kernels.describe(),
             "seconds_total": round(total, 2), "seconds_spatial_edges": round(t_edges, 2),
             "seconds_graph": sol.record["seconds"]["graph"], "seconds_solver": sol.record["seconds"]["solve"],
             "graph_edges": sol.record["edges"], "input_mb": round(x.nbytes / 2**20),

@@ -30,6 +30,11 @@ def compiled() -> bool:
     return numba is not None and os.environ.get("SENCLIP_NUMBA", "1") != "0"
 
 
+def describe() -> str:
+    """What runs the loops, for the run record: "numba X.Y" or "numpy/scipy"."""
+    return f"numba {numba.__version__}" if compiled() else "numpy/scipy"
+
+
 def z_step(graph, base: np.ndarray, z: np.ndarray) -> np.ndarray:
     """softmax_k(base_i + Σ_j g_ij z_j) for every row i: (N, K) float32, a new array.
 

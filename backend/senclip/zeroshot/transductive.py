@@ -53,7 +53,7 @@ import numpy as np
 
 from senclip.core.errors import InputError
 from senclip.zeroshot.head import LOGIT_SCALE
-from senclip.zeroshot.kernels import z_step
+from senclip.zeroshot.kernels import describe, z_step
 
 DEFAULT_NEIGHBOURS = 3  # paper: k = 3 feature neighbours
 DEFAULT_OUTER = 10  # BMM outer iterations (μ, Σ updates)
@@ -135,7 +135,7 @@ def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, kn
               "outer": int(outer), "inner": int(inner), "init_top": int(init_top), "temperature": float(temperature),
               "likelihood_scale": float(likelihood_scale), "extra_edges": edges is not None,
               "support": 0 if sup is None else int(len(sup.index)), "edges": 0 if graph is None else int(graph.nnz),
-              "seconds": clock.laps}
+              "loops": describe(), "seconds": clock.laps}
     if feedback is not None:
         feedback.info(f"transductive: {n} cells, {k} classes, graph {record['edges']} edges "
                       f"({clock.laps['graph']:.1f} s), solver {clock.laps['solve']:.1f} s")
