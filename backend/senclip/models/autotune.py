@@ -79,10 +79,14 @@ class Sliced:
                                for i in range(0, len(chips), self.batch)])
 
 
+def tuned(encoder, batch: int):
+    """``encoder`` as the tuning left it: sliced when its tuned batch says so (0: as it is)."""
+    return Sliced(encoder, batch) if batch else encoder
+
+
 def build(make, candidate: Candidate):
     """The encoder for a (possibly cached) winner, sliced when its tuned batch says so."""
-    enc = make(Candidate(candidate.engine, candidate.precision, candidate.hint))
-    return Sliced(enc, candidate.batch) if candidate.batch else enc
+    return tuned(make(Candidate(candidate.engine, candidate.precision, candidate.hint)), candidate.batch)
 
 
 @dataclass(frozen=True)
@@ -139,13 +143,17 @@ def _one_by_one(make, candidates, chips, timer, rounds):
     best, emb, errors = {}, {}, {}
     for c in candidates:
         try:
-            enc = make(c)
-            emb[c] = _unit(enc.encode_chips(chips))
-            best[c] = max(_rate(enc.encode_chips, chips, timer) for _ in range(rounds))
+            emb[c], best[c] = _alone(make(c), chips, timer, rounds)
         except Exception as e:  # an engine that cannot run here loses; the others still compete
             errors[c] = _why(e)
-        enc = None  # noqa: F841 - released before the next candidate is built
     return best, emb, errors
+
+
+def _alone(enc, chips, timer, rounds) -> tuple[np.ndarray, float]:
+    """(unit embeddings of the warm-up run, best chips/s of ``rounds`` timed runs); the encoder is
+    released when this returns."""
+    emb = _unit(enc.encode_chips(chips))
+    return emb, max(_rate(enc.encode_chips, chips, timer) for _ in range(rounds))
 
 
 def _playoff(make, contenders, chips, timer, rounds, best, errors):
@@ -367,5 +375,4 @@ def pick(make, identity: tuple, cpu, engines, table: list[Choice], feedback, *, 
     win = Candidate(**entry["winner"])
     enc = encs.pop(best.candidate)
     encs.clear()  # the losers' sessions go now, not at the end of the run
-    return (Sliced(enc, win.batch) if win.batch else enc), Choice(win.engine, win.precision,
-                                                                  summary(entry, cpu.summary(), False))
+    return tuned(enc, win.batch), Choice(win.engine, win.precision, summary(entry, cpu.summary(), False))

@@ -218,35 +218,33 @@ def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
     return ident, onnx_dir
 
 
-def _int8_dir(base: Path, feedback: Feedback) -> Path:
-    """The int8 sibling of a cached fp32 export, quantised from it once (no torch needed)."""
-    target = base.with_name(base.name + "-int8")
+def _derived_dir(base: Path, suffix: str, export, what: str, feedback: Feedback) -> Path:
+    """The sibling ``base`` + ``suffix`` of a cached fp32 export, made from it once by
+    ``export(base, target, feedback)`` (onnxruntime's quantisers: no torch needed)."""
+    target = base.with_name(base.name + suffix)
     if not ((target / "image.onnx").is_file() and (target / "text.onnx").is_file()):
         try:
             import onnx  # noqa: F401  (onnxruntime's quantiser needs it)
         except ImportError:
-            raise BackendUnavailableError("making the int8 export needs the onnx package: pip install onnx") from None
-        from senclip.models.onnx_export import quantize_export
-
-        quantize_export(base, target, feedback)
+            raise BackendUnavailableError(f"making the {what} export needs the onnx package: pip install onnx") from None
+        export(base, target, feedback)
     return target
 
 
+def _int8_dir(base: Path, feedback: Feedback) -> Path:
+    """The dynamic int8 sibling that ONNX Runtime int8 runs."""
+    from senclip.models.onnx_export import quantize_export
+
+    return _derived_dir(base, "-int8", quantize_export, "int8", feedback)
+
+
 def _static_int8_dir(base: Path, explicit_dir: bool, feedback: Feedback) -> Path:
-    """The static (QDQ) int8 sibling of a cached fp32 export that OpenVINO int8 runs, made once."""
+    """The static (QDQ) int8 sibling that OpenVINO int8 runs."""
     from senclip.models.static_int8 import SUFFIX, static_export
 
     if explicit_dir:  # a folder the user passed is theirs: nothing is written beside it
         raise InputError("OpenVINO int8 runs a static int8 export made beside the cached one, not from onnx_dir")
-    target = base.with_name(base.name + SUFFIX)
-    if not ((target / "image.onnx").is_file() and (target / "text.onnx").is_file()):
-        try:
-            import onnx  # noqa: F401  (onnxruntime's quantiser needs it)
-        except ImportError:
-            raise BackendUnavailableError("making the static int8 export needs the onnx package: "
-                                          "pip install onnx") from None
-        static_export(base, target, feedback)
-    return target
+    return _derived_dir(base, SUFFIX, static_export, "static int8", feedback)
 
 
 def _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, feedback) -> LoadedModel:
