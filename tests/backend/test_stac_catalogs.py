@@ -74,9 +74,11 @@ def test_published_items_find_rgb_scl_and_radiometry_rule(name, tmp_path):
         assert scene.cloud_bands["B10"].endswith("/B10.jp2")
     else:
         assert scene.cloud_bands == {}
-    want = {"earthsearch_l2a": {}, "earthsearch_c1_l2a": {}, "earthsearch_l1c": {"requester_pays": ["sentinel-s2-l1c"]},
+    l1c_read = ["blue", "cirrus", "coastal", "green", "nir", "nir08", "nir09", "red", "rededge1", "swir16", "swir22"]
+    want = {"earthsearch_l2a": {}, "earthsearch_c1_l2a": {},
+            "earthsearch_l1c": {"requester_pays": ["sentinel-s2-l1c"], "paid_assets": l1c_read, "only_mask_paid": False},
             "pc_l2a": {"signing": "planetary-computer"}, "cdse_l2a": {"s3_endpoint": "eodata.dataspace.copernicus.eu"}}
-    assert scene.access == want[name]
+    assert access.requirements(scene) == want[name]  # the default mask (auto) reads the SCL or the L1C bands
 
 
 def test_earth_search_prefers_its_cogs_over_the_requester_pays_jp2_copies(tmp_path):

@@ -19,13 +19,20 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlparse
 
 from senclip.core.errors import BackendUnavailableError, InputError
+from senclip.sentinel2.cloudmask import mask_source
+from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS
 
 BLOB_DOMAIN = ".blob.core.windows.net"
 REQUESTER_PAYS_BUCKETS = frozenset({"sentinel-s2-l1c", "sentinel-s2-l2a"})  # Earth Search's (Sinergise's) JP2 buckets
+# GDAL's network file systems -> the URL scheme they read (/vsis3/b/k is s3://b/k)
+_VSI_NET = {"vsicurl": "", "vsis3": "s3://", "vsigs": "gs://", "vsiaz": "az://", "vsiadls": "az://",
+            "vsioss": "oss://", "vsiswift": "swift://", "vsiwebhdfs": ""}
+_S3_HOST = re.compile(r"^(?:(?P<bucket>.+)\.)?s3[.-](?:[a-z0-9-]+\.)*amazonaws\.com$")  # AWS S3 over https
 PC_INSTALL = "pip install 'planetary-computer>=1.0' into the backend's environment (senclip[planetary])"
 CDSE_KEYS = "https://eodata-s3keysmanager.dataspace.copernicus.eu"
 
@@ -44,14 +51,50 @@ def _schemes(item: dict) -> dict:
     return (item.get("properties") or {}).get("storage:schemes") or item.get("storage:schemes") or {}
 
 
-def _requester_pays(href: str, asset: dict, item: dict) -> bool:
+def _marked_paid(asset: dict, item: dict) -> bool:
+    """Whether the storage extension says reading the asset's storage bills the reader."""
     if asset.get("storage:requester_pays") is True:  # storage extension v1
         return True
     refs = [_schemes(item).get(r) or {} for r in asset.get("storage:refs") or []]
-    if refs and all(r.get("requester_pays") is True for r in refs):  # storage extension v2: every way costs
-        return True
-    u = urlparse(href)
-    return u.scheme == "s3" and u.netloc in REQUESTER_PAYS_BUCKETS
+    return bool(refs) and all(r.get("requester_pays") is True for r in refs)  # v2: every way costs
+
+
+def _target(path: str) -> str:
+    """The URL or local path a GDAL path reads: ``/vsicurl/URL`` -> URL, ``/vsis3/b/k`` -> ``s3://b/k``,
+    ``/vsizip/{x.zip}/inner`` and ``/vsizip/x.zip/inner`` -> x's own target, ``file://p`` -> p."""
+    while path.startswith("/vsi"):
+        prefix, _, rest = path[1:].partition("/")
+        if prefix in _VSI_NET:
+            return _VSI_NET[prefix] + rest
+        path = rest[1:].partition("}")[0] if rest.startswith("{") else rest
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def _bucket(url: str) -> str | None:
+    """The bucket of an ``s3://``/``gs://`` URL or of an AWS S3 https address (virtual-hosted or path-style)."""
+    u = urlparse(url)
+    if u.scheme in ("s3", "gs"):
+        return u.netloc or None
+    m = _S3_HOST.match(u.netloc.lower()) if u.scheme in ("http", "https") else None
+    return (m.group("bucket") or u.path.lstrip("/").partition("/")[0] or None) if m else None
+
+
+def paid_bucket(href: str, asset: dict | None = None, item: dict | None = None) -> str | None:
+    """The requester-pays bucket reading ``href`` bills the reader for, or None when it is free.
+
+    It follows from where the href points: a local file (a path, ``file://``, a ``/vsizip/`` of
+    one) is free whatever the item says (a download keeps the storage fields of what it copied); a
+    remote one costs when it is in a known requester-pays bucket (``s3://``, ``/vsis3/`` or its
+    https address) or the storage extension marks its storage so (``asset``, ``item``: the STAC
+    dicts); any other URL (public COGs over https, open buckets) is free."""
+    target = _target(href)
+    scheme = urlparse(target).scheme
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (C:/ is a drive, not a scheme)
+        return None
+    bucket = _bucket(target)
+    if bucket in REQUESTER_PAYS_BUCKETS or _marked_paid(asset or {}, item or {}):
+        return bucket or urlparse(target).netloc
+    return None
 
 
 def _s3_endpoint(asset: dict, item: dict) -> str | None:
@@ -64,16 +107,52 @@ def _s3_endpoint(asset: dict, item: dict) -> str | None:
     return None
 
 
-def requirements(item: dict, hrefs: dict[str, tuple[str, dict]]) -> dict:
-    """What reading the used assets (``role -> (href, asset dict)``) needs, JSON-ready."""
-    pays = sorted({urlparse(h).netloc for h, a in hrefs.values() if _requester_pays(h, a, item)})
-    endpoints = {e for h, a in hrefs.values() if urlparse(h).scheme == "s3" and (e := _s3_endpoint(a, item))}
+def asset_needs(item: dict, used: dict[str, tuple[str, str, dict]]) -> dict:
+    """What reading each asset a scene may use (``role -> (asset key, href, asset dict)``) needs beyond
+    a URL, JSON-ready: ``role -> {"asset", "requester_pays": bucket, "s3_endpoint": host}`` for the
+    roles that need something. Which of them a run reads is :func:`requirements`'."""
     out = {}
-    if pays:
-        out["requester_pays"] = pays
-    if endpoints:
-        out["s3_endpoint"] = sorted(endpoints)[0]
-    if any(needs_signing(h) for h, _ in hrefs.values()):
+    for role, (key, href, asset) in used.items():
+        need = {}
+        if bucket := paid_bucket(href, asset, item):
+            need["requester_pays"] = bucket
+        if urlparse(href).scheme == "s3" and (endpoint := _s3_endpoint(asset, item)):
+            need["s3_endpoint"] = endpoint
+        if need:
+            out[role] = dict(need, asset=key)
+    return out
+
+
+def assets_read(scene, cloud_mask=None) -> dict[str, str]:
+    """``role -> GDAL path`` of every asset a run with ``--cloud-mask cloud_mask`` reads of a STAC scene:
+    red, green and blue, and what the mask reads of the item (its SCL, or the L1C bands s2cloudless
+    reads; nothing for ``none`` or a raster of your own). The mask's choice is the scene job's own
+    (:func:`~senclip.sentinel2.cloudmask.mask_source`); the NIR band is never read."""
+    read = {r: scene.assets[r] for r in ("red", "green", "blue")}
+    source = mask_source(cloud_mask, has_scl=scene.scl is not None,
+                         missing_bands=[b for b in S2CLOUDLESS_BANDS if b not in scene.cloud_bands])
+    if source == "scl" and scene.scl is not None:
+        read["scl"] = scene.scl
+    if source == "s2cloudless":
+        read.update({f"cloud:{b}": p for b, p in scene.cloud_bands.items()})
+    return read
+
+
+def requirements(scene, cloud_mask=None) -> dict:
+    """What reading the assets this run reads needs (:func:`assets_read`), JSON-ready:
+    ``requester_pays`` (buckets) with ``paid_assets`` (their asset keys, and whether they are all
+    the cloud mask's), ``s3_endpoint``, ``signing``."""
+    read = assets_read(scene, cloud_mask)
+    needs = {r: scene.access[r] for r in read if r in (scene.access or {})}
+    paid = {r: n for r, n in needs.items() if n.get("requester_pays")}
+    out = {}
+    if paid:
+        out["requester_pays"] = sorted({n["requester_pays"] for n in paid.values()})
+        out["paid_assets"] = sorted({n["asset"] for n in paid.values()})
+        out["only_mask_paid"] = not paid.keys() & {"red", "green", "blue"}
+    if endpoints := sorted({n["s3_endpoint"] for n in needs.values() if n.get("s3_endpoint")}):
+        out["s3_endpoint"] = endpoints[0]
+    if any(needs_signing(p) for p in read.values()):
         out["signing"] = "planetary-computer"
     return out
 
@@ -84,16 +163,27 @@ def _has_aws_credentials() -> bool:
     return bool(env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE") or shared.is_file())
 
 
-def gdal_options(scene) -> dict:
-    """GDAL settings the scene's reads need (an S3 endpoint), or :class:`InputError` saying what the
-    user must provide (paying for requester-pays buckets, credentials)."""
-    need, opts = scene.access or {}, {}
+def _payment_refused(scene, need: dict) -> InputError:
+    """Which assets cost, and the ways out: pay, leave them unread (when only the mask reads them),
+    or take the scene from elsewhere."""
+    way_out = ("or leave them unread: they are the cloud mask's, so --cloud-mask none or a cloud-mask raster of "
+               "your own (--cloud-mask FILE) maps the scene from its free bands" if need["only_mask_paid"] else
+               "or use a free catalog of the same scenes (Earth Search sentinel-2-c1-l2a, Planetary Computer "
+               "sentinel-2-l2a), or download the assets and map the local copy")
+    return InputError(
+        f"STAC item {scene.id!r}: this run reads the asset(s) {', '.join(need['paid_assets'])} from the "
+        f"requester-pays bucket(s) {', '.join(need['requester_pays'])}, and reading them bills your AWS account. "
+        "To accept, set AWS_REQUEST_PAYER=requester and AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+        f"or AWS_PROFILE) for the workers; {way_out}")
+
+
+def gdal_options(scene, cloud_mask=None) -> dict:
+    """GDAL settings the reads of this run (``--cloud-mask cloud_mask``) need (an S3 endpoint), or
+    :class:`InputError` saying what the user must provide (paying for requester-pays buckets,
+    credentials). Only the assets the run reads count (:func:`requirements`)."""
+    need, opts = requirements(scene, cloud_mask), {}
     if need.get("requester_pays") and os.environ.get("AWS_REQUEST_PAYER", "").lower() != "requester":
-        raise InputError(
-            f"STAC item {scene.id!r} is in the requester-pays bucket(s) {', '.join(need['requester_pays'])}: reading it "
-            "bills your AWS account. To accept, set AWS_REQUEST_PAYER=requester and AWS credentials (AWS_ACCESS_KEY_ID/"
-            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE) for the workers; or use a free catalog of the same scenes (Earth "
-            "Search sentinel-2-c1-l2a, Planetary Computer sentinel-2-l2a)")
+        raise _payment_refused(scene, need)
     if need.get("s3_endpoint") and "AWS_S3_ENDPOINT" not in os.environ:
         opts.update(AWS_S3_ENDPOINT=need["s3_endpoint"], AWS_VIRTUAL_HOSTING="FALSE", AWS_HTTPS="YES")
     if need.get("s3_endpoint") and not _has_aws_credentials():

@@ -22,7 +22,8 @@ class SceneRef:
     says by which rule, :mod:`.radiometry`) and replace the scene opener's ``auto`` only when the
     user left those at ``auto``. ``level`` is L1C/L2A when the item says; ``cloud_bands`` maps the
     bands s2cloudless reads to their assets, ``sun`` the item's sun angles; ``access`` what reading
-    needs (:mod:`.access`). ``error`` is set for an item that cannot be mapped: it is recorded as
+    each asset needs (``role -> {asset, requester_pays, s3_endpoint}``, :mod:`.access`; which of them
+    a run reads depends on its cloud mask). ``error`` is set for an item that cannot be mapped: it is recorded as
     failed, the other scenes go on.
     """
 

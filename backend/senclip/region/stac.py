@@ -12,6 +12,8 @@ GDAL from the environment of every worker (see docs/catalogs.md). An item that c
 """
 from __future__ import annotations
 
+from pathlib import PurePosixPath, PureWindowsPath
+
 from senclip.core.errors import InputError
 from senclip.sentinel2.productfiles import S2CLOUDLESS_BANDS
 from senclip.region import access, assets
@@ -60,10 +62,20 @@ def _sun(props: dict) -> dict | None:
     return None
 
 
+def _absolute(asset) -> str:
+    """An asset's href made absolute. A URL or an absolute local path (a downloaded copy's) is taken as
+    written: pystac would join a path onto the item's remote ``self`` link (``https://host/data/B04.tif``);
+    a relative one is resolved against where the item is."""
+    h = asset.href
+    if "://" in h or PurePosixPath(h).is_absolute() or PureWindowsPath(h).is_absolute():
+        return h
+    return asset.get_absolute_href() or h
+
+
 def item_to_scene(item) -> SceneRef:
     """A :class:`SceneRef` for a pystac Item, or :class:`InputError` naming the missing bands."""
     raw = {k: a.to_dict() for k, a in item.get_assets().items()}
-    href = {k: item.assets[k].get_absolute_href() or item.assets[k].href for k in raw}
+    href = {k: _absolute(item.assets[k]) for k in raw}
     keys = {role: k for role, band in assets.ROLES.items() if (k := assets.find(raw, band))}
     missing = [r for r in REQUIRED if r not in keys]
     if missing:
@@ -72,7 +84,7 @@ def item_to_scene(item) -> SceneRef:
     rad = item_radiometry(item.id, {r: raw[keys[r]] for r in REQUIRED}, item.properties)
     level = _level(item)
     cloud = {b: k for b in S2CLOUDLESS_BANDS if (k := assets.find(raw, b))} if level == "L1C" else {}
-    used = {f"{r}:{k}": (href[k], raw[k]) for r, k in [*keys.items(), *cloud.items()]}
+    used = {role: (k, href[k], raw[k]) for role, k in [*keys.items(), *((f"cloud:{b}", k) for b, k in cloud.items())]}
     dt = item.properties.get("datetime") or item.properties.get("start_datetime")
     meta = dict(item.extra_fields, properties=item.properties)
     return SceneRef(id=safe_id(item.id), kind="stac",
@@ -80,7 +92,7 @@ def item_to_scene(item) -> SceneRef:
                     scl=gdal_path(href[keys["scl"]]) if "scl" in keys else None, datetime=dt,
                     offset=rad["offset"], scale=rad["scale"], radiometry=rad, level=level,
                     cloud_bands={b: gdal_path(href[k]) for b, k in cloud.items()}, sun=_sun(item.properties),
-                    access=access.requirements(meta, used),
+                    access=access.asset_needs(meta, used),
                     properties={k: item.properties.get(k) for k in ("eo:cloud_cover", "updated", "platform",
                                                                    "s2:processing_baseline") if k in item.properties})
 

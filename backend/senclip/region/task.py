@@ -71,7 +71,7 @@ def stac_inputs(scene, folder: Path, classify_kwargs: dict) -> tuple[Path, dict,
     from senclip.sentinel2.productfiles import ProductFiles
     from senclip.region import access
 
-    gdal = access.gdal_options(scene)
+    gdal = access.gdal_options(scene, classify_kwargs.get("cloud_mask"))  # only what this run reads counts
     paths = access.signed_paths(dict(scene.assets, scl=scene.scl, **{f"cloud:{b}": p for b, p in
                                                                      scene.cloud_bands.items()}))
     kw = dict(classify_kwargs, bands=None, scl=paths["scl"])  # the SCL asset, for --cloud-mask auto|scl

@@ -55,12 +55,33 @@ def s2cloudless_available() -> str | None:
     return None
 
 
+def mask_source(spec, *, has_scl: bool, missing_bands=()) -> str:
+    """Where ``--cloud-mask spec`` takes its mask from: ``none``, ``file``, ``scl`` or ``s2cloudless``.
+
+    Decided from what the input has (an SCL; which s2cloudless bands are missing) without reading a
+    pixel, so a caller knows which files a run will read before any is read: a regional job checks
+    what reading a STAC item's assets costs (:mod:`senclip.region.access`). An explicit mode is taken
+    as asked (:func:`plan_mask` refuses it when it cannot work); ``auto`` is the SCL when there is
+    one, else s2cloudless when its bands are all there and it is installed, else none."""
+    spec = DEFAULT_MODE if spec in (None, "") else str(spec)
+    if spec == "none":
+        return "none"
+    if spec not in MODES:
+        return "file"
+    if spec != "auto":
+        return spec
+    if has_scl:
+        return "scl"
+    return "s2cloudless" if not missing_bands and s2cloudless_available() is None else "none"
+
+
 def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None, product_files=None) -> MaskPlan:
-    """Resolve ``--cloud-mask`` for an open scene. Raises :class:`InputError` when an explicit
-    choice cannot work on this input (no SCL, missing bands, unreadable file). ``scl`` names the
-    scene classification layer when it does not sit beside the input (a STAC item's asset);
-    ``product_files`` (:class:`~senclip.sentinel2.productfiles.ProductFiles`) the bands s2cloudless reads and
-    the sun angles, when they come from elsewhere too (a STAC item's band assets)."""
+    """Resolve ``--cloud-mask`` for an open scene (the choice itself is :func:`mask_source`'s). Raises
+    :class:`InputError` when an explicit choice cannot work on this input (no SCL, missing bands,
+    unreadable file). ``scl`` names the scene classification layer when it does not sit beside the
+    input (a STAC item's asset); ``product_files`` (:class:`~senclip.sentinel2.productfiles.ProductFiles`)
+    the bands s2cloudless reads and the sun angles, when they come from elsewhere too (a STAC item's
+    band assets)."""
     spec = DEFAULT_MODE if spec in (None, "") else str(spec)
     if spec == "none":
         return MaskPlan("none", "off (--cloud-mask none)")
@@ -76,28 +97,26 @@ def plan_mask(spec, scene, *, mask_snow: bool = False, scl=None, product_files=N
         files.scl, files.sun = product_files.scl or files.scl, product_files.sun
         files.mtd_tl = product_files.mtd_tl or files.mtd_tl
     files.scl = scl or files.scl
-    name = Path(scene.path).name
-    if spec in ("auto", "scl") and files.scl is not None:
+    name, missing = Path(scene.path).name, files.missing_bands()
+    source = mask_source(spec, has_scl=files.scl is not None, missing_bands=missing)
+    if source == "scl" and files.scl is not None:
         return MaskPlan("scl", f"the product's scene classification ({Path(without_query(str(files.scl))).name})",
                         source=str(files.scl), mask_snow=mask_snow)
-    if spec == "scl":
+    if source == "scl":
         raise InputError(
             f"--cloud-mask scl: no scene classification file (*_SCL_20m.jp2) found for {name}; it ships in "
             "Sentinel-2 L2A products (GRANULE/*/IMG_DATA/R20m/). Use --cloud-mask s2cloudless for L1C, or none")
-    missing = files.missing_bands()
+    if source == "none":  # auto, and nothing to mask with: say why
+        return MaskPlan("none", "none: " + (f"{name} has no scene classification layer (SCL) and lacks the bands "
+                                            f"s2cloudless needs (missing {', '.join(missing)})" if missing
+                                            else s2cloudless_available()))
     if missing:
-        why = (f"{name} has no scene classification layer (SCL) and lacks the bands s2cloudless needs "
-               f"(missing {', '.join(missing)})")
-        if spec == "s2cloudless":
-            raise InputError(
-                f"--cloud-mask s2cloudless needs the Sentinel-2 L1C bands {', '.join(S2CLOUDLESS_BANDS)}; {name} "
-                f"lacks {', '.join(missing)}. Give the L1C product folder (or a 13-band stack), or --cloud-mask none")
-        return MaskPlan("none", f"none: {why}")
+        raise InputError(
+            f"--cloud-mask s2cloudless needs the Sentinel-2 L1C bands {', '.join(S2CLOUDLESS_BANDS)}; {name} "
+            f"lacks {', '.join(missing)}. Give the L1C product folder (or a 13-band stack), or --cloud-mask none")
     unavailable = s2cloudless_available()
     if unavailable:
-        if spec == "s2cloudless":
-            raise BackendUnavailableError(f"--cloud-mask s2cloudless: {unavailable}")
-        return MaskPlan("none", f"none: {unavailable}")
+        raise BackendUnavailableError(f"--cloud-mask s2cloudless: {unavailable}")
     return MaskPlan("s2cloudless", "s2cloudless on the L1C top-of-atmosphere bands, cloud shadows projected "
                     "along the sun azimuth",
                     mtd_tl=str(files.mtd_tl) if files.mtd_tl else None,
