@@ -68,7 +68,7 @@ def absent_classes(result: dict) -> dict[int, float]:
 def transductive_note(result: dict) -> str:
     """One line naming the transductive method (and its parameters); empty after a plain run."""
     record = result.get("transductive")
-    if not isinstance(record, dict):
+    if not isinstance(record, dict) or not record:  # a plain run: None (or "off" in the map's tag)
         return ""
     params = record.get("params") if isinstance(record.get("params"), dict) else {}
     shown = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items()
