@@ -49,3 +49,27 @@ def test_dock_fits_the_default_right_dock_width(screen, tmp_path):
         assert s["outside"] == [], (name, s)
         assert s["tables"] == [], (name, s)
     assert report["expanded_298"]["dock_width"] == 298
+
+
+def test_flow_layout_wraps_evenly_and_fills_each_line(qgis_app):
+    """The button rows' layout: as few lines as fit, as even as fits (2 + 2, not 3 + 1), each line
+    justified to the whole width, and a height that grows as the width shrinks."""
+    from qgis.PyQt.QtWidgets import QApplication, QPushButton, QWidget
+
+    from senclip_qgis.gui.narrow import flow
+
+    box = QWidget()
+    buttons = [QPushButton(text, box) for text in ("Add", "Remove", "Load…", "Save…")]
+    row = flow(*buttons)
+    box.setLayout(row)
+    hint = sum(b.sizeHint().width() for b in buttons) + 3 * row.spacing()
+    assert row.minimumSize().width() == max(b.minimumSizeHint().width() for b in buttons)
+    assert row.heightForWidth(hint) < row.heightForWidth(hint - 1) < row.heightForWidth(buttons[0].sizeHint().width())
+    width = hint - 1  # one pixel short of one line: two lines of two
+    box.resize(width, row.heightForWidth(width))
+    box.show()
+    QApplication.processEvents()
+    tops = [b.geometry().top() for b in buttons]
+    assert tops[0] == tops[1] < tops[2] == tops[3]
+    for first, second in (buttons[:2], buttons[2:]):
+        assert first.geometry().left() == 0 and second.geometry().right() == width - 1
