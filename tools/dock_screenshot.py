@@ -1,5 +1,6 @@
 """Screenshot of the real dock for the README: run under a virtual display, e.g.
-    xvfb-run -a .venv/bin/python tools/dock_screenshot.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python tools/dock_screenshot.py
+The dock at 298 px, the width QGIS 3.22 gives a new right-hand dock, and its whole scrolled contents.
 It uses a tiny random checkpoint on a synthetic raster, so the numbers it shows mean nothing."""
 import os, sys, tempfile, time
 from pathlib import Path
@@ -28,11 +29,12 @@ from qgis.core import QgsSettings
 from senclip_qgis.gui import results_folder
 QgsSettings().setValue(results_folder.SETTINGS_KEY, str(TMP / "results"))  # not the user's folder
 from senclip_qgis.gui.dock import SenclipDock
-dock = SenclipDock(Iface(canvas, win), win); win.addDockWidget(Qt.RightDockWidgetArea, dock)
+dock = SenclipDock(Iface(canvas, win), win); win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 dock.layer_combo.setLayer(layer); dock.checkpoint.setFilePath(str(CKPT))
 dock.table.set_mapping({"Forest": ["a ground-level photo of a dense spruce forest"], "Sea or Lake": [],
                         "Annual Crop Land": [], "Pasture": ["a photo of cows grazing on a meadow"]})
-win.resize(1200, 800); win.show()
+win.resize(1366, 740); win.show()
+win.resizeDocks([dock], [298], Qt.Orientation.Horizontal)
 dock.run()
 t = time.time()
 while dock.last_result is None and time.time() - t < 120:
@@ -43,7 +45,8 @@ t = time.time()
 while "%" not in dock.probe_label.text() and time.time() - t < 30:
     QApplication.processEvents(); time.sleep(0.02)
 for _ in range(50): QApplication.processEvents(); time.sleep(0.02)
-dock.grab().save(str(REPO / "docs" / "img" / "dock.png"))
+print("dock width", dock.width(), "viewport", dock.widget().viewport().width())
+dock.widget().widget().grab().save(str(REPO / "docs" / "img" / "dock.png"))  # the whole scrolled contents
 print("saved", dock.status.text())
 QgsSettings().remove(results_folder.SETTINGS_KEY)
 dock.shutdown(); app.exitQgis()

@@ -1,5 +1,6 @@
 """Screenshot of the real dock's embedding tools (examples, refine, find similar) for the README:
-    xvfb-run -a .venv/bin/python tools/dock_tools_screenshot.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python tools/dock_tools_screenshot.py
+A 1366x768 window with the dock at QGIS 3.22's default 298 px, scrolled to the tools.
 Tiny random checkpoint on a synthetic raster: the numbers it shows mean nothing."""
 import os, sys, tempfile, time
 from pathlib import Path
@@ -39,7 +40,8 @@ from senclip_qgis.gui.dock import SenclipDock
 dock = SenclipDock(Iface(canvas, win), win); win.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 dock.layer_combo.setLayer(layer); dock.checkpoint.setFilePath(str(CKPT))
 dock.table.set_mapping({"Forest": [], "Sea or Lake": []})
-win.resize(1400, 1000); win.show()
+win.resize(1366, 740); win.show()
+win.resizeDocks([dock], [298], Qt.Orientation.Horizontal)
 canvas.setDestinationCrs(layer.crs()); canvas.setExtent(layer.extent())
 dock.run(); wait(lambda: dock.last_result is not None)
 panel = dock.embedding_panel
@@ -55,6 +57,7 @@ ids = panel.similar_ids + list(panel.layers.values()) + [dock.result_layer_id, l
 canvas.setLayers([QgsProject.instance().mapLayer(i) for i in [panel.layers.get("Point"), panel.similar_ids[1],
                                                                 panel.similar_ids[0], layer.id()] if i])
 canvas.zoomToFullExtent(); canvas.refresh()
+dock.widget().ensureWidgetVisible(panel, 0, 0)
 for _ in range(100): QApplication.processEvents(); time.sleep(0.02)
 win.grab().save(str(REPO / "docs" / "img" / "dock_tools.png"))
 print("saved", dock.status.text())

@@ -5,8 +5,9 @@ later runs with the same layer/extent/model send only ``reclassify`` (text encod
 product). Edits to the table re-classify by themselves after a short pause.
 
 Results go to a folder the user keeps (see ``results_folder``), never to a temporary folder: a saved
-project must find its layers again. The dock scrolls, so it fits a 1366x768 laptop beside the
-Processing toolbox.
+project must find its layers again. This module is the behaviour (signals, worker requests); the
+widgets and their layout, made to fit QGIS's default dock width, are built by ``dock_layout``; the
+per-class results table is ``results_table``.
 """
 from __future__ import annotations
 
@@ -15,38 +16,17 @@ import time
 from pathlib import Path
 
 from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer
-from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import Qt, QTimer
-from qgis.PyQt.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDockWidget,
-    QFileDialog,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtWidgets import QDockWidget, QFileDialog
 
-from .. import backend_client, catalog, compat
+from .. import backend_client, catalog
 from ..messages import not_a_file_raster
 from ..progress import ProgressTracker, format_seconds
-from ..styling import CLOUD_LABEL, style_class_layer
-from . import results_folder
-from .prompt_table import PromptTable
+from ..styling import style_class_layer
+from . import dock_layout, results_folder, results_table
 from .worker_process import WorkerProcess
 
 LOG_TAG = "SenCLIP"
-
-DEFAULT_CLASSES = ["Forest", "Sea or Lake", "Annual Crop Land", "Pasture", "Residential Buildings"]
 
 
 class SenclipDock(QDockWidget):
@@ -73,176 +53,30 @@ class SenclipDock(QDockWidget):
         self._rerun.setSingleShot(True)
         self._rerun.setInterval(500)
         self._rerun.timeout.connect(self.reclassify)
-        self._build()
+        dock_layout.build(self)
+        self._connect()
 
-    # -- widgets -------------------------------------------------------------------------------
-    def _build(self) -> None:
-        body = QWidget(self)
-        layout = QVBoxLayout(body)
-        scroll = QScrollArea(self)  # a 768 px high screen cannot show the dock whole
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        form = QFormLayout()
-        self._add_layer_rows(form, body)
-        self._add_model_rows(form, body)
-        self._add_prompt_rows(form, body)
-        self._add_results_dir_row(form, body)
-        layout.addLayout(form)
-        self._add_prompt_editor(layout, body)
-        self._add_run_buttons(layout, body)
-        self._add_result_widgets(layout, body)
-        from .embedding_panel import (
-            EmbeddingPanel,  # few-shot examples and find-similar (own module)
-        )
-        self.embedding_panel = EmbeddingPanel(self, body)
-        layout.addWidget(self.embedding_panel)
-        self._add_tools_row(layout, body)
-        layout.addStretch(1)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
-
-    def _add_layer_rows(self, form, body) -> None:
-        """The raster layer to classify and whether to clip it to the view."""
-        self.layer_combo = QgsMapLayerComboBox(body)
-        self.layer_combo.setFilters(compat.RASTER_LAYER_FILTER)
-        form.addRow(self.tr("Sentinel-2 layer"), self.layer_combo)
-        self.visible_only = QCheckBox(self.tr("Visible extent only"), body)
-        form.addRow("", self.visible_only)
-
-    def _add_model_rows(self, form, body) -> None:
-        """Model, checkpoint, backend/device/precision and cloud masking."""
-        self.model_combo = QComboBox(body)
-        self.model_combo.addItems(catalog.model_ids())
-        form.addRow(self.tr("Model"), self.model_combo)
-        self.checkpoint = QgsFileWidget(body)
-        self.checkpoint.setFilter("Checkpoints (*.ckpt *.pt *.pth *.bin *.safetensors *.onnx)")
-        form.addRow(self.tr("Checkpoint (optional)"), self.checkpoint)
-        self.backend_combo = QComboBox(body)
-        self.backend_combo.addItems(catalog.BACKENDS)
-        self.device_combo = QComboBox(body)
-        self.device_combo.addItems(catalog.DEVICES)
-        self.precision_combo = QComboBox(body)
-        self.precision_combo.addItems(catalog.PRECISIONS)
-        self.precision_combo.setToolTip(self.tr(
-            "auto: the fastest format this CPU runs at cosine >= 0.999 to fp32 (bf16 on AMX with OpenVINO, "
-            "int8 with the onnx backend); the choice is recorded in the output"))
-        row = QHBoxLayout()
-        row.addWidget(self.backend_combo)
-        row.addWidget(self.device_combo)
-        row.addWidget(self.precision_combo)
-        form.addRow(self.tr("Backend / device / precision"), row)
-        self.cloud_combo = QComboBox(body)
-        self.cloud_combo.addItems(catalog.CLOUD_MASKS)
-        self.cloud_combo.setToolTip(self.tr("Clouds and their shadows become the class 'cloud / shadow' instead of "
-                                            "a land-cover guess. auto: the L2A scene classification (SCL), else "
-                                            "s2cloudless on L1C bands, else none"))
-        form.addRow(self.tr("Cloud mask"), self.cloud_combo)
-
-    def _add_prompt_rows(self, form, body) -> None:
-        """Prompt style, shipped prompt sets and transductive mode (style/mode changes re-run)."""
-        self.style_combo = QComboBox(body)
-        self.style_combo.addItems(catalog.PROMPT_STYLES)
-        self.style_combo.currentIndexChanged.connect(self._schedule_rerun)
-        self.set_combo = QComboBox(body)
-        self.set_combo.addItems(sorted({n.rsplit("_", 1)[0] for n in catalog.prompt_sets()}))
-        use_set = QPushButton(self.tr("Use set"), body)
-        use_set.clicked.connect(self.use_shipped_set)
-        row = QHBoxLayout()
-        row.addWidget(self.style_combo)
-        row.addWidget(self.set_combo)
-        row.addWidget(use_set)
-        form.addRow(self.tr("Prompt style / shipped set"), row)
-        self.transductive = QCheckBox(self.tr("Transductive: use the whole scene (slower, sharper classes)"), body)
-        self.transductive.setToolTip(self.tr(
-            "TransCLIP on the scene's embeddings plus its 8 grid neighbours: clusters of similar cells and "
-            "neighbouring cells are pulled to one class, anchored to the prompts. Recorded in the map."))
-        self.transductive.toggled.connect(self._schedule_rerun)
-        form.addRow("", self.transductive)
-
-    def _add_results_dir_row(self, form, body) -> None:
-        """Where maps and embedding stores are kept (remembered across sessions)."""
-        self.results_dir = QgsFileWidget(body)
-        self.results_dir.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.results_dir.setFilePath(results_folder.chosen_dir())
-        self.results_dir.lineEdit().setPlaceholderText(self.tr("beside the project: {}").format(
-            results_folder.default_dir()))
-        self.results_dir.fileChanged.connect(results_folder.remember_dir)
-        self.results_dir.setToolTip(self.tr("Class maps and embedding stores are written here and kept. "
-                                            "Empty: a 'senclip' folder beside the project file."))
-        form.addRow(self.tr("Results folder"), self.results_dir)
-
-    def _add_prompt_editor(self, layout, body) -> None:
-        """The class/prompt table and its Add/Remove/Load/Save buttons."""
-        self.table = PromptTable(body)
-        self.table.setMinimumHeight(120)
-        for name in DEFAULT_CLASSES:
-            self.table.add_class(name)
-        self.table.edited.connect(self._schedule_rerun)
-        layout.addWidget(self.table)
-        row = QHBoxLayout()
-        for text, slot in ((self.tr("Add"), lambda: self.table.add_class(self.tr("New class"))),
-                           (self.tr("Remove"), self.table.remove_selected),
-                           (self.tr("Load…"), self.load_prompts), (self.tr("Save…"), self.save_prompts)):
-            button = QPushButton(text, body)
-            button.clicked.connect(slot)
-            row.addWidget(button)
-        layout.addLayout(row)
-
-    def _add_run_buttons(self, layout, body) -> None:
-        """Run, Cancel and Probe map."""
-        row = QHBoxLayout()
-        self.run_button = QPushButton(self.tr("Run"), body)
-        self.run_button.clicked.connect(self.run)
-        self.cancel_button = QPushButton(self.tr("Cancel"), body)
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.probe_button = QPushButton(self.tr("Probe map"), body)
-        self.probe_button.setCheckable(True)
-        self.probe_button.toggled.connect(self._toggle_probe)
-        for b in (self.run_button, self.cancel_button, self.probe_button):
-            row.addWidget(b)
-        layout.addLayout(row)
-
-    def _add_result_widgets(self, layout, body) -> None:
-        """Progress, status, per-class results table, Save map and the probe readout."""
-        self.progress = QProgressBar(body)
-        self.progress.setRange(0, 100)
-        layout.addWidget(self.progress)
-        self.status = QLabel(self.tr("Ready."), body)
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.status)
-        self.results = QTableWidget(0, 4, body)
-        self.results.setHorizontalHeaderLabels([self.tr("Class"), "km²", "%", self.tr("Mean conf.")])
-        header = self.results.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # full class names
-        for col in (1, 2, 3):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
-        self.results.verticalHeader().setVisible(False)
-        self.results.setWordWrap(True)
-        self.results.setMinimumHeight(110)
-        layout.addWidget(self.results)
-        self.save_map_button = QPushButton(self.tr("Save map as…"), body)
-        self.save_map_button.setEnabled(False)
-        self.save_map_button.clicked.connect(self.save_map_as)
-        layout.addWidget(self.save_map_button)
-        self.probe_label = QLabel("", body)
-        self.probe_label.setWordWrap(True)
-        layout.addWidget(self.probe_label)
-
-    def _add_tools_row(self, layout, body) -> None:
-        """Install backend, Download weights and Diagnostics."""
-        row = QHBoxLayout()
-        install = QPushButton(self.tr("Install backend…"), body)
-        install.clicked.connect(self.install_backend)
-        self.download_button = QPushButton(self.tr("Download weights"), body)
-        self.download_button.setToolTip(self.tr("Fetch the chosen model's weights now (while online)"))
-        self.download_button.clicked.connect(self.download_weights)
-        diag = QPushButton(self.tr("Diagnostics"), body)
-        diag.clicked.connect(self.diagnostics)
-        for b in (install, self.download_button, diag):
-            row.addWidget(b)
-        layout.addLayout(row)
+    # -- signals -------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        """What each widget of ``dock_layout.build`` does."""
+        for signal, slot in (
+                (self.style_combo.currentIndexChanged, self._schedule_rerun),
+                (self.transductive.toggled, self._schedule_rerun),
+                (self.table.edited, self._schedule_rerun),
+                (self.use_set_button.clicked, self.use_shipped_set),
+                (self.results_dir.fileChanged, results_folder.remember_dir),
+                (self.add_button.clicked, lambda: self.table.add_class(self.tr("New class"))),
+                (self.remove_button.clicked, self.table.remove_selected),
+                (self.load_button.clicked, self.load_prompts),
+                (self.save_button.clicked, self.save_prompts),
+                (self.run_button.clicked, self.run),
+                (self.cancel_button.clicked, self.cancel),
+                (self.probe_button.toggled, self._toggle_probe),
+                (self.save_map_button.clicked, self.save_map_as),
+                (self.install_button.clicked, self.install_backend),
+                (self.download_button.clicked, self.download_weights),
+                (self.diagnostics_button.clicked, self.diagnostics)):
+            signal.connect(slot)
 
     # -- prompts -------------------------------------------------------------------------------
     def use_shipped_set(self) -> None:
@@ -463,32 +297,12 @@ class SenclipDock(QDockWidget):
         return layer
 
     def _fill_results(self, result: dict, layer=None) -> None:
-        from ..algorithms.base import per_class
         from ..styling import renderer_colours
 
-        classes = result["classes"]
-        colours = renderer_colours(layer) if layer is not None else {}
-        counts = per_class(result.get("counts"), classes, 0)
-        areas = per_class(result.get("area_m2"), classes, None)
-        conf = per_class(result.get("mean_confidence"), classes, None)
-        total = float(sum(counts)) or 1.0
-        masked = int(result.get("cloud_masked") or 0)
-        self.results.setRowCount(len(classes) + (1 if masked else 0))
-        for i, name in enumerate(classes):
-            cells = [name, "n/a" if areas[i] is None else f"{areas[i] / 1e6:.3f}",
-                     f"{100 * counts[i] / total:.1f}", "n/a" if conf[i] is None else f"{conf[i]:.2f}"]
-            for j, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if j == 0:
-                    item.setToolTip(name)
-                    if i + 1 in colours:
-                        item.setData(Qt.ItemDataRole.DecorationRole, colours[i + 1])
-                self.results.setItem(i, j, item)
-        self.results.resizeRowsToContents()
-        if masked:  # share of the mapped area (classified + masked), not of the classes
-            row = [CLOUD_LABEL, "", f"{100 * masked / (total + masked):.1f}", ""]
-            for j, text in enumerate(row):
-                self.results.setItem(len(classes), j, QTableWidgetItem(text))
+        results_table.fill(self.results, result, renderer_colours(layer) if layer is not None else {})
+        note = results_table.transductive_note(result)
+        self.results_note.setText(note)
+        self.results_note.setVisible(bool(note))
 
     def _failed(self, error) -> None:
         self.run_started = None

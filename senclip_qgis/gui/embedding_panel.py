@@ -23,7 +23,6 @@ from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -34,6 +33,7 @@ from .. import compat
 from ..styling import FALLBACK
 from ..tool_styles import style_mask, style_ramp
 from .example_tool import ExampleTool, example_geometry
+from .narrow import flow, shrinkable
 from .similar_tool import SimilarTool
 
 
@@ -51,38 +51,31 @@ class EmbeddingPanel(QGroupBox):
 
     # -- widgets -------------------------------------------------------------------------------
     def _build(self) -> None:
+        """Rows that wrap (``narrow.flow``): the panel fits QGIS's default 298 px dock."""
         tr = self.dock.tr
         layout = QVBoxLayout(self)
-        row = QHBoxLayout()
-        self.class_combo = QComboBox(self)
+        self.class_combo = shrinkable(QComboBox(self))
         self.class_combo.setEditable(True)  # a class may be new: examples without a prompt are fine
         self.class_combo.setToolTip(tr("Class of the next example (type a new name for a class without a prompt)"))
+        layout.addWidget(self.class_combo)
         self.example_button = QPushButton(tr("Add examples"), self)
         self.example_button.setCheckable(True)
         self.example_button.toggled.connect(self._toggle_examples)
         self.polygon_mode = QCheckBox(tr("draw polygons"), self)
         self.polygon_mode.toggled.connect(self._mode_changed)
-        for w in (self.class_combo, self.example_button, self.polygon_mode):
-            row.addWidget(w)
-        layout.addLayout(row)
-        row = QHBoxLayout()
         self.refine_button = QPushButton(tr("Refine with examples"), self)
         self.refine_button.clicked.connect(self.refine)
         clear = QPushButton(tr("Clear examples"), self)
         clear.clicked.connect(self.clear_examples)
-        row.addWidget(self.refine_button)
-        row.addWidget(clear)
-        layout.addLayout(row)
-        row = QHBoxLayout()
+        layout.addLayout(flow(self.example_button, self.polygon_mode, self.refine_button, clear))
         self.similar_button = QPushButton(tr("Find similar (click map)"), self)
         self.similar_button.setCheckable(True)
         self.similar_button.toggled.connect(self._toggle_similar)
         self.text_query = QLineEdit(self)
         self.text_query.setPlaceholderText(tr("…or search text, e.g. solar farms"))
         self.text_query.returnPressed.connect(lambda: self.find_similar(text=self.text_query.text()))
-        row.addWidget(self.similar_button)
-        row.addWidget(self.text_query)
-        layout.addLayout(row)
+        layout.addLayout(flow(self.similar_button))
+        layout.addWidget(self.text_query)
         self.info = QLabel("", self)
         self.info.setWordWrap(True)
         layout.addWidget(self.info)

@@ -13,6 +13,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 SEP = ";"
+CLASS_SHARE = 0.5  # the class column's most of the table's width: the prompts stay in sight
 
 
 class PromptTable(QTableWidget):
@@ -22,11 +23,25 @@ class PromptTable(QTableWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(0, 2, parent)
-        self.setHorizontalHeaderLabels([self.tr("Class"), self.tr("Prompts (';'-separated, empty = built-in)")])
-        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.setObjectName("SenclipPrompts")
+        self.setHorizontalHeaderLabels([self.tr("Class"), self.tr("Prompts")])
+        self.horizontalHeaderItem(1).setToolTip(self.tr("Prompts separated by ';'; empty: the shipped prompts "
+                                                        "of that class name, else the style's templates"))
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setVisible(False)  # row numbers: width the names need more
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.itemChanged.connect(lambda *_: self.edited.emit())
+        self.edited.connect(self.fit_columns)
+
+    def fit_columns(self) -> None:
+        """Class names as wide as they need, but at most CLASS_SHARE of the table; prompts get the rest."""
+        want = max(self.sizeHintForColumn(0), self.horizontalHeader().sectionSizeHint(0))
+        self.setColumnWidth(0, min(want, int(CLASS_SHARE * self.viewport().width())))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self.fit_columns()
 
     def add_class(self, name: str = "", prompts=()) -> int:
         row = self.rowCount()

@@ -238,3 +238,38 @@ def test_toolbox_log_has_one_line_per_stage_and_the_total_time(provider, s2_rast
     assert not [t for t in texts if re.search(r"\d+/\d+", t)], texts  # counts go to the bar, not the log
     assert percents and percents[-1] == 100.0
     assert any(re.match(r"SenCLIP classify finished in \d", line) for line in infos), infos
+
+
+TRANSDUCTIVE = {"classes": ["Forest", "Sea or Lake", "Pasture"], "counts": {"Forest": 60, "Sea or Lake": 40},
+                "area_m2": {"Forest": 6000.0, "Sea or Lake": 4000.0, "Pasture": 0.0},
+                "mean_confidence": {"Forest": 0.9, "Sea or Lake": 0.8, "Pasture": None}}
+
+
+def test_transductive_absent_classes_stay_marked_and_the_method_is_named(new_dock):
+    """A class the solver found absent keeps its row (the legend keeps it), marked with the estimate."""
+    dock = new_dock
+    dock._fill_results(dict(TRANSDUCTIVE, transductive={
+        "spatial": "8", "method": "transclip", "params": {"lambda": 0.5, "k": 3},
+        "absent": [{"class": "Pasture", "index": 3, "share": 0.0002}]}))
+    assert dock.results.rowCount() == 3
+    assert [dock.results.item(r, 0).text() for r in (0, 1)] == ["Forest", "Sea or Lake"]
+    pasture = dock.results.item(2, 0)
+    assert pasture.text().startswith("Pasture") and "absent (est. 0.02 %)" in pasture.text()
+    assert "absent" in pasture.toolTip() and "0.02 %" in pasture.toolTip()
+    assert "absent" not in dock.results.item(0, 0).toolTip()
+    note = dock.results_note.text()
+    assert not dock.results_note.isHidden() and "transclip" in note and "lambda 0.5" in note
+    assert "1 of 3 classes absent" in note
+
+    dock._fill_results(dict(TRANSDUCTIVE, transductive={"absent": [{"index": 2, "share": 0.01}]}))
+    assert "absent (est. 1.0 %)" in dock.results.item(1, 0).text()  # by class value when no name is sent
+
+
+def test_results_from_an_older_backend_mark_nothing(new_dock):
+    """A backend from before "method"/"absent": the table as before, a plain note; none after a plain run."""
+    dock = new_dock
+    dock._fill_results(dict(TRANSDUCTIVE, transductive={"transductive": True, "spatial": "8"}))
+    assert [dock.results.item(r, 0).text() for r in range(3)] == TRANSDUCTIVE["classes"]
+    assert dock.results_note.text() == "Transductive: whole scene."
+    dock._fill_results(TRANSDUCTIVE)
+    assert dock.results_note.isHidden() and dock.results.item(2, 0).text() == "Pasture"
