@@ -101,6 +101,7 @@ def test_progress_counts_every_cell_once_in_order(tmp_path, color_model, monkeyp
     assert min(fb.steps) >= 0 and sum(fb.steps) == len(grid)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("resolution", ["grid", "pixel"])
 @pytest.mark.parametrize("calibrate", ["none", "column-mean"])
 def test_streamed_output_equals_whole_array_output(tmp_path, color_model, monkeypatch, resolution, calibrate):
@@ -121,6 +122,7 @@ def test_streamed_output_equals_whole_array_output(tmp_path, color_model, monkey
     assert np.array_equal(np.load(tmp_path / "big" / "embeddings.npy"), np.load(tmp_path / "small" / "embeddings.npy"))
 
 
+@pytest.mark.numeric
 def test_blockwise_calibration_equals_whole_array_calibration():
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((500, 8)).astype(np.float32)

@@ -21,6 +21,7 @@ from senclip.core.colors import CLOUD_COLOR, class_colors
 from senclip.core.outputs import Staged, check_replaceable, prepare_output, sidecars
 from senclip.core import stopping
 from senclip.core.stopping import deferred
+from senclip.zeroshot.head import top_class
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
            "blockysize": 256, "compress": "deflate", "predictor": 2, "interleave": "band", "BIGTIFF": "IF_SAFER"}
@@ -33,9 +34,11 @@ CLOUD_LABEL = "cloud / shadow"
 
 def encode_probabilities(probs: np.ndarray, valid: np.ndarray, cloud: np.ndarray | None = None) -> np.ndarray:
     """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %.
-    Pixels in ``cloud`` (and not valid) get class :data:`CLOUD_VALUE` and no confidence."""
+    Pixels in ``cloud`` (and not valid) get class :data:`CLOUD_VALUE` and no confidence. The class
+    is :func:`~senclip.zeroshot.head.top_class`'s (a tie, to float rounding, goes to the class listed
+    first, with a margin of 0)."""
     out = np.zeros((3,) + valid.shape, dtype=np.uint8)
-    cls = np.argmax(probs, axis=0)
+    cls = top_class(probs, axis=0)
     top1 = np.take_along_axis(probs, cls[None], axis=0)[0]
     k = probs.shape[0]
     second = np.partition(probs, k - 2, axis=0)[k - 2] if k > 1 else np.zeros_like(top1)
