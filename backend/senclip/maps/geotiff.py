@@ -30,6 +30,7 @@ BAND_NAMES = ("class", "confidence (%)", "margin (%)")
 # from the land-cover classes 1..K (K < 255), so a reader can tell "not seen" from "not land cover".
 CLOUD_VALUE = 255
 CLOUD_LABEL = "cloud / shadow"
+COUNT_CHUNK = 1 << 18  # pixels per class count: a block's counts need a few MB, not 16 bytes a pixel
 
 
 def encode_probabilities(probs: np.ndarray, valid: np.ndarray, cloud: np.ndarray | None = None) -> np.ndarray:
@@ -143,10 +144,13 @@ class ClassMapWriter:
         """(3, h, w) uint8 of :func:`encode_probabilities` (class 0 = unclassified)."""
         self.ds.write(bands, window=window)
         self.ds.write_mask(np.where(bands[0] > 0, np.uint8(255), np.uint8(0)), window=window)
-        hist = np.bincount(bands[0].ravel(), minlength=256)
-        self.cloud_count += int(hist[CLOUD_VALUE])
-        self.counts += hist[:len(self.counts)]
-        self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=256)[:len(self.counts)]
+        cls, conf = bands[0].reshape(-1), bands[1].reshape(-1)
+        for a in range(0, len(cls), COUNT_CHUNK):  # bincount makes 8-byte copies: a chunk at a time
+            hist = np.bincount(cls[a:a + COUNT_CHUNK], minlength=256)
+            self.cloud_count += int(hist[CLOUD_VALUE])
+            self.counts += hist[:len(self.counts)]
+            self.conf_sum += np.bincount(cls[a:a + COUNT_CHUNK], weights=conf[a:a + COUNT_CHUNK],
+                                         minlength=256)[:len(self.counts)]
 
     def _close(self) -> None:
         if self.ds is not None and not self.ds.closed:
