@@ -10,9 +10,11 @@ stride 64: a quarter of the default stride-32 chip count, so that a full ViT-B/3
 finishes in minutes, not hours). Each run is its own process and its peak RSS comes from
 ``os.wait4`` (that child's ru_maxrss only). Scenes are deleted after.
 
-Then pixel against grid resolution with many classes: one embedding store of a full tile
-(10980² px, random embeddings, tests/synthetic_store.py) classified into K = 19 classes at both
-resolutions; pixel resolution may cost at most 1.3× the grid run's peak, whatever K and width.
+Then pixel against grid resolution with many classes: one embedding store of a full-width tile
+(10752² px, 336² cells, random 512-d embeddings, tests/synthetic_store.py) re-classified into
+K = 19 classes at both resolutions, the text encoder from its ONNX export as when re-prompting
+(exported once into the bench's cache; without it the whole checkpoint's load, 1.9 GB, hides
+everything else); pixel resolution may cost at most 1.15× the grid run's peak.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ SIZES_FULL, SIZES_QUICK = (2745, 10980), (1024, 2048)
 STRIDE = 64
 ARCH = "ViT-B-32-quickgelu"  # untrained-smoke's architecture
 LIMIT_GB = 1.5
-PIXEL_VS_GRID = 1.3  # target: peak RSS of --resolution pixel / grid, same store, K = 19
+PIXEL_VS_GRID = 1.15  # target: peak RSS of --resolution pixel / grid, same store, K = 19
+STORE_WIDTH = 10752  # the full-width tile of issue 29 (336 cells of 32 px)
 CLASSES_19 = ";".join(f"class {i}" for i in range(19))
 
 
@@ -136,19 +139,30 @@ def run(roof: float, ctx: dict) -> list[Row]:
     ]
 
 
-def pixel_vs_grid(work, ckpt, senclip: str, size: int = SIZES_FULL[1]) -> list[Row]:
+def text_export(ckpt, senclip: str, store) -> None:
+    """The checkpoint's ONNX text graph in the cache, where re-classifying a store finds it."""
+    from senclip.embedding.store import EmbeddingStore
+    from senclip.models.loading import load_text_model
+
+    if load_text_model(EmbeddingStore(store).meta["model"]) is None:
+        subprocess.run([senclip, "models", "export-onnx", "--checkpoint", str(ckpt)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pixel_vs_grid(work, ckpt, senclip: str, size: int = STORE_WIDTH) -> list[Row]:
     """Peak RSS of classifying one store (``size``² px, K = 19) at pixel and at grid resolution."""
     from synthetic_store import write_random_store
 
     store = write_random_store(work / "store-19", ckpt, width=size, height=size)  # 512-d: the real store size
+    text_export(ckpt, senclip, store)
     peaks = {}
     try:
-        for resolution in ("grid", "pixel"):
+        for resolution in ("grid", "pixel") * 2:  # each twice, alternating; the lower peak of each
             cmd = [senclip, "classify", "--embeddings", str(store), "--classes", CLASSES_19, "--resolution",
                    resolution, "--device", "cpu", "--out", str(work / f"map-19-{resolution}.tif"), "--overwrite"]
-            peaks[resolution] = peak_rss(cmd)[:2]
-            print(f"    K=19 {size}² {resolution}: peak RSS {peaks[resolution][0]:.0f} MB, "
-                  f"{peaks[resolution][1]:.0f} s", flush=True)
+            mb, dt = peak_rss(cmd)[:2]
+            peaks[resolution] = min((mb, dt), peaks.get(resolution, (float("inf"), 0)))
+            print(f"    K=19 {size}² {resolution}: peak RSS {mb:.0f} MB, {dt:.0f} s", flush=True)
     finally:
         import shutil
 
@@ -159,4 +173,5 @@ def pixel_vs_grid(work, ckpt, senclip: str, size: int = SIZES_FULL[1]) -> list[R
     ratio = px_mb / grid_mb
     return [Row("memory", f"peak RSS pixel / grid, K=19, {size} px wide", ratio, "×", grid_mb,
                 f"grid run of the same store ({grid_mb:.0f} MB)", ratio, f"<= {PIXEL_VS_GRID}",
-                ratio <= PIXEL_VS_GRID, note=f"pixel {px_mb:.0f} MB in {px_s:.0f} s; grid {grid_s:.0f} s")]
+                ratio <= PIXEL_VS_GRID, note=f"pixel {px_mb:.0f} MB in {px_s:.0f} s; grid {grid_s:.0f} s; "
+                                             "ONNX text encoder (re-prompting)")]

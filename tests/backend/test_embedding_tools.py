@@ -113,6 +113,7 @@ def test_fewshot_from_examples_alone_needs_no_prompt(store, tmp_path):
     assert json.loads(res.report_path.read_text())["examples"]["green"]["features"] == 5
 
 
+@pytest.mark.numeric
 def test_fewshot_blends_prompts_and_allows_classes_without_prompt(store, tmp_path):
     from senclip.tools.fewshot import fewshot
 
@@ -223,6 +224,7 @@ def test_change_of_a_store_with_itself_is_zero_and_mismatches_are_refused(store,
     assert not (tmp_path / "x.tif").exists()
 
 
+@pytest.mark.numeric
 def test_change_finds_the_altered_half(tmp_path, tiny_checkpoint):
     import senclip
     from s2data import BLUE_DN, GREEN_DN, write_s2

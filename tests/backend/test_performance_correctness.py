@@ -101,6 +101,7 @@ def test_progress_counts_every_cell_once_in_order(tmp_path, color_model, monkeyp
     assert min(fb.steps) >= 0 and sum(fb.steps) == len(grid)
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("resolution", ["grid", "pixel"])
 @pytest.mark.parametrize("calibrate", ["none", "column-mean"])
 def test_streamed_output_equals_whole_array_output(tmp_path, color_model, monkeypatch, resolution, calibrate):
@@ -121,6 +122,7 @@ def test_streamed_output_equals_whole_array_output(tmp_path, color_model, monkey
     assert np.array_equal(np.load(tmp_path / "big" / "embeddings.npy"), np.load(tmp_path / "small" / "embeddings.npy"))
 
 
+@pytest.mark.numeric
 def test_blockwise_calibration_equals_whole_array_calibration():
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((500, 8)).astype(np.float32)
@@ -230,3 +232,60 @@ def test_text_encoder_trimmed_to_the_longest_prompt_equals_full_context(tiny_che
         ref = F.normalize(lm.text.module.model.encode_text(tokens), dim=-1).numpy()
     np.testing.assert_allclose(got, ref, atol=1e-5)
     assert not np.allclose(got[0], got[1])
+
+
+def test_pixel_pass_holds_one_block_not_the_whole_grid_per_class(tmp_path):
+    """The pixel-resolution pass works block by block: what it allocates stays below the size of
+    the grid's probabilities themselves (the old pass held float64 prefix sums of every class over
+    the whole grid, twice their size, and 8-byte copies of a block's pixels to count classes), and
+    it does not grow with the number of grid rows."""
+    import tracemalloc
+
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from senclip.maps.classmap import write_pixels
+    from senclip.maps.geotiff import ClassMapWriter
+
+    peaks = {}
+    for height in (1024, 2048):
+        grid = TileGrid.create(4096, height, 64, 32)
+        probs = np.random.default_rng(0).dirichlet(np.ones(19), size=grid.shape).astype(np.float32)
+        valid = np.ones(grid.shape, bool)
+        writer = ClassMapWriter(tmp_path / f"px{height}.tif", width=grid.width, height=grid.height,
+                                transform=Affine(10, 0, 300000, 0, -10, 5900000), crs=CRS.from_epsg(32633),
+                                classes=[f"class {i}" for i in range(19)], tags={})
+        tracemalloc.start()
+        write_pixels(writer, probs, valid, grid, pixel_valid=None, feedback=Feedback(), budget=256 << 10)
+        peaks[height] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        writer.commit()
+        with rasterio.open(writer.path) as ds:
+            assert (ds.read(1, window=((height - 256, height), (0, 4096))) > 0).all()  # written to the end
+    assert peaks[2048] < probs.nbytes, f"peak {peaks[2048] / 1e6:.2f} MB for {probs.nbytes / 1e6:.2f} MB of probabilities"
+    assert peaks[2048] < 1.2 * peaks[1024]  # twice the rows: the same blocks
+
+
+def test_gdal_holds_two_rows_of_written_blocks_when_no_input_is_read():
+    """Blocks written are never read again, yet GDAL keeps them until its cache (128 MB) is full:
+    a pass that reads no input bounds the cache to two rows of output blocks; re-reading the
+    input leaves it as the embed stage set it."""
+    from rasterio.env import get_gdal_config
+
+    from senclip.maps.classmap import write_pixels
+
+    grid = TileGrid.create(2048, 600, 64, 32)
+    probs = np.full(grid.shape + (3,), 1 / 3, np.float32)
+    seen = []
+
+    class Writer:
+        def write_bands(self, window, bands):
+            seen.append(get_gdal_config("GDAL_CACHEMAX"))
+
+    write_pixels(Writer(), probs, np.ones(grid.shape, bool), grid, pixel_valid=None, feedback=Feedback())
+    assert seen and {int(v) for v in seen} == {2 * 3 * grid.width * grid.height}  # one strip here: twice it
+    assert 2 * 3 * grid.width * grid.height < pipeline.gdal_cache_bytes()
+    seen.clear()
+    write_pixels(Writer(), probs, np.ones(grid.shape, bool), grid, feedback=Feedback(),
+                 pixel_valid=lambda y0, h: np.ones((h, grid.width), bool))
+    assert seen and set(seen) == {get_gdal_config("GDAL_CACHEMAX")}

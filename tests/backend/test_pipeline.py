@@ -16,6 +16,7 @@ from senclip.core.feedback import Feedback
 CLASSES = "green meadow;blue water"
 
 
+@pytest.mark.numeric
 def test_grid_output_georeferenced_and_correct(s2_scene, tmp_path, color_model):
     out = tmp_path / "map.tif"
     res = senclip.classify(s2_scene, out, classes=CLASSES, loaded_model=color_model)
@@ -44,6 +45,7 @@ def test_grid_output_georeferenced_and_correct(s2_scene, tmp_path, color_model):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["map.qml", "map.tif", "map.tif.aux.xml", "scene.tif"]
 
 
+@pytest.mark.numeric
 def test_pixel_resolution_follows_the_input_grid(tmp_path, color_model):
     scene = write_s2(tmp_path / "s.tif", nodata_border=8)
     out = tmp_path / "px.tif"
@@ -56,6 +58,7 @@ def test_pixel_resolution_follows_the_input_grid(tmp_path, color_model):
     assert (cls[8:-8, 8:-8] > 0).mean() > 0.97  # only corners lack a chip with enough valid pixels
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("budget", [1, 40_000])
 def test_pixel_output_is_the_same_for_any_memory_budget(tmp_path, color_model, monkeypatch, budget):
     """Blocks sized by the memory budget (1 byte: one pixel row per block; 40 kB: a few rows)
@@ -91,6 +94,7 @@ def test_default_band_mapping_by_band_count(tmp_path, color_model, bands):
     assert res.counts["green meadow"] > 0 and res.counts["blue water"] > 0
 
 
+@pytest.mark.numeric
 def test_explicit_bands_swap_colours(s2_scene, tmp_path, color_model):
     # The 4-band file is B02,B03,B04,B08 (blue, green, red, NIR); the default RGB is B04,B03,B02.
     # --bands 2,1,3 reads R=B03 (green), G=B02 (blue), B=B04 (red): the green left half reads red,
@@ -117,6 +121,7 @@ def test_folder_of_band_files(tmp_path, color_model):
     assert a.counts == b.counts
 
 
+@pytest.mark.numeric
 def test_store_reclassifies_without_encoding(s2_scene, tmp_path, color_model):
     senclip.embed(s2_scene, tmp_path / "store", loaded_model=color_model)
     calls = color_model.image.calls
@@ -189,6 +194,7 @@ def test_all_nodata_input_is_an_error_and_writes_nothing(tmp_path, color_model):
     assert not (tmp_path / "m.tif").exists()
 
 
+@pytest.mark.numeric
 def test_chip_minmax_stretch_is_applied_and_recorded(tmp_path, color_model):
     # A bright scene: the fixed stretch saturates all three channels (white, no hue left), while
     # chip-minmax stretches each chip by its own range and the colours come back. (The colour

@@ -33,6 +33,7 @@ def zero_shot(x, texts):
     return probabilities(x, texts / np.linalg.norm(texts, axis=1, keepdims=True))
 
 
+@pytest.mark.numeric
 def test_recovers_the_clusters_where_zero_shot_is_biased():
     x, label, texts = mixture()
     zs = (zero_shot(x, texts).argmax(1) == label).mean()
@@ -250,6 +251,7 @@ def random_graph(n=3000, nnz=20000, seed=0):
     return g
 
 
+@pytest.mark.numeric
 def test_compiled_z_step_equals_the_scipy_twin(monkeypatch):
     """The numba z-step (fused CSR product + row softmax) against scipy's product and numpy's
     softmax, the reference it replaces, on a random graph with repeated and empty rows."""
@@ -271,6 +273,7 @@ def test_compiled_z_step_equals_the_scipy_twin(monkeypatch):
     assert np.abs(kernels.z_step(None, base, z) - kernels.z_step(g * 0, base, z)).max() < 1e-6
 
 
+@pytest.mark.numeric
 def test_compiled_pair_dots_equal_numpy(monkeypatch):
     from senclip.zeroshot import kernels
 
@@ -283,6 +286,7 @@ def test_compiled_pair_dots_equal_numpy(monkeypatch):
     assert np.abs(kernels.pair_dots(x, i, j) - want).max() < 1e-5
 
 
+@pytest.mark.numeric
 def test_solver_answers_alike_with_and_without_numba(monkeypatch):
     valid = np.ones((40, 50), bool)
     x, label, texts = mixture(n=2000, seed=7)

@@ -68,6 +68,7 @@ def test_tile_grid_geometry():
         TileGrid.create(100, 70, 128)
 
 
+@pytest.mark.numeric
 def test_zero_shot_probabilities_and_column_mean():
     img = np.array([[1, 0], [0.8, 0.6], [0.6, 0.8]], dtype=np.float32)
     cls = np.array([[1, 0], [0, 1]], dtype=np.float32)
@@ -82,6 +83,7 @@ def test_zero_shot_probabilities_and_column_mean():
         probabilities(img, cls, calibrate="median")
 
 
+@pytest.mark.numeric
 def test_encode_probabilities_class_confidence_margin():
     probs = np.array([[[0.7]], [[0.2]], [[0.1]]], dtype=np.float32)
     out = encode_probabilities(probs, np.array([[True]]))
@@ -154,6 +156,7 @@ class _BandsRecorder:
         self.bands[:, window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width] = bands
 
 
+@pytest.mark.numeric
 @pytest.mark.parametrize("budget", [1, 10_000, None])
 def test_pixel_resolution_is_the_mean_of_covering_chips(budget):
     """write_pixels against the definition, pixel by pixel: mean probability of the valid chips
@@ -182,6 +185,7 @@ def test_pixel_resolution_is_the_mean_of_covering_chips(budget):
     assert np.abs(rec.bands[1:].astype(int) - want[1:]).max() <= 1  # float rounding of the mean only
 
 
+@pytest.mark.numeric
 def test_a_tie_is_classified_with_zero_margin():
     probs = np.array([[[0.4]], [[0.4]], [[0.2]]], dtype=np.float32)
     assert encode_probabilities(probs, np.array([[True]]))[:, 0, 0].tolist() == [1, 40, 0]

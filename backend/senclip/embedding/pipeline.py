@@ -26,6 +26,16 @@ from senclip.embedding.tiling import TileGrid, fill_invalid
 GDAL_CACHEMAX_MB = "128"
 os.environ.setdefault("GDAL_CACHEMAX", GDAL_CACHEMAX_MB)
 
+
+def gdal_cache_bytes() -> int | None:
+    """The block cache GDAL_CACHEMAX asks for, in bytes (GDAL reads a number below 100000 as MB);
+    None when it is given another way (``5%``), which callers then leave alone."""
+    try:
+        n = int(os.environ.get("GDAL_CACHEMAX", GDAL_CACHEMAX_MB))
+    except ValueError:
+        return None
+    return n << 20 if n < 100_000 else n
+
 BLOCK_PIXELS = 1024  # side of the pixel block read at once: bounded memory, ~6 % re-read at stride 32
 
 

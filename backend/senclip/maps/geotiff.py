@@ -21,6 +21,7 @@ from senclip.core.colors import CLOUD_COLOR, class_colors
 from senclip.core.outputs import Staged, check_replaceable, prepare_output, sidecars
 from senclip.core import stopping
 from senclip.core.stopping import deferred
+from senclip.zeroshot.head import top_class
 
 PROFILE = {"driver": "GTiff", "dtype": "uint8", "count": 3, "tiled": True, "blockxsize": 256,
            "blockysize": 256, "compress": "deflate", "predictor": 2, "interleave": "band", "BIGTIFF": "IF_SAFER"}
@@ -29,13 +30,16 @@ BAND_NAMES = ("class", "confidence (%)", "margin (%)")
 # from the land-cover classes 1..K (K < 255), so a reader can tell "not seen" from "not land cover".
 CLOUD_VALUE = 255
 CLOUD_LABEL = "cloud / shadow"
+COUNT_CHUNK = 1 << 18  # pixels per class count: a block's counts need a few MB, not 16 bytes a pixel
 
 
 def encode_probabilities(probs: np.ndarray, valid: np.ndarray, cloud: np.ndarray | None = None) -> np.ndarray:
     """(K, h, w) probabilities + (h, w) validity → (3, h, w) uint8: class, confidence %, margin %.
-    Pixels in ``cloud`` (and not valid) get class :data:`CLOUD_VALUE` and no confidence."""
+    Pixels in ``cloud`` (and not valid) get class :data:`CLOUD_VALUE` and no confidence. The class
+    is :func:`~senclip.zeroshot.head.top_class`'s (a tie, to float rounding, goes to the class listed
+    first, with a margin of 0)."""
     out = np.zeros((3,) + valid.shape, dtype=np.uint8)
-    cls = np.argmax(probs, axis=0)
+    cls = top_class(probs, axis=0)
     top1 = np.take_along_axis(probs, cls[None], axis=0)[0]
     k = probs.shape[0]
     second = np.partition(probs, k - 2, axis=0)[k - 2] if k > 1 else np.zeros_like(top1)
@@ -140,10 +144,13 @@ class ClassMapWriter:
         """(3, h, w) uint8 of :func:`encode_probabilities` (class 0 = unclassified)."""
         self.ds.write(bands, window=window)
         self.ds.write_mask(np.where(bands[0] > 0, np.uint8(255), np.uint8(0)), window=window)
-        hist = np.bincount(bands[0].ravel(), minlength=256)
-        self.cloud_count += int(hist[CLOUD_VALUE])
-        self.counts += hist[:len(self.counts)]
-        self.conf_sum += np.bincount(bands[0].ravel(), weights=bands[1].ravel(), minlength=256)[:len(self.counts)]
+        cls, conf = bands[0].reshape(-1), bands[1].reshape(-1)
+        for a in range(0, len(cls), COUNT_CHUNK):  # bincount makes 8-byte copies: a chunk at a time
+            hist = np.bincount(cls[a:a + COUNT_CHUNK], minlength=256)
+            self.cloud_count += int(hist[CLOUD_VALUE])
+            self.counts += hist[:len(self.counts)]
+            self.conf_sum += np.bincount(cls[a:a + COUNT_CHUNK], weights=conf[a:a + COUNT_CHUNK],
+                                         minlength=256)[:len(self.counts)]
 
     def _close(self) -> None:
         if self.ds is not None and not self.ds.closed:

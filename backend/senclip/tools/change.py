@@ -18,6 +18,7 @@ from senclip.core.errors import StoreMismatchError
 from senclip.core.feedback import Feedback
 from senclip.core.outputs import CHANGE_TABLE_HEADER, Staged, prepare_output, published_together
 from senclip.embedding.store import EmbeddingStore
+from senclip.zeroshot.head import probabilities, top_class
 
 NODATA = -1.0
 TABLE_HEADER = CHANGE_TABLE_HEADER  # the from → to CSV; its header is also how --overwrite knows it
@@ -70,12 +71,12 @@ def _unit(e: np.ndarray) -> np.ndarray:
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
 
 
-def top_class(st: EmbeddingStore, vectors: np.ndarray) -> np.ndarray:
-    """(rows, cols) 1-based top class (0 where invalid)."""
+def store_classes(st: EmbeddingStore, vectors: np.ndarray) -> np.ndarray:
+    """(rows, cols) 1-based top class (0 where invalid), decided as in a class map."""
     out = np.zeros(st.valid.shape, dtype=np.uint8)
     for r0, r1, emb in st.iter_rows(64):
         ok = st.valid[r0:r1]
-        out[r0:r1][ok] = (emb[ok].astype(np.float32) @ vectors.T).argmax(1) + 1
+        out[r0:r1][ok] = top_class(probabilities(emb[ok].astype(np.float32), vectors), axis=1) + 1
     return out
 
 
@@ -120,7 +121,7 @@ def change(store_a, store_b, out, *, classes=None, prompts=None, prompt_style: s
         lm = store_text_model(a, backend=backend, device=device, offline=offline, feedback=feedback,
                               loaded_model=loaded_model)
         vectors = prompt_vectors(lm, prompt_set, feedback)
-        before, after = top_class(a, vectors), top_class(b, vectors)
+        before, after = store_classes(a, vectors), store_classes(b, vectors)
         rows = transitions(before, after, both, names, cell_area_m2(a.meta))
         n_changed = int(((before != after) & both).sum())
     elif changes_out is not None or table is not None:

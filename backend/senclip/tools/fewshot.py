@@ -29,6 +29,7 @@ from senclip.tools.accuracy import summarise
 from senclip.core.errors import InputError
 from senclip.core.feedback import Feedback
 from senclip.tools.fewshot_head import DEFAULT_LAMBDA, LAMBDAS, LOGIT_SCALE, Standardiser, fit_head
+from senclip.zeroshot.head import softmax, top_class
 from senclip.zeroshot.prompts import build_prompt_set
 from senclip.core.outputs import marked, prepare_output, published_together, sidecars, write_text
 from senclip.embedding.store import EmbeddingStore
@@ -138,7 +139,7 @@ def _cv_predictions(ex: ExampleSet, k: int, text: dict, cell_fold: np.ndarray, f
         scores = head.logits(ex.emb[test])
         idle = ~np.any(head.weights, axis=1) & (head.bias == 0)  # nothing left to predict it from
         scores[:, idle] = -np.inf
-        pred[test] = scores.argmax(1)
+        pred[test] = top_class(softmax(scores, axis=1), axis=1)
     return pred
 
 
@@ -244,7 +245,8 @@ def _record(st, ex, names, head, prompt_set, *, weight: float, lam, field: str, 
     """What .fewshot.json (and the map's SENCLIP_FEWSHOT tag, less the cross-validation) says of the run."""
     record = {"method": METHOD, "example_weight": weight, "l2_strength": lam, "field": field,
               "examples": ex.counts(names), "classes_with_prompts": list(prompt_set),
-              "training_balanced_accuracy": _balanced(head.logits(ex.emb).argmax(1), ex.label),
+              "training_balanced_accuracy": _balanced(top_class(softmax(head.logits(ex.emb), axis=1), axis=1),
+                                                      ex.label),
               "cross_validation": cv}
     if st.meta["model"].get("untrained"):
         record["note"] = "RANDOM (untrained) weights: these figures only check the method, not SenCLIP"

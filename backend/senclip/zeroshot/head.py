@@ -1,4 +1,5 @@
-"""Zero-shot head: prompts → class embeddings, image embeddings → class probabilities."""
+"""Zero-shot head: prompts → class embeddings, image embeddings → class probabilities, and the
+rule that picks a class from them (:func:`top_class`: a tie goes to the class listed first)."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +8,13 @@ from senclip.core.errors import InputError
 
 CALIBRATIONS = ("none", "column-mean")
 LOGIT_SCALE = 100.0  # CLIP's learned temperature saturates at 100; SenCLIP keeps it
+# Probabilities this close to the top one (relative) are a tie. Which BLAS kernel numpy's OpenBLAS
+# picks for the CPU changes the last bits of a cosine (measured: up to 1.3e-7 between kernels at
+# D = 3..1024, i.e. 1.3e-5 in probability at logit scale 100); 1e-4 leaves ~8x room for that and
+# the softmax's own rounding, and is far below anything a map shows (whole percent). So two
+# classes a real image cannot tell apart tie on every CPU, not only on the ones whose kernel
+# happens to round in favour of the first.
+TIE_RTOL = 1e-4
 
 
 def class_embeddings(text_encoder, prompt_set: dict[str, list[str]]) -> np.ndarray:
@@ -56,3 +64,12 @@ def calibrate_probabilities(p: np.ndarray, calibrate: str) -> np.ndarray:
         p = p / np.maximum(p.mean(axis=0, keepdims=True), 1e-12)
         p = p / p.sum(axis=1, keepdims=True)
     return p
+
+
+def top_class(probs: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Index of the most probable class along ``axis``: of the classes within :data:`TIE_RTOL` of
+    the top probability, the one listed first. Every class decision (maps at grid and pixel
+    resolution, from a store or a raster, few-shot, transductive, change) goes through here, so
+    "a tie goes to the class listed first" holds whatever kernel computed the scores."""
+    top = probs.max(axis=axis, keepdims=True)
+    return np.argmax(probs >= top * np.float32(1 - TIE_RTOL), axis=axis)
