@@ -3,7 +3,8 @@
 A model is a registry id (weights fetched into the cache) or a local checkpoint; it runs on
 PyTorch, or on ONNX Runtime from an export that is made once and cached next to the weights
 (``$SENCLIP_HOME/onnx/<model-id>-<sha8>-v<format>[-int8]/``). The ONNX path imports neither torch nor
-open_clip unless it has to make that export.
+open_clip unless it makes that export with torch (:func:`exporter`); without torch the export is
+built from the checkpoint's numpy arrays by :mod:`senclip.models.onnx_graphs`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from senclip.core.feedback import Feedback
 from senclip.models.precision import check_precision
 from senclip.models.registry import DEFAULT_MODEL, SENCLIP_MEAN, SENCLIP_STD, Preprocess, get_model_spec
 
-UNTRAINED_CHECKSUM = "untrained:seed0"
+UNTRAINED_CHECKSUM = "untrained:seed0"  # torch.manual_seed(0) weights
+UNTRAINED_NUMPY_CHECKSUM = "untrained:numpy-seed0"  # numpy default_rng(0) weights: another model
 TORCH_PIP = "pip install torch torchvision open_clip_torch"
 
 
@@ -80,18 +82,9 @@ def _build_torch(ident: _Identity, offline: bool, feedback: Feedback):
 
     if ident.untrained:
         return build_clip(None, ident.arch, seed=0)
-    if ident.checkpoint is not None:
-        path = ident.checkpoint
-    else:
-        from senclip.models.weights import fetch_weights
-
-        got = fetch_weights(ident.spec, offline=offline, feedback=feedback)
-        path, ident.checksum = got.path, got.sha256
-    sd = read_state_dict(path)
+    sd = read_state_dict(_weights_path(ident, offline, feedback))
     if ident.arch is None:
         ident.arch = infer_arch(sd)
-    if ident.checksum is None:
-        ident.checksum = sha256_file(path)
     clip = build_clip(sd, ident.arch)
     if ident.preprocess is None:  # a bare checkpoint: SenCLIP's recipe at the model's own input size
         size = clip.visual.image_size
@@ -109,7 +102,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
         model: registry id; ``untrained-smoke`` is a random ViT-B/32 (seed 0), for checks only.
         checkpoint: a SenCLIP/OpenAI-format state_dict (arch inferred) or an open_clip one (``arch``).
         backend: ``torch`` or ``onnx``. ONNX uses ``onnx_dir`` or the cached export, making it
-            first (needs torch) when missing.
+            first when missing (with torch where installed, else torch-free: :func:`exporter`).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the result says what ran.
         precision: ``fp32`` (default here: exact), ``bf16``, ``int8`` or ``auto`` (the fastest this
             CPU and install can run that keeps cosine >= 0.999 to fp32; see :mod:`senclip.models.precision`).
@@ -119,7 +112,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
     Raises:
         InputError / CheckpointError: bad id, file, or architecture.
         WeightsNotAvailableError, ChecksumError: weights missing offline, or corrupt.
-        BackendUnavailableError: torch / onnxruntime missing, or no export and no torch to make one.
+        BackendUnavailableError: torch / onnxruntime missing, or an architecture only torch can export.
     """
     feedback = feedback or Feedback()
     if backend not in ("torch", "onnx"):
@@ -187,7 +180,7 @@ def _find_export(model_id: str) -> Path | None:
 
 
 def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
-    """(identity or None, folder of the fp32 export), making the export (needs torch) if missing."""
+    """(identity or None, folder of the fp32 export), making the export if missing."""
     if onnx_dir is not None:
         ident = _identify(model, checkpoint, arch, checkpoint is not None, offline, feedback) \
             if (model or checkpoint) else None
@@ -201,21 +194,83 @@ def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
         return None, found
     from senclip.models.onnx_export import default_export_dir
 
+    if exporter() == "onnx" and ident.untrained:
+        ident.checksum = UNTRAINED_NUMPY_CHECKSUM  # numpy's random weights, not torch's
     onnx_dir = default_export_dir(ident.model_id, ident.checksum)
     if not ((onnx_dir / "image.onnx").is_file() and (onnx_dir / "text.onnx").is_file()):
-        if not _has_torch():
-            name = ident.model_id if ident.checkpoint is None else f"--checkpoint {ident.checkpoint}"
-            raise BackendUnavailableError(
-                f"no ONNX export of {ident.model_id} in {onnx_dir}, and torch is not installed to make one: "
-                f"run `senclip models export-onnx {name}` on a machine with "
-                f"torch and copy the folder to {onnx_dir} (or pass it as onnx_dir), or {TORCH_PIP}")
         feedback.info(f"no ONNX export of {ident.model_id} yet: exporting it once to {onnx_dir}")
+        _make_export(ident, onnx_dir, offline, feedback)
+    return ident, onnx_dir
+
+
+def exporter() -> str:
+    """Which exporter makes a missing ONNX export: ``torch`` (today's ``torch.onnx.export`` of the very
+    model the torch backend runs, the reference the graph builder is checked against) where torch and
+    open_clip are installed, else ``onnx`` (:mod:`senclip.models.onnx_graphs`: the graphs written from
+    the state_dict with the onnx package, no torch). ``SENCLIP_EXPORTER=onnx`` picks the torch-free one
+    where torch is installed too."""
+    import os
+
+    choice = os.environ.get("SENCLIP_EXPORTER", "").strip().lower()
+    if choice not in ("", "torch", "onnx"):
+        raise InputError(f"SENCLIP_EXPORTER={choice!r}: use torch or onnx (or leave it unset)")
+    if choice == "torch" and not _has_torch():
+        raise BackendUnavailableError(f"SENCLIP_EXPORTER=torch but torch/open_clip are not installed: {TORCH_PIP}")
+    return choice or ("torch" if _has_torch() else "onnx")
+
+
+def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feedback) -> None:
+    """Write the fp32 export of ``ident`` to ``onnx_dir`` with the chosen :func:`exporter`."""
+    if exporter() == "torch":
         from senclip.models.onnx_export import export_onnx
 
         clip = _build_torch(ident, offline, feedback)
         export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
                     checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
-    return ident, onnx_dir
+        return
+    from senclip.models.onnx_graphs import build_export
+
+    sd = _numpy_weights(ident, offline, feedback)
+    build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                 checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
+
+
+def _numpy_weights(ident: _Identity, offline: bool, feedback: Feedback) -> dict:
+    """The state_dict of ``ident`` as numpy arrays, without torch, filling in arch and preprocessing."""
+    from senclip.models.checkpoints import infer_arch, input_size, read_arrays
+
+    if ident.untrained:
+        from senclip.models.archs import OPENAI_ARCHS, random_state_dict
+
+        if ident.arch not in OPENAI_ARCHS:
+            raise BackendUnavailableError(f"random weights of {ident.arch} without torch: only the OpenAI-CLIP "
+                                          f"architectures ({', '.join(OPENAI_ARCHS)}); or {TORCH_PIP}")
+        return random_state_dict(ident.arch, seed=0)
+    sd = read_arrays(_weights_path(ident, offline, feedback))
+    inferred = infer_arch(sd)  # the graphs are built from OpenAI-layout shapes: foreign layouts stop here
+    if ident.arch is None:
+        ident.arch = inferred
+    elif ident.arch != inferred and not ident.arch.startswith("openai-"):
+        raise BackendUnavailableError(
+            f"the checkpoint's shapes are {inferred}, not {ident.arch}: without torch only the OpenAI-CLIP "
+            f"layout is exported; leave out --arch, or {TORCH_PIP}")
+    if ident.preprocess is None:  # a bare checkpoint: SenCLIP's recipe at the model's own input size
+        ident.preprocess = Preprocess(SENCLIP_MEAN, SENCLIP_STD, input_size(sd))
+    return sd
+
+
+def _weights_path(ident: _Identity, offline: bool, feedback: Feedback) -> Path:
+    """The local weight file of ``ident`` (fetched into the cache for a registry id), its checksum noted."""
+    if ident.checkpoint is not None:
+        path = ident.checkpoint
+    else:
+        from senclip.models.weights import fetch_weights
+
+        got = fetch_weights(ident.spec, offline=offline, feedback=feedback)
+        path, ident.checksum = got.path, got.sha256
+    if ident.checksum is None:
+        ident.checksum = sha256_file(path)
+    return path
 
 
 def _derived_dir(base: Path, suffix: str, export, what: str, feedback: Feedback) -> Path:
