@@ -54,7 +54,7 @@ def read_arrays(path: str | Path) -> dict:
     Raises:
         CheckpointError: missing, truncated, corrupt, holding code or objects, or not a dict of tensors.
     """
-    from senclip.models.torchsave import UnsafeCheckpoint
+    from senclip.models.torchsave import UnsafeCheckpoint, UnsupportedTensor
 
     path = Path(path)
     if not path.is_file():
@@ -66,6 +66,9 @@ def read_arrays(path: str | Path) -> dict:
             f"checkpoint {path} holds {e} besides tensors and cannot be loaded safely: it was refused "
             "without running anything (a checkpoint is data, never code); save model.state_dict() instead"
         ) from None
+    except UnsupportedTensor as e:
+        raise CheckpointError(f"checkpoint {path} holds tensors stored as {e}, which senclip does not read; "
+                              "save the weights as float32, float16 or bfloat16 tensors") from None
     except (pickle.UnpicklingError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError,
             IndexError, TypeError, AttributeError, struct.error, UnicodeDecodeError) as e:
         raise _damaged(path, str(e).splitlines()[0] if str(e) else type(e).__name__) from None

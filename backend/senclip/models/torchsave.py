@@ -35,6 +35,10 @@ class UnsafeCheckpoint(pickle.UnpicklingError):
     """The pickle names something besides a state_dict's data (a class, a function, code)."""
 
 
+class UnsupportedTensor(pickle.UnpicklingError):
+    """A tensor type a CLIP state_dict does not use (complex, quantised, sparse...)."""
+
+
 class _Storage:
     """A storage class named in the pickle: only its element type matters."""
 
@@ -107,6 +111,8 @@ class _Unpickler(pickle.Unpickler):
             return _skip if self._skim and found is not collections.OrderedDict else found
         if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
             return _Storage(name)
+        if module == "torch" and name.endswith("Storage"):
+            raise UnsupportedTensor(f"torch.{name}")
         raise UnsafeCheckpoint(f"{module}.{name}")
 
     def persistent_load(self, pid):
