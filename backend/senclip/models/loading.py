@@ -228,7 +228,7 @@ def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feed
         export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
                     checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
         return
-    from senclip.models.onnx_graphs import build_export
+    from senclip.models.onnx_graphs.build import build_export
 
     sd = _numpy_weights(ident, offline, feedback)
     build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
@@ -248,12 +248,7 @@ def _numpy_weights(ident: _Identity, offline: bool, feedback: Feedback) -> dict:
         return random_state_dict(ident.arch, seed=0)
     sd = read_arrays(_weights_path(ident, offline, feedback))
     inferred = infer_arch(sd)  # the graphs are built from OpenAI-layout shapes: foreign layouts stop here
-    if ident.arch is None:
-        ident.arch = inferred
-    elif ident.arch != inferred and not ident.arch.startswith("openai-"):
-        raise BackendUnavailableError(
-            f"the checkpoint's shapes are {inferred}, not {ident.arch}: without torch only the OpenAI-CLIP "
-            f"layout is exported; leave out --arch, or {TORCH_PIP}")
+    ident.arch = ident.arch or inferred  # an explicit open_clip name only picks the activation
     if ident.preprocess is None:  # a bare checkpoint: SenCLIP's recipe at the model's own input size
         ident.preprocess = Preprocess(SENCLIP_MEAN, SENCLIP_STD, input_size(sd))
     return sd
