@@ -243,15 +243,15 @@ def op_classify_store(args: dict, feedback: Feedback, state: State) -> dict:
 
 
 def _store_text(state: State, feedback: Feedback):
-    """The text encoder of the loaded store's model: only its cached ONNX text graph where there is
-    one (no image encoder, no torch, no precision tuning: the dock's first re-prompt is quick),
+    """The text encoder of the loaded store's model: only its ONNX text graph where there is or can be
+    one without torch (no image encoder, no precision tuning: the dock's first re-prompt is quick),
     else the whole model as :func:`_loaded` loads it."""
     rec = state.store.meta["model"]
     key = ("store-text", str(rec.get("model_id")), str(rec.get("checksum")))
     if key not in state.models:
-        from senclip.models.loading import load_text_model
+        from senclip.models.loading import store_text_model
 
-        lm = load_text_model(rec, feedback=feedback)
+        lm = store_text_model(state.store.meta, offline=bool(state.store_model.get("offline")), feedback=feedback)
         if lm is None:
             return _loaded(state.store_model, feedback, state)
         state.models[key] = dataclasses.replace(lm, text=CachingText(lm.text))

@@ -83,6 +83,20 @@ def test_reprompt_from_a_store_loads_only_the_text_graph(scene_store, tmp_path):
     assert trans.transductive and sum(trans.counts.values()) == sum(first.counts.values())
 
 
+def test_reprompt_makes_a_missing_text_graph_without_torch(scene_store, tmp_path, senclip_home):
+    """A store whose export is gone (a cleared cache, a store from another machine): the export is
+    made again from the store's checkpoint, torch-free, and only its text graph is loaded."""
+    import shutil
+
+    _, store, first = scene_store
+    shutil.rmtree(senclip_home / "onnx")
+    log = Infos()
+    res = classify_store(store, tmp_path / "re.tif", classes=["forest", "water"], feedback=log.fb)
+    assert any("exporting it once" in line for line in log.lines), log.lines
+    assert any("from its ONNX export" in line for line in log.lines) and res.backend == "onnx"
+    assert sum(res.counts.values()) == sum(first.counts.values())
+
+
 def test_fewshot_from_a_store(scene_store, tmp_path):
     from senclip.tools.fewshot import fewshot
 

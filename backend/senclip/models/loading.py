@@ -15,7 +15,7 @@ from pathlib import Path
 
 from senclip.models.checkpoints import sha256_file
 from senclip.models.encoders.base import LoadedModel
-from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError
+from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError, SenclipError
 from senclip.core.feedback import Feedback
 from senclip.models.precision import check_precision
 from senclip.models.registry import DEFAULT_MODEL, SENCLIP_MEAN, SENCLIP_STD, Preprocess, get_model_spec
@@ -192,47 +192,62 @@ def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
         if found is None:
             raise
         return None, found
+    return ident, _ensure_export(ident, offline, feedback)
+
+
+def _ensure_export(ident: _Identity, offline: bool, feedback: Feedback) -> Path:
+    """The cached fp32 export folder of ``ident``, made once when missing."""
     from senclip.models.onnx_export import default_export_dir
 
-    if exporter() == "onnx" and ident.untrained:
+    if ident.untrained and exporter(ident) == "onnx":
         ident.checksum = UNTRAINED_NUMPY_CHECKSUM  # numpy's random weights, not torch's
     onnx_dir = default_export_dir(ident.model_id, ident.checksum)
     if not ((onnx_dir / "image.onnx").is_file() and (onnx_dir / "text.onnx").is_file()):
         feedback.info(f"no ONNX export of {ident.model_id} yet: exporting it once to {onnx_dir}")
         _make_export(ident, onnx_dir, offline, feedback)
-    return ident, onnx_dir
+    return onnx_dir
 
 
-def exporter() -> str:
-    """Which exporter makes a missing ONNX export: ``torch`` (today's ``torch.onnx.export`` of the very
-    model the torch backend runs, the reference the graph builder is checked against) where torch and
-    open_clip are installed, else ``onnx`` (:mod:`senclip.models.onnx_graphs`: the graphs written from
-    the state_dict with the onnx package, no torch). ``SENCLIP_EXPORTER=onnx`` picks the torch-free one
-    where torch is installed too."""
+def exporter(ident: _Identity) -> str:
+    """Which exporter makes a missing ONNX export of ``ident``: ``onnx``, the graphs written from the
+    state_dict's numpy arrays (:mod:`senclip.models.onnx_graphs`), on every install. Why it is the default
+    also where torch is installed: it needs no torch import and no tracing (seconds, not a minute), and a
+    light and a full install then make the same export for the same cache name; it agrees with torch's
+    export to cosine >= 0.99999 (tests/backend/test_onnx_graphs.py). ``torch`` (``torch.onnx.export`` of the
+    open_clip model) where only torch can: random weights where torch is installed (so both backends run
+    the same ``untrained-smoke``), and layouts the builder does not read (:func:`_make_export`).
+    ``SENCLIP_EXPORTER=torch`` or ``=onnx`` chooses."""
     import os
 
     choice = os.environ.get("SENCLIP_EXPORTER", "").strip().lower()
     if choice not in ("", "torch", "onnx"):
         raise InputError(f"SENCLIP_EXPORTER={choice!r}: use torch or onnx (or leave it unset)")
-    if choice == "torch" and not _has_torch():
-        raise BackendUnavailableError(f"SENCLIP_EXPORTER=torch but torch/open_clip are not installed: {TORCH_PIP}")
-    return choice or ("torch" if _has_torch() else "onnx")
+    if choice == "torch":
+        _require_torch()
+    return choice or ("torch" if ident.untrained and _has_torch() else "onnx")
 
 
 def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feedback) -> None:
-    """Write the fp32 export of ``ident`` to ``onnx_dir`` with the chosen :func:`exporter`."""
-    if exporter() == "torch":
-        from senclip.models.onnx_export import export_onnx
+    """Write the fp32 export of ``ident`` to ``onnx_dir`` with its :func:`exporter`; a layout the
+    torch-free builder refuses goes to torch's exporter where torch is installed."""
+    if exporter(ident) == "onnx":
+        from senclip.models.onnx_graphs.build import build_export
 
-        clip = _build_torch(ident, offline, feedback)
-        export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                    checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
-        return
-    from senclip.models.onnx_graphs.build import build_export
+        try:
+            sd = _numpy_weights(ident, offline, feedback)
+        except CheckpointError as e:
+            if not _has_torch() or "layout" not in str(e) and "architecture" not in str(e):
+                raise
+            feedback.info(f"the torch-free builder cannot read it ({str(e)[:120]}...): exporting with torch")
+        else:
+            build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                         checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
+            return
+    from senclip.models.onnx_export import export_onnx
 
-    sd = _numpy_weights(ident, offline, feedback)
-    build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                 checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
+    clip = _build_torch(ident, offline, feedback)
+    export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
 
 
 def _numpy_weights(ident: _Identity, offline: bool, feedback: Feedback) -> dict:
@@ -368,3 +383,26 @@ def load_text_model(store_model: dict, *, feedback: Feedback | None = None) -> L
     return LoadedModel(meta["model_id"], meta.get("arch", ""), meta["checksum"],
                        Preprocess.from_dict(json.loads(meta["preprocess"])), json.loads(meta.get("untrained", "false")),
                        "onnx", text.device, None, text, engine="onnxruntime")
+
+
+def store_text_model(meta: dict, *, offline: bool = False, feedback: Feedback | None = None) -> LoadedModel | None:
+    """:func:`load_text_model` for an embedding store's ``meta``, first making the store's missing ONNX
+    export where that needs no torch (its weights at hand: the cached registry file or the store's
+    checkpoint path), so re-prompting never loads torch's whole model twice. None where it cannot
+    (then the caller loads the model as asked, and any error is that load's)."""
+    feedback = feedback or Feedback()
+    lm = load_text_model(meta.get("model"), feedback=feedback)
+    rec = meta.get("model") or {}
+    model_id, checksum = str(rec.get("model_id", "")), rec.get("checksum")
+    if lm is not None or not checksum:
+        return lm
+    checkpoint = meta.get("checkpoint_path") if model_id.startswith("checkpoint:") else None
+    try:
+        ident = _identify(None if checkpoint else model_id, checkpoint, None, True, offline, feedback)
+        if exporter(ident) != "onnx" or (ident.untrained and checksum != UNTRAINED_NUMPY_CHECKSUM):
+            return None  # torch's exporter, or random weights the store was not made with
+        _ensure_export(ident, offline, feedback)
+    except (SenclipError, FileNotFoundError) as e:
+        feedback.info(f"no ONNX text encoder for the store's model ({str(e).splitlines()[0][:160]})")
+        return None
+    return load_text_model(rec, feedback=feedback)
