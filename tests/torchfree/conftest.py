@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "open_clip", "torchvision")
+from torchfree_env import HEAVY, REPO
+
 _attempts: list = []
 
 for _name in ("torch", "open_clip"):

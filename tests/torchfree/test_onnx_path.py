@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import HEAVY, REPO
+from torchfree_env import HEAVY, REPO
 from make_released import PROMPTS, chips
-from s2data import write_s2
+from s2data import BLUE_POINTS, GREEN_POINTS, write_examples, write_s2
 from senclip.api import classify, classify_store, embed
 from senclip.models.loading import UNTRAINED_NUMPY_CHECKSUM, load_model
 
@@ -101,13 +101,7 @@ def test_fewshot_from_a_store(scene_store, tmp_path):
     from senclip.tools.fewshot import fewshot
 
     _, store, _ = scene_store
-    points = [(330100 + 60 * i, 5821500, "green") for i in range(5)] + \
-             [(331200 + 60 * i, 5821500, "blue") for i in range(5)]
-    ex = tmp_path / "examples.geojson"
-    ex.write_text(json.dumps({"type": "FeatureCollection",
-                              "crs": {"type": "name", "properties": {"name": "EPSG:32633"}},
-                              "features": [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
-                                            "properties": {"class": c}} for x, y, c in points]}))
+    ex = write_examples(tmp_path / "examples.geojson", GREEN_POINTS + BLUE_POINTS)
     res = fewshot(store, tmp_path / "fs.tif", examples=ex, classes="Forest", backend="onnx", device="cpu")
     assert set(res.map.classes) == {"Forest", "blue", "green"} and res.method
     assert res.map.path.is_file()
@@ -122,6 +116,16 @@ def test_region_map_on_dask(released, tmp_path):
                      classes=";".join(CLASSES), checkpoint=str(released["vit.ckpt"]), backend="onnx", device="cpu")
     assert (res.done, res.failed) == (2, 0)
     assert all((tmp_path / "region" / "scenes" / f"s{i}.tif").is_file() for i in range(2))
+
+
+def test_cli_export_onnx(released, tmp_path):
+    cli = "from senclip.cli.main import main; main(sys.argv[1:])"
+    proc = run_probed(cli, "models", "export-onnx", "--checkpoint", released["rn.ckpt"], "--out", tmp_path / "x",
+                      "--int8")
+    assert proc.returncode == 0, proc.stderr
+    lm = load_model(checkpoint=released["rn.ckpt"], onnx_dir=tmp_path / "x", backend="onnx", device="cpu",
+                    precision="int8")
+    assert lm.precision == "int8" and lm.model_id == "checkpoint:rn.ckpt"
 
 
 def test_untrained_smoke_model_without_torch():
@@ -154,6 +158,8 @@ def test_cli_classify_and_reprompt(scene_store, tmp_path):
     proc = run_probed(cli, "-q", "classify", "--embeddings", store, "--classes", "forest;water;field",
                       "--out", tmp_path / "cli.tif")
     assert proc.returncode == 0 and (tmp_path / "cli.tif").is_file(), proc.stderr
+    proc = run_probed(cli, "models", "export-onnx", "--checkpoint", scene_store[0].parent / "missing.ckpt")
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
 def test_dock_worker_reprompts_from_a_store(scene_store, tmp_path):

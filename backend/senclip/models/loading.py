@@ -199,13 +199,31 @@ def _ensure_export(ident: _Identity, offline: bool, feedback: Feedback) -> Path:
     """The cached fp32 export folder of ``ident``, made once when missing."""
     from senclip.models.onnx_export import default_export_dir
 
-    if ident.untrained and exporter(ident) == "onnx":
-        ident.checksum = UNTRAINED_NUMPY_CHECKSUM  # numpy's random weights, not torch's
+    _untrained_checksum(ident)
     onnx_dir = default_export_dir(ident.model_id, ident.checksum)
     if not ((onnx_dir / "image.onnx").is_file() and (onnx_dir / "text.onnx").is_file()):
         feedback.info(f"no ONNX export of {ident.model_id} yet: exporting it once to {onnx_dir}")
         _make_export(ident, onnx_dir, offline, feedback)
     return onnx_dir
+
+
+def _untrained_checksum(ident: _Identity) -> None:
+    if ident.untrained and exporter(ident) == "onnx":
+        ident.checksum = UNTRAINED_NUMPY_CHECKSUM  # numpy's random weights, not torch's
+
+
+def export_model(model: str | None, checkpoint: str | Path | None, arch: str | None, out: str | Path | None, *,
+                 int8: bool = False, offline: bool = False, feedback: Feedback | None = None) -> Path:
+    """``senclip models export-onnx``: the export of a model written to ``out`` (default: the cache folder
+    ``--backend onnx`` reads) by its :func:`exporter`, the image encoder also int8 with ``int8``."""
+    from senclip.models.onnx_export import default_export_dir
+
+    feedback = feedback or Feedback()
+    ident = _identify(model, checkpoint, arch, True, offline, feedback)
+    _untrained_checksum(ident)
+    target = Path(out) if out else default_export_dir(ident.model_id, ident.checksum, int8)
+    _make_export(ident, target, offline, feedback, int8=int8)
+    return target
 
 
 def exporter(ident: _Identity) -> str:
@@ -227,7 +245,7 @@ def exporter(ident: _Identity) -> str:
     return choice or ("torch" if ident.untrained and _has_torch() else "onnx")
 
 
-def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feedback) -> None:
+def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feedback, int8: bool = False) -> None:
     """Write the fp32 export of ``ident`` to ``onnx_dir`` with its :func:`exporter`; a layout the
     torch-free builder refuses goes to torch's exporter where torch is installed."""
     if exporter(ident) == "onnx":
@@ -241,13 +259,13 @@ def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feed
             feedback.info(f"the torch-free builder cannot read it ({str(e)[:120]}...): exporting with torch")
         else:
             build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                         checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
+                         checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=feedback)
             return
     from senclip.models.onnx_export import export_onnx
 
     clip = _build_torch(ident, offline, feedback)
     export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
+                checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=feedback)
 
 
 def _numpy_weights(ident: _Identity, offline: bool, feedback: Feedback) -> dict:
