@@ -179,7 +179,8 @@ def load_legacy(data: bytes) -> object:
         if count != numel:
             raise pickle.UnpicklingError(f"storage {key} holds {count} elements, not {numel}")
         storages[key] = kind.array(_check_storage(f.read(numel * kind.itemsize), kind, numel, key), little)
-    return _Unpickler(io.BytesIO(data[start:]), lambda pid: _view(storages[pid[2]], pid)).load()
+    f.seek(start)  # the object again, now with its storages (no copy of the file)
+    return _Unpickler(f, lambda pid: _view(storages[pid[2]], pid)).load()
 
 
 def _view(storage: np.ndarray, pid: tuple) -> np.ndarray:
