@@ -35,3 +35,20 @@ def write_s2(path, *, width=160, height=96, bands=4, nodata_border=0, crs="EPSG:
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(arr)
     return path
+
+
+# Points on the scene write_s2 makes (x 330000..331600, y 5821040..5822000 in EPSG:32633): left half green,
+# right half blue.
+GREEN_POINTS = [(330100 + 60 * i, 5821500, "green") for i in range(5)]
+BLUE_POINTS = [(331200 + 60 * i, 5821500, "blue") for i in range(5)]
+
+
+def write_examples(path, items, crs="EPSG:32633"):
+    """A GeoJSON file of labelled points ``(x, y, class)`` in ``crs`` (few-shot examples)."""
+    import json
+
+    features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]}, "properties": {"class": c}}
+                for x, y, c in items]
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": crs}},
+                                "features": features}))
+    return path

@@ -232,9 +232,9 @@ def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str 
     meta = st.meta
     lm = loaded_model
     if lm is None and checkpoint is None and model in (None, meta["model"]["model_id"]):
-        from senclip.models.loading import load_text_model  # re-prompting needs the text encoder alone
+        from senclip.models.loading import store_text_model  # re-prompting needs the text encoder alone
 
-        lm = load_text_model(meta["model"], feedback=feedback)
+        lm = store_text_model(meta, offline=offline, feedback=feedback)
     if model is None and checkpoint is None and lm is None:
         model, checkpoint = (None, meta.get("checkpoint_path")) if meta["model"]["model_id"].startswith("checkpoint:") \
             else (meta["model"]["model_id"], None)

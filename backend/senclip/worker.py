@@ -242,6 +242,22 @@ def op_classify_store(args: dict, feedback: Feedback, state: State) -> dict:
     return to_jsonable(_call(_api().classify_store, args, feedback))
 
 
+def _store_text(state: State, feedback: Feedback):
+    """The text encoder of the loaded store's model: only its ONNX text graph where there is or can be
+    one without torch (no image encoder, no precision tuning: the dock's first re-prompt is quick),
+    else the whole model as :func:`_loaded` loads it."""
+    rec = state.store.meta["model"]
+    key = ("store-text", str(rec.get("model_id")), str(rec.get("checksum")))
+    if key not in state.models:
+        from senclip.models.loading import store_text_model
+
+        lm = store_text_model(state.store.meta, offline=bool(state.store_model.get("offline")), feedback=feedback)
+        if lm is None:
+            return _loaded(state.store_model, feedback, state)
+        state.models[key] = dataclasses.replace(lm, text=CachingText(lm.text))
+    return state.models[key]
+
+
 def _store_model_args(meta: dict, args: dict) -> dict:
     """The model an embedding store was made with, as ``load_model`` arguments."""
     rec = meta["model"]
@@ -262,7 +278,7 @@ def op_load_store(args: dict, feedback: Feedback, state: State) -> dict:
     store = EmbeddingStore(str(args["store"]))
     state.store = store
     state.store_model = _store_model_args(store.meta, args)
-    _loaded(state.store_model, feedback, state)
+    _store_text(state, feedback)
     return {"store": str(store.path), "rows": int(store.valid.shape[0]), "cols": int(store.valid.shape[1]),
             "valid": int(store.valid.sum()), "model": store.meta["model"]}
 
@@ -285,7 +301,7 @@ def op_reclassify(args: dict, feedback: Feedback, state: State) -> dict:
     prompt_set = _full_prompt_set(args)
     calibrate = args.get("calibrate", "none")
     trans = {"transductive": bool(args.get("transductive", False)), "spatial": str(args.get("spatial", "8"))}
-    lm = _loaded(state.store_model, feedback, state)
+    lm = _store_text(state, feedback)
     result = _api().classify_store(
         state.store, str(args["out"]), classes=list(prompt_set), prompts=prompt_set,
         resolution=args.get("resolution", "grid"), calibrate=calibrate, overwrite=True,
@@ -315,7 +331,7 @@ def op_probe(args: dict, feedback: Feedback, state: State) -> dict:
         return dict(base, inside=False, top=[])
     prompt_set = state.last["prompt_set"]
     if state.last.get("probs") is None:  # once per classification; exact also when calibrated
-        cls_emb = class_embeddings(_loaded(state.store_model, feedback, state).text, prompt_set)
+        cls_emb = class_embeddings(_store_text(state, feedback).text, prompt_set)
         state.last["probs"] = _api().store_probabilities(st, cls_emb, calibrate=state.last["calibrate"],
                                                          transductive=state.last.get("transductive", False),
                                                          spatial=state.last.get("spatial", "8"),

@@ -79,7 +79,7 @@ def test_missing_file(tmp_path):
 
 def test_python_objects_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(2), "args": argparse.Namespace(lr=1)}, tmp_path / "pickled.ckpt")
-    with pytest.raises(CheckpointError, match="weights_only"):
+    with pytest.raises(CheckpointError, match="argparse.Namespace besides tensors and cannot be loaded safely"):
         read_state_dict(tmp_path / "pickled.ckpt")
 
 
@@ -139,3 +139,64 @@ def test_save_is_atomic_and_plain(tmp_path):
     raw = torch.load(path, weights_only=True)
     assert isinstance(raw, dict) and "visual.proj" in raw and "token_embedding.weight" in raw
     assert sha256_file(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _as_numpy(t: torch.Tensor):
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
+
+
+@pytest.mark.parametrize("form", ["zip", "legacy", "safetensors", "lightning"])
+def test_numpy_reader_matches_torch_load(tiny_rn_checkpoint, tmp_path, form):
+    """The torch-free reader gives torch.load's tensors, bit for bit, in every released form:
+    views with offsets and strides, half, bfloat16 (widened to float32), integers and booleans too."""
+    import numpy as np
+
+    from senclip.models.checkpoints import read_arrays
+
+    sd = torch.load(tiny_rn_checkpoint, weights_only=True)
+    if form != "safetensors":  # safetensors holds neither views nor bfloat16
+        base = torch.arange(24.0).reshape(4, 6)
+        sd.update({"view.t": base.t()[1:], "view.row": base[2], "half": torch.randn(3, 4).half(),
+                   "bf16": torch.randn(5).bfloat16(), "bools": torch.tensor([True, False]),
+                   "ints": torch.tensor([[1, -2]], dtype=torch.int32)})
+    path = tmp_path / f"w.{'safetensors' if form == 'safetensors' else 'pt'}"
+    if form == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(sd, str(path))
+    else:
+        obj = {"state_dict": {f"model.{k}": v for k, v in sd.items()}, "epoch": 2} if form == "lightning" else sd
+        torch.save(obj, path, _use_new_zipfile_serialization=form != "legacy")
+    got = read_arrays(path)
+    assert got.keys() == sd.keys()
+    for k, ref in sd.items():
+        assert got[k].dtype == _as_numpy(ref).dtype and np.array_equal(got[k], _as_numpy(ref)), k
+    assert _same(read_state_dict(path), {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in sd.items()})
+
+
+def test_architecture_table_is_open_clips():
+    """senclip.models.archs names architectures without open_clip: its rows are open_clip's own
+    OpenAI-layout configurations, and its shapes are those of open_clip's models."""
+    from senclip.models.archs import OPENAI_ARCHS, openai_shapes, random_state_dict, signature
+
+    names = []
+    for name in open_clip.list_models():
+        cfg = open_clip.get_model_config(name) or {}
+        v, t = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
+        if name.endswith("-quickgelu") and "timm_model_name" not in v and "hf_model_name" not in t \
+                and v.get("head_width", 64) == 64:
+            names.append(name)
+            layers = v["layers"]
+            assert signature(name) == {
+                "embed_dim": cfg["embed_dim"],
+                "vision_cfg": {"layers": list(layers) if isinstance(layers, (list, tuple)) else layers,
+                               "width": v["width"], "patch_size": v.get("patch_size"), "image_size": v["image_size"]},
+                "text_cfg": {"context_length": t.get("context_length", 77), "vocab_size": t.get("vocab_size", 49408),
+                             "width": t.get("width", 512), "heads": t.get("heads", 8), "layers": t.get("layers", 12)}}
+    assert names == list(OPENAI_ARCHS)
+    for name in ("ViT-B-32-quickgelu", "RN50-quickgelu"):
+        ref = {k: tuple(v.shape) for k, v in open_clip.create_model(name).state_dict().items()}
+        assert openai_shapes(signature(name)) == ref
+    sd = random_state_dict("RN50-quickgelu")
+    assert infer_arch(sd) == "RN50-quickgelu" and {k: v.shape for k, v in sd.items()} == ref
+    assert build_clip({k: torch.from_numpy(v) for k, v in sd.items()}, "RN50-quickgelu") is not None

@@ -1,8 +1,6 @@
 """``senclip models list|download|export-onnx``: the weights cache from the command line."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from senclip.core.feedback import TqdmFeedback
@@ -85,15 +83,9 @@ def download(ctx, model_id, offline, refresh):
 def export_onnx_cmd(ctx, model_id, checkpoint, arch, out, int8, offline):
     """Export MODEL_ID (or --checkpoint PATH) to ONNX for the torch-free backend."""
     from senclip.core.errors import InputError
-    from senclip.models.loading import _build_torch, _identify
-    from senclip.models.onnx_export import default_export_dir, export_onnx
+    from senclip.models.loading import export_model
 
     if not model_id and not checkpoint:
         raise InputError("give a MODEL_ID (see `senclip models list`) or --checkpoint PATH")
-    fb = _feedback(ctx)
-    ident = _identify(model_id, checkpoint, arch, False, offline, fb)
-    clip = _build_torch(ident, offline, fb)
-    target = Path(out) if out else default_export_dir(ident.model_id, ident.checksum, int8)
-    export_onnx(clip, target, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=fb)
+    target = export_model(model_id, checkpoint, arch, out, int8=int8, offline=offline, feedback=_feedback(ctx))
     click.echo(str(target))

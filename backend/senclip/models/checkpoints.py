@@ -3,16 +3,17 @@
 SenCLIP ships a plain ``state_dict`` of the whole OpenAI-CLIP model despite the ``.ckpt``
 suffix, so the architecture is not stored anywhere: it is read back from tensor shapes, exactly
 as open_clip does for OpenAI's own files (:func:`open_clip.model.build_model_from_openai_state_dict`).
-Loading is always ``weights_only`` (or safetensors): a checkpoint is data, never code.
-
-Needs torch (and open_clip for :func:`build_clip`); the ONNX path never imports this module
-except :func:`sha256_file`, which is why that one is written without torch.
+Reading is torch-free (:func:`read_arrays`: numpy arrays, through the restricted unpickler of
+:mod:`senclip.models.torchsave` or safetensors), and so is naming the architecture; the torch
+side (:func:`read_state_dict`, :func:`build_clip`, :func:`save_openai_state_dict`) converts
+those arrays and needs torch (and open_clip for :func:`build_clip`). A checkpoint is data, never code.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -43,56 +44,72 @@ def _damaged(path: Path, why: object) -> CheckpointError:
     )
 
 
-def read_state_dict(path: str | Path) -> dict:
-    """Load a checkpoint file as a flat ``{name: tensor}`` dict on the CPU.
+def read_arrays(path: str | Path) -> dict:
+    """Load a checkpoint file as a flat ``{name: numpy array}`` dict, without torch.
 
-    Accepts safetensors and torch files (zip or legacy), unwraps Lightning-style
-    ``{"state_dict": ...}`` / ``{"model": ...}`` containers and ``module.`` / ``model.`` prefixes.
+    Accepts safetensors and ``torch.save`` files (zip or legacy), read by the restricted unpickler
+    of :mod:`senclip.models.torchsave`; unwraps Lightning-style ``{"state_dict": ...}`` /
+    ``{"model": ...}`` containers and ``module.`` / ``model.`` prefixes. bfloat16 becomes float32.
 
     Raises:
-        CheckpointError: missing, truncated, corrupt, or not a dict of tensors.
+        CheckpointError: missing, truncated, corrupt, holding code or objects, or not a dict of tensors.
     """
-    import torch
+    from senclip.models.torchsave import UnsafeCheckpoint, UnsupportedTensor
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file; check --checkpoint")
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj = load_file(str(path), device="cpu")
-        else:
-            obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Unsupported global" in str(e):  # a sound file holding classes, not just tensors
-            raise CheckpointError(
-                f"checkpoint {path} contains Python objects besides tensors and cannot be loaded safely "
-                "(weights_only=True); save model.state_dict() instead"
-            ) from None
-        raise _damaged(path, e) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        obj = _load_any(path)
+    except UnsafeCheckpoint as e:
+        raise CheckpointError(
+            f"checkpoint {path} holds {e} besides tensors and cannot be loaded safely: it was refused "
+            "without running anything (a checkpoint is data, never code); save model.state_dict() instead"
+        ) from None
+    except UnsupportedTensor as e:
+        raise CheckpointError(f"checkpoint {path} holds tensors stored as {e}, which senclip does not read; "
+                              "save the weights as float32, float16 or bfloat16 tensors") from None
+    except (pickle.UnpicklingError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError,
+            IndexError, TypeError, AttributeError, struct.error, UnicodeDecodeError) as e:
         raise _damaged(path, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
     except Exception as e:  # safetensors raises its own SafetensorError
         raise _damaged(path, f"{type(e).__name__}: {e}") from None
     return unwrap_state_dict(obj, path)
 
 
-def unwrap_state_dict(obj, path: str | Path = "<checkpoint>") -> dict:
-    """Peel training-framework wrappers off a loaded object until a flat tensor dict remains."""
+def _load_any(path: Path):
+    from senclip.models import torchsave
+
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import load_file
+
+        return load_file(str(path))
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            return torchsave.load_zip(zf)
+    return torchsave.load_legacy(path.read_bytes())
+
+
+def read_state_dict(path: str | Path) -> dict:
+    """:func:`read_arrays` as torch tensors (the torch backend and training): one reader for both."""
     import torch
 
+    return {k: torch.from_numpy(v) for k, v in read_arrays(path).items()}
+
+
+def unwrap_state_dict(obj, path: str | Path = "<checkpoint>") -> dict:
+    """Peel training-framework wrappers off a loaded object until a flat array dict remains
+    (numpy arrays, or torch tensors when given a state_dict already in memory)."""
     for _ in range(3):
         if isinstance(obj, dict):
             inner = next((obj[k] for k in _WRAPPERS if isinstance(obj.get(k), dict)), None)
-            if inner is not None and not any(isinstance(v, torch.Tensor) and k in _OPENAI_REQUIRED
-                                             for k, v in obj.items()):
+            if inner is not None and not any(_is_array(v) and k in _OPENAI_REQUIRED for k, v in obj.items()):
                 obj = inner
                 continue
         break
     if not isinstance(obj, dict) or not obj:
         raise CheckpointError(f"checkpoint {path} holds {type(obj).__name__}, not a state_dict of tensors")
-    sd = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    sd = {k: v for k, v in obj.items() if _is_array(v)}
     if not sd:
         raise CheckpointError(f"checkpoint {path} contains no tensors")
     changed = True
@@ -103,6 +120,11 @@ def unwrap_state_dict(obj, path: str | Path = "<checkpoint>") -> dict:
                 sd = {k[len(p):]: v for k, v in sd.items()}
                 changed = True
     return sd
+
+
+def _is_array(v) -> bool:
+    """A tensor-like value: numpy (from the file readers) or torch (a state_dict in memory)."""
+    return hasattr(v, "shape") and hasattr(v, "dtype") and not isinstance(v, (str, bytes))
 
 
 def _is_openai_layout(sd: dict) -> bool:
@@ -131,26 +153,16 @@ def _signature(sd: dict) -> dict:
     return {"embed_dim": sd["text_projection"].shape[1], "vision_cfg": vision, "text_cfg": text}
 
 
+def input_size(sd: dict) -> int:
+    """The image side (px) an OpenAI-layout state_dict was trained at, from its shapes."""
+    return int(_signature(sd)["vision_cfg"]["image_size"])
+
+
 def _known_arch(sig: dict) -> str | None:
-    import open_clip
+    """The open_clip name of ``sig`` from :data:`senclip.models.archs.OPENAI_ARCHS` (no open_clip import)."""
+    from senclip.models.archs import OPENAI_ARCHS, signature
 
-    for name in open_clip.list_models():
-        if not name.endswith("-quickgelu"):  # OpenAI-format weights are QuickGELU models
-            continue
-        cfg = open_clip.get_model_config(name) or {}
-        v, t = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
-        if cfg.get("embed_dim") != sig["embed_dim"] or "timm_model_name" in v or "hf_model_name" in t:
-            continue
-        v_ok = all(_norm(v.get(k)) == _norm(val) for k, val in sig["vision_cfg"].items())
-        t_ok = all(t.get(k, d) == sig["text_cfg"][k] for k, d in
-                   (("context_length", 77), ("vocab_size", 49408), ("width", 512), ("heads", 8), ("layers", 12)))
-        if v_ok and t_ok and v.get("head_width", 64) == 64:
-            return name
-    return None
-
-
-def _norm(x):
-    return list(x) if isinstance(x, (list, tuple)) else x
+    return next((name for name in OPENAI_ARCHS if signature(name) == sig), None)
 
 
 def infer_arch(sd: dict) -> str:

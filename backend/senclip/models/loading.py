@@ -3,7 +3,8 @@
 A model is a registry id (weights fetched into the cache) or a local checkpoint; it runs on
 PyTorch, or on ONNX Runtime from an export that is made once and cached next to the weights
 (``$SENCLIP_HOME/onnx/<model-id>-<sha8>-v<format>[-int8]/``). The ONNX path imports neither torch nor
-open_clip unless it has to make that export.
+open_clip unless it makes that export with torch (:func:`exporter`); without torch the export is
+built from the checkpoint's numpy arrays by :mod:`senclip.models.onnx_graphs`.
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from pathlib import Path
 
 from senclip.models.checkpoints import sha256_file
 from senclip.models.encoders.base import LoadedModel
-from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError
+from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError, SenclipError
 from senclip.core.feedback import Feedback
 from senclip.models.precision import check_precision
 from senclip.models.registry import DEFAULT_MODEL, SENCLIP_MEAN, SENCLIP_STD, Preprocess, get_model_spec
 
-UNTRAINED_CHECKSUM = "untrained:seed0"
+UNTRAINED_CHECKSUM = "untrained:seed0"  # torch.manual_seed(0) weights
+UNTRAINED_NUMPY_CHECKSUM = "untrained:numpy-seed0"  # numpy default_rng(0) weights: another model
 TORCH_PIP = "pip install torch torchvision open_clip_torch"
 
 
@@ -80,18 +82,9 @@ def _build_torch(ident: _Identity, offline: bool, feedback: Feedback):
 
     if ident.untrained:
         return build_clip(None, ident.arch, seed=0)
-    if ident.checkpoint is not None:
-        path = ident.checkpoint
-    else:
-        from senclip.models.weights import fetch_weights
-
-        got = fetch_weights(ident.spec, offline=offline, feedback=feedback)
-        path, ident.checksum = got.path, got.sha256
-    sd = read_state_dict(path)
+    sd = read_state_dict(_weights_path(ident, offline, feedback))
     if ident.arch is None:
         ident.arch = infer_arch(sd)
-    if ident.checksum is None:
-        ident.checksum = sha256_file(path)
     clip = build_clip(sd, ident.arch)
     if ident.preprocess is None:  # a bare checkpoint: SenCLIP's recipe at the model's own input size
         size = clip.visual.image_size
@@ -109,7 +102,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
         model: registry id; ``untrained-smoke`` is a random ViT-B/32 (seed 0), for checks only.
         checkpoint: a SenCLIP/OpenAI-format state_dict (arch inferred) or an open_clip one (``arch``).
         backend: ``torch`` or ``onnx``. ONNX uses ``onnx_dir`` or the cached export, making it
-            first (needs torch) when missing.
+            first when missing (with torch where installed, else torch-free: :func:`exporter`).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the result says what ran.
         precision: ``fp32`` (default here: exact), ``bf16``, ``int8`` or ``auto`` (the fastest this
             CPU and install can run that keeps cosine >= 0.999 to fp32; see :mod:`senclip.models.precision`).
@@ -119,7 +112,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
     Raises:
         InputError / CheckpointError: bad id, file, or architecture.
         WeightsNotAvailableError, ChecksumError: weights missing offline, or corrupt.
-        BackendUnavailableError: torch / onnxruntime missing, or no export and no torch to make one.
+        BackendUnavailableError: torch / onnxruntime missing, or an architecture only torch can export.
     """
     feedback = feedback or Feedback()
     if backend not in ("torch", "onnx"):
@@ -187,7 +180,7 @@ def _find_export(model_id: str) -> Path | None:
 
 
 def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
-    """(identity or None, folder of the fp32 export), making the export (needs torch) if missing."""
+    """(identity or None, folder of the fp32 export), making the export if missing."""
     if onnx_dir is not None:
         ident = _identify(model, checkpoint, arch, checkpoint is not None, offline, feedback) \
             if (model or checkpoint) else None
@@ -199,23 +192,113 @@ def _onnx_export(model, checkpoint, arch, offline, onnx_dir, feedback):
         if found is None:
             raise
         return None, found
+    return ident, _ensure_export(ident, offline, feedback)
+
+
+def _ensure_export(ident: _Identity, offline: bool, feedback: Feedback) -> Path:
+    """The cached fp32 export folder of ``ident``, made once when missing."""
     from senclip.models.onnx_export import default_export_dir
 
+    _untrained_checksum(ident)
     onnx_dir = default_export_dir(ident.model_id, ident.checksum)
     if not ((onnx_dir / "image.onnx").is_file() and (onnx_dir / "text.onnx").is_file()):
-        if not _has_torch():
-            name = ident.model_id if ident.checkpoint is None else f"--checkpoint {ident.checkpoint}"
-            raise BackendUnavailableError(
-                f"no ONNX export of {ident.model_id} in {onnx_dir}, and torch is not installed to make one: "
-                f"run `senclip models export-onnx {name}` on a machine with "
-                f"torch and copy the folder to {onnx_dir} (or pass it as onnx_dir), or {TORCH_PIP}")
         feedback.info(f"no ONNX export of {ident.model_id} yet: exporting it once to {onnx_dir}")
-        from senclip.models.onnx_export import export_onnx
+        _make_export(ident, onnx_dir, offline, feedback)
+    return onnx_dir
 
-        clip = _build_torch(ident, offline, feedback)
-        export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
-                    checksum=ident.checksum, untrained=ident.untrained, feedback=feedback)
-    return ident, onnx_dir
+
+def _untrained_checksum(ident: _Identity) -> None:
+    if ident.untrained and exporter(ident) == "onnx":
+        ident.checksum = UNTRAINED_NUMPY_CHECKSUM  # numpy's random weights, not torch's
+
+
+def export_model(model: str | None, checkpoint: str | Path | None, arch: str | None, out: str | Path | None, *,
+                 int8: bool = False, offline: bool = False, feedback: Feedback | None = None) -> Path:
+    """``senclip models export-onnx``: the export of a model written to ``out`` (default: the cache folder
+    ``--backend onnx`` reads) by its :func:`exporter`, the image encoder also int8 with ``int8``."""
+    from senclip.models.onnx_export import default_export_dir
+
+    feedback = feedback or Feedback()
+    ident = _identify(model, checkpoint, arch, True, offline, feedback)
+    _untrained_checksum(ident)
+    target = Path(out) if out else default_export_dir(ident.model_id, ident.checksum, int8)
+    _make_export(ident, target, offline, feedback, int8=int8)
+    return target
+
+
+def exporter(ident: _Identity) -> str:
+    """Which exporter makes a missing ONNX export of ``ident``: ``onnx``, the graphs written from the
+    state_dict's numpy arrays (:mod:`senclip.models.onnx_graphs`), on every install. Why it is the default
+    also where torch is installed: it needs no torch import and no tracing (seconds, not a minute), and a
+    light and a full install then make the same export for the same cache name; it agrees with torch's
+    export to cosine >= 0.99999 (tests/backend/test_onnx_graphs.py). ``torch`` (``torch.onnx.export`` of the
+    open_clip model) where only torch can: random weights where torch is installed (so both backends run
+    the same ``untrained-smoke``), and layouts the builder does not read (:func:`_make_export`).
+    ``SENCLIP_EXPORTER=torch`` or ``=onnx`` chooses."""
+    import os
+
+    choice = os.environ.get("SENCLIP_EXPORTER", "").strip().lower()
+    if choice not in ("", "torch", "onnx"):
+        raise InputError(f"SENCLIP_EXPORTER={choice!r}: use torch or onnx (or leave it unset)")
+    if choice == "torch":
+        _require_torch()
+    return choice or ("torch" if ident.untrained and _has_torch() else "onnx")
+
+
+def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feedback, int8: bool = False) -> None:
+    """Write the fp32 export of ``ident`` to ``onnx_dir`` with its :func:`exporter`; a layout the
+    torch-free builder refuses goes to torch's exporter where torch is installed."""
+    if exporter(ident) == "onnx":
+        from senclip.models.onnx_graphs.build import build_export
+
+        try:
+            sd = _numpy_weights(ident, offline, feedback)
+        except CheckpointError as e:
+            if not _has_torch() or "layout" not in str(e) and "architecture" not in str(e):
+                raise
+            feedback.info(f"the torch-free builder cannot read it ({str(e)[:120]}...): exporting with torch")
+        else:
+            build_export(sd, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                         checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=feedback)
+            return
+    from senclip.models.onnx_export import export_onnx
+
+    clip = _build_torch(ident, offline, feedback)
+    export_onnx(clip, onnx_dir, preprocess=ident.preprocess, model_id=ident.model_id, arch=ident.arch,
+                checksum=ident.checksum, untrained=ident.untrained, int8=int8, feedback=feedback)
+
+
+def _numpy_weights(ident: _Identity, offline: bool, feedback: Feedback) -> dict:
+    """The state_dict of ``ident`` as numpy arrays, without torch, filling in arch and preprocessing."""
+    from senclip.models.checkpoints import infer_arch, input_size, read_arrays
+
+    if ident.untrained:
+        from senclip.models.archs import OPENAI_ARCHS, random_state_dict
+
+        if ident.arch not in OPENAI_ARCHS:
+            raise BackendUnavailableError(f"random weights of {ident.arch} without torch: only the OpenAI-CLIP "
+                                          f"architectures ({', '.join(OPENAI_ARCHS)}); or {TORCH_PIP}")
+        return random_state_dict(ident.arch, seed=0)
+    sd = read_arrays(_weights_path(ident, offline, feedback))
+    inferred = infer_arch(sd)  # the graphs are built from OpenAI-layout shapes: foreign layouts stop here
+    ident.arch = ident.arch or inferred  # an explicit open_clip name only picks the activation
+    if ident.preprocess is None:  # a bare checkpoint: SenCLIP's recipe at the model's own input size
+        ident.preprocess = Preprocess(SENCLIP_MEAN, SENCLIP_STD, input_size(sd))
+    return sd
+
+
+def _weights_path(ident: _Identity, offline: bool, feedback: Feedback) -> Path:
+    """The local weight file of ``ident`` (fetched into the cache for a registry id), its checksum noted."""
+    if ident.checkpoint is not None:
+        path = ident.checkpoint
+    else:
+        from senclip.models.weights import fetch_weights
+
+        got = fetch_weights(ident.spec, offline=offline, feedback=feedback)
+        path, ident.checksum = got.path, got.sha256
+    if ident.checksum is None:
+        ident.checksum = sha256_file(path)
+    return path
 
 
 def _derived_dir(base: Path, suffix: str, export, what: str, feedback: Feedback) -> Path:
@@ -318,3 +401,26 @@ def load_text_model(store_model: dict, *, feedback: Feedback | None = None) -> L
     return LoadedModel(meta["model_id"], meta.get("arch", ""), meta["checksum"],
                        Preprocess.from_dict(json.loads(meta["preprocess"])), json.loads(meta.get("untrained", "false")),
                        "onnx", text.device, None, text, engine="onnxruntime")
+
+
+def store_text_model(meta: dict, *, offline: bool = False, feedback: Feedback | None = None) -> LoadedModel | None:
+    """:func:`load_text_model` for an embedding store's ``meta``, first making the store's missing ONNX
+    export where that needs no torch (its weights at hand: the cached registry file or the store's
+    checkpoint path), so re-prompting never loads torch's whole model twice. None where it cannot
+    (then the caller loads the model as asked, and any error is that load's)."""
+    feedback = feedback or Feedback()
+    lm = load_text_model(meta.get("model"), feedback=feedback)
+    rec = meta.get("model") or {}
+    model_id, checksum = str(rec.get("model_id", "")), rec.get("checksum")
+    if lm is not None or not checksum:
+        return lm
+    checkpoint = meta.get("checkpoint_path") if model_id.startswith("checkpoint:") else None
+    try:
+        ident = _identify(None if checkpoint else model_id, checkpoint, None, True, offline, feedback)
+        if exporter(ident) != "onnx" or (ident.untrained and checksum != UNTRAINED_NUMPY_CHECKSUM):
+            return None  # torch's exporter, or random weights the store was not made with
+        _ensure_export(ident, offline, feedback)
+    except (SenclipError, FileNotFoundError) as e:
+        feedback.info(f"no ONNX text encoder for the store's model ({str(e).splitlines()[0][:160]})")
+        return None
+    return load_text_model(rec, feedback=feedback)

@@ -7,6 +7,8 @@ source checksum, model id, exporter) goes into each file's ``metadata_props``.
 
 Exporter: ``torch.onnx.export(dynamo=True)``, torch's default since 2.9 (the TorchScript one is
 deprecated). Max abs difference to eager torch measured here: ~2e-7 (tiny models and ViT-B/32).
+Without torch, :mod:`senclip.models.onnx_graphs` builds the same two graphs from the state_dict with the
+``onnx`` package; both go through :func:`write_export`, so folder, staging and metadata are one code.
 """
 from __future__ import annotations
 
@@ -60,10 +62,9 @@ def default_export_dir(model_id: str, checksum: str, int8: bool = False) -> Path
 def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id: str, arch: str, checksum: str,
                 untrained: bool = False, int8: bool = False, overwrite: bool = True,
                 feedback: Feedback | None = None) -> Path:
-    """Write ``image.onnx`` and ``text.onnx`` for an open_clip CLIP ``model`` into ``out_dir``.
+    """Write ``image.onnx`` and ``text.onnx`` for an open_clip CLIP ``model`` into ``out_dir``, with torch's
+    exporter (:mod:`senclip.models.onnx_graphs` builds the same graphs from a state_dict without torch).
 
-    Files are built in a temporary sibling folder and moved into place at the end, so an
-    interrupted export never leaves a folder that :func:`senclip.models.loading.load_model` would trust.
     With ``int8``, the image encoder's weights are dynamically quantised (see ``INT8_SETTINGS``);
     the text encoder stays fp32 (it runs once per prompt, and its accuracy matters more).
 
@@ -71,29 +72,52 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
         OutputError: ``out_dir`` exists and ``overwrite`` is false, or cannot be written.
     """
     import onnx  # noqa: F401 - the exporter's imports first: a missing one fails before anything is staged
-    import open_clip  # noqa: F401
-    import torch  # noqa: F401
+    import open_clip
+    import torch
 
+    from senclip.models.encoders.torch_encoder import embed_dim_of
+
+    feedback = feedback or Feedback()
+    model = model.float().eval().cpu()
+    meta = export_metadata(preprocess, model_id=model_id, arch=arch, checksum=checksum, untrained=untrained,
+                           embed_dim=embed_dim_of(model), context_length=int(model.context_length),
+                           exporter="torch.onnx.export(dynamo=True)", torch_version=torch.__version__,
+                           open_clip_version=open_clip.__version__)
+
+    def write(tmp: Path) -> dict:
+        _export_image(model, preprocess, tmp / IMAGE_FILE)
+        feedback.check()
+        return {"senclip.text_trim": json.dumps(_export_text(model, tmp / TEXT_FILE))}
+
+    return write_export(out_dir, meta, write, int8=int8, overwrite=overwrite, feedback=feedback)
+
+
+def write_export(out_dir: str | Path, meta: dict, write, *, int8: bool = False, overwrite: bool = True,
+                 feedback: Feedback | None = None) -> Path:
+    """The frame of every fp32 export (torch's and the torch-free one): ``write(tmp)`` puts
+    ``image.onnx`` and ``text.onnx`` into a temporary sibling folder and returns metadata to add to
+    ``meta``; then the optional int8 step, the metadata stamped on both files (with their role), and
+    the rename to ``out_dir``. An interrupted export so never leaves a folder that
+    :func:`senclip.models.loading.load_model` would trust.
+
+    Raises:
+        OutputError: ``out_dir`` exists and ``overwrite`` is false, or cannot be written.
+    """
     feedback = feedback or Feedback()
     out_dir = Path(out_dir)
     staged = _stage(out_dir, overwrite)
-    tmp = staged.tmp
-    model = model.float().eval().cpu()
-    meta = _metadata(model, preprocess, model_id=model_id, arch=arch, checksum=checksum, untrained=untrained)
     try:
         t0 = time.perf_counter()
-        feedback.info(f"exporting {model_id} to ONNX (image and text encoders)")
-        _export_image(model, preprocess, tmp / IMAGE_FILE)
-        feedback.check()
-        meta["senclip.text_trim"] = json.dumps(_export_text(model, tmp / TEXT_FILE))
+        feedback.info(f"exporting {meta['senclip.model_id']} to ONNX (image and text encoders)")
+        meta = {**meta, **write(staged.tmp)}
         meta["senclip.export_seconds"] = f"{time.perf_counter() - t0:.1f}"
         if int8:
             feedback.check()
-            _quantize(tmp / IMAGE_FILE)
+            _quantize(staged.tmp / IMAGE_FILE)
             meta["senclip.int8"] = json.dumps(True)
             meta["senclip.int8_settings"] = json.dumps(INT8_SETTINGS)
         for name, role in ((IMAGE_FILE, "image"), (TEXT_FILE, "text")):
-            _set_metadata(tmp / name, {**meta, "senclip.role": role})
+            _set_metadata(staged.tmp / name, {**meta, "senclip.role": role})
         check_replaceable(out_dir, "onnx")
         staged.commit()
     except BaseException:
@@ -115,21 +139,19 @@ def _stage(out_dir: Path, overwrite: bool) -> Staged:
         raise OutputError(f"cannot write the ONNX export to {out_dir}: {e.strerror or e}") from None
 
 
-def _metadata(model, preprocess: Preprocess, *, model_id: str, arch: str, checksum: str, untrained: bool) -> dict:
-    """What an export needs to be used without its checkpoint (and to be recognised as stale)."""
-    import open_clip
-    import torch
-
+def export_metadata(preprocess: Preprocess, *, model_id: str, arch: str, checksum: str, untrained: bool,
+                    embed_dim: int, context_length: int, exporter: str, **versions: str) -> dict:
+    """What an export needs to be used without its checkpoint (and to be recognised as stale);
+    ``versions`` (``torch_version=...``) name the exporter's libraries."""
     from senclip._version import __version__
-    from senclip.models.encoders.torch_encoder import embed_dim_of
 
     return {
         "senclip.format": FORMAT_VERSION, "senclip.model_id": model_id, "senclip.arch": arch,
         "senclip.checksum": checksum, "senclip.untrained": json.dumps(bool(untrained)),
-        "senclip.preprocess": json.dumps(preprocess.to_dict()), "senclip.embed_dim": str(embed_dim_of(model)),
-        "senclip.context_length": str(int(model.context_length)), "senclip.int8": json.dumps(False),
-        "senclip.exporter": "torch.onnx.export(dynamo=True)", "senclip.torch_version": torch.__version__,
-        "senclip.open_clip_version": open_clip.__version__, "senclip.version": __version__,
+        "senclip.preprocess": json.dumps(preprocess.to_dict()), "senclip.embed_dim": str(int(embed_dim)),
+        "senclip.context_length": str(int(context_length)), "senclip.int8": json.dumps(False),
+        "senclip.exporter": exporter, **{f"senclip.{k}": v for k, v in versions.items()},
+        "senclip.version": __version__,
     }
 
 
