@@ -274,10 +274,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     trans_record: dict = {}
     probs = store_probabilities(st, cls_emb, calibrate=calibrate, transductive=transductive, spatial=spatial,
                                 support=support, feedback=feedback, record=trans_record, bias=bias)
-    if transductive:  # the classes it found absent, by name too (they stay classes of the map and its legend)
-        from senclip.zeroshot.transductive import name_absent
-
-        trans_record = name_absent(trans_record, names)
+    trans_record = _named_absent(trans_record, names) if transductive else None
     rows, cols = st.valid.shape
 
     from affine import Affine
@@ -288,7 +285,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     grid = TileGrid(tl["width"], tl["height"], tl["tile"], tl["stride"])
     area_t = Affine(*meta["area_transform"])
     tags = _map_tags(meta, names, prompts, prompt_style, model_record, resolution=resolution, calibrate=calibrate,
-                     text_backend=text_backend, transductive=trans_record if transductive else "off")
+                     text_backend=text_backend, transductive=trans_record or "off")
     from senclip.sentinel2.cloudmask import store_mask
 
     cloud_record = meta.get("cloud_mask")
@@ -322,7 +319,15 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
         device=text_backend.split("/")[-1] or meta.get("device", ""),
         unclassified=int(writer.counts[0]), warnings=list(warnings_ or []),
         precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record,
-        transductive=trans_record if transductive else None)
+        transductive=trans_record)
+
+
+def _named_absent(record: dict, names: list[str]) -> dict:
+    """The solver's record with the name of each class it found absent (they stay classes of the map,
+    in its legend and colour table)."""
+    from senclip.zeroshot.transductive import name_absent
+
+    return name_absent(record, names)
 
 
 def _map_tags(meta: dict, names, prompts, prompt_style, model_record: dict, *, resolution: str, calibrate: str,

@@ -119,3 +119,22 @@ def test_z_step_offset_is_the_same_compiled_and_in_numpy(monkeypatch):
     want = np.exp(e - e.max(1, keepdims=True))
     want /= want.sum(1, keepdims=True)
     assert np.abs(fast - want).max() < 1e-5 and np.abs(slow - want).max() < 1e-5 and (fast[:, 4] == 0).all()
+
+
+def test_class_area_table_marks_the_absent_classes():
+    """The CLI's class table keeps every class and says which the transductive step dropped."""
+    from senclip.api import ClassifyResult
+    from senclip.cli.classify import report
+
+    rec = {"method": "realistic", "cells": 10, "knn": "exact", "spatial": "8", "seconds": {"graph": 0.1, "solve": 0.2},
+           "absent": [{"class": "Airport", "index": 2, "share": 0.0021, "dropped": True},
+                      {"class": "Water", "index": 3, "share": 0.02, "dropped": False}]}
+    res = ClassifyResult(path="m.tif", classes=["Crops", "Airport", "Water"], counts={"Crops": 8, "Airport": 0, "Water": 2},
+                         area_m2=None, mean_confidence={"Crops": 0.9, "Airport": 0.0, "Water": 0.8},
+                         model={"model_id": "m"}, backend="onnx", device="cpu", transductive=rec)
+    lines = report(res).splitlines()
+    airport = next(ln for ln in lines if "Airport" in ln)
+    assert "absent: dropped by the transductive step, estimated share 0.21 %" in airport
+    assert "nearly absent" in next(ln for ln in lines if "Water" in ln)
+    assert "absent" not in next(ln for ln in lines if "Crops" in ln)
+    assert any("transductive (realistic)" in ln for ln in lines)
