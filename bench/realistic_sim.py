@@ -128,7 +128,7 @@ def batch(wld: World, n_present: int, *, long_tailed: bool = False, per_class: i
 
 
 def statistics(wld: World, per_class: int = 53, seed: int = 0) -> dict:
-    """The issue's statistics on a full balanced draw: medians over classes (and class pairs)."""
+    """The issue's statistics on a full balanced draw: means over images, classes and class pairs."""
     k = len(wld.texts)
     x, y = draw(wld, np.arange(k), np.full(k, per_class), seed=seed)
     cos_t = x @ wld.texts.T

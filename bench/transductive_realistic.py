@@ -10,7 +10,7 @@ SenCLIP paper's; ``shares``) and the two transductive solvers (``transclip``, th
 ``realistic``, the default) side by side. Accuracy in points; "vs zero-shot" is the mean over draws
 of (method − zero-shot) on the same batch.
 
-    python -m bench.transductive_realistic            # 10 draws per condition (a few minutes on 2 cores)
+    python -m bench.transductive_realistic            # 10 draws per condition (12 min on 2 busy cores)
     python -m bench.transductive_realistic --quick    # 3 draws
 
 Writes bench/results/transductive-realistic.{json,md} and docs/img/transductive-realistic.png.
@@ -84,7 +84,7 @@ def markdown(report: dict) -> str:
     for m in MODELS:
         cells = [" / ".join(f"{r['accuracy'][k]:.1f}" for k in METHODS) for r in rows if r["model"] == m.name]
         lines.append(f"| {m.name} | " + " | ".join(cells) + " |")
-    lines += ["", "Simulator statistics (medians of the issue's measures; real ranges in bench/realistic_sim.py):", ""]
+    lines += ["", "Simulator statistics (means of the issue's measures over a balanced draw; real ranges in bench/realistic_sim.py):", ""]
     for name, st in report["statistics"].items():
         lines.append(f"- {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in st.items()))
     return "\n".join(lines) + "\n"

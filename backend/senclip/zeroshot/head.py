@@ -38,7 +38,7 @@ def probabilities(image_emb: np.ndarray, class_emb: np.ndarray, *, calibrate: st
     the probability matrix is divided by its mean over all images of the run, then rows are
     renormalised. It assumes every class holds an equal share of the scene, and breaks where it
     does not: a class absent from the scene has a tiny column mean, so it is boosted the most
-    (measured in bench/results/transductive-realistic.md: one class of 19 present, 93 → 36 %).
+    (measured in bench/results/transductive-realistic.md: one class of 19 present, 89 → 15 %).
     ``calibrate="shares"`` instead estimates each class's share of the scene and drops the classes
     it lacks (:func:`class_shares`): it gains a little where classes are missing and costs nothing
     where all are there. Both use the whole scene, so a tile's result depends on the other tiles; they are off by
