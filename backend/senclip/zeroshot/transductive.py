@@ -34,6 +34,15 @@ constant, because a user comparing with the published tables needs the same numb
 - μ_k starts from class k's ``init_top`` = 8 most confident cells under ŷ, each weighted by its ŷ_ik
   (from its labelled cells where it has some).
 
+That published solver is ``method="transclip"``. The default, ``method="realistic"``, changes three
+things so that a scene holding only some of the classes typed is not made worse than zero-shot (issue
+27; the idea of StatA, Zanella et al., "Realistic Test-Time Adaptation of Vision-Language Models",
+CVPR 2025, written here without its AGPL code): class shares π_k = Σ_i z_ik / N learnt after every
+z-step and read by the next as + log π_k (:class:`Shares`); a class whose share falls below
+``drop``/K dropped (z column zeroed, log share −∞); and means anchored to their start,
+μ_k = unit(Σ_i z_ik f_i + a μ⁰_k), a = ``anchor`` cells, so the start weighs a / (n_k + a). Measured on
+the calibrated simulator in docs/transductive.md.
+
 Beyond the paper, :func:`transduce` takes extra graph ``edges``: on a raster every cell has free
 spatial neighbours (:mod:`senclip.zeroshot.spatial`), which the same Laplacian term turns into a
 contrast-sensitive smoothing of the map. Few-shot examples enter as labelled support, cells of the
