@@ -11,6 +11,7 @@ found at scale), never of a real model.
 
     python -m bench.transductive                      # 1M × 512 × 19, kNN auto, numba kernels
     python -m bench.transductive --cells 200000 --knn tree --numba on,off   # also the scipy twins
+    python -m bench.transductive --method realistic,transclip,realistic,transclip --tag 1M-methods
 """
 from __future__ import annotations
 
@@ -124,7 +125,7 @@ def _zero_shot(x, texts) -> np.ndarray:
     return out
 
 
-def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
+def one(cells: int, dim: int, classes: int, knn: str, spatial: bool, method: str = "realistic") -> dict:
     """One configuration, in this process: scene, then the timed solve."""
     from senclip.zeroshot import kernels
     from senclip.zeroshot.spatial import grid_edges
@@ -136,10 +137,10 @@ def one(cells: int, dim: int, classes: int, knn: str, spatial: bool) -> dict:
     t0 = time.perf_counter()
     edges = grid_edges(valid, x) if spatial else None
     t_edges = time.perf_counter() - t0
-    sol = solve(x, texts, edges=edges, knn=knn)
+    sol = solve(x, texts, edges=edges, knn=knn, method=method)
     total = time.perf_counter() - t0
     return {"cells": cells, "dim": dim, "classes": classes, "knn": sol.record["knn"], "spatial": spatial,
-            "kernels": kernels.describe(),
+            "kernels": kernels.describe(), "method": method, "load_average_1min": round(os.getloadavg()[0], 1),
             "seconds_total": round(total, 2), "seconds_spatial_edges": round(t_edges, 2),
             "seconds_graph": sol.record["seconds"]["graph"], "seconds_solver": sol.record["seconds"]["solve"],
             "graph_edges": sol.record["edges"], "input_mb": round(x.nbytes / 2**20),
@@ -177,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--knn", default="auto", help="auto | exact | faiss | tree (several: comma-separated)")
     ap.add_argument("--no-spatial", action="store_true")
     ap.add_argument("--numba", default="on", help="on | off (SENCLIP_NUMBA=0: the numpy/scipy twins) | on,off")
+    ap.add_argument("--method", default="realistic",
+                    help="realistic | transclip (several: comma-separated, run in turn: 'realistic,transclip,realistic')")
     ap.add_argument("--via-store", action="store_true",
                     help="time the store path (classify --embeddings --transductive) instead of the solver alone")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
@@ -184,16 +187,16 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.one:
         run = one_via_store(a.cells, a.dim, a.classes) if a.via_store else one(a.cells, a.dim, a.classes, a.knn,
-                                                                                not a.no_spatial)
+                                                                                not a.no_spatial, a.method)
         print(json.dumps(run))
         return 0
     rows = []
-    for method in a.knn.split(","):
-        for numba in a.numba.split(","):
-            rows.append(_run_one(a, method, numba))
-            if rows[-1] is None:
-                return 1
-            print(json.dumps(rows[-1]), flush=True)
+    for method, numba, solver in ((m, nb, s) for m in a.knn.split(",") for nb in a.numba.split(",")
+                                  for s in a.method.split(",")):
+        rows.append(_run_one(a, method, numba, solver))
+        if rows[-1] is None:
+            return 1
+        print(json.dumps(rows[-1]), flush=True)
     report = {"machine": machine(), "runs": rows, "targets": {"seconds": 60, "peak_rss_mb": 3072}}
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"transductive{('-' + a.tag) if a.tag else ''}"
@@ -203,10 +206,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_one(a, method: str, numba: str) -> dict | None:
+def _run_one(a, method: str, numba: str, solver: str = "realistic") -> dict | None:
     """One configuration in a fresh process (so peak RSS is its own); None when it failed."""
     cmd = [sys.executable, "-m", "bench.transductive", "--one", "--cells", str(a.cells), "--dim", str(a.dim),
-           "--classes", str(a.classes), "--knn", method] + (["--no-spatial"] if a.no_spatial else []) + (
+           "--classes", str(a.classes), "--knn", method, "--method", solver] + (["--no-spatial"] if a.no_spatial else []) + (
         ["--via-store"] if a.via_store else [])
     env = dict(os.environ, SENCLIP_NUMBA="0" if numba == "off" else "1")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -220,12 +223,13 @@ def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m.get('simd', []))}), numpy {m['numpy']}, {'; '.join(m['blas'])}, "
              f"faiss {m['faiss'] or 'not installed'}, load average at the end {m['load_average'][0]:.1f}", "",
-             "| cells × D × K | kNN | spatial | loops | total s | kNN graph s | spatial edges s | solver s | peak RSS MB "
+             "| cells × D × K | method | kNN | spatial | loops | load | total s | kNN graph s | spatial edges s | solver s | peak RSS MB "
              "| above input MB | input MB | synthetic acc zero-shot → transductive |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
-        lines.append(f"| {r['cells']} × {r['dim']} × {r['classes']} | {r['knn']} | {'8-nb' if r['spatial'] else 'no'} "
-                     f"| {r.get('kernels', 'numpy/scipy')} | {r['seconds_total']} | {r['seconds_graph']} | {r['seconds_spatial_edges']} "
+        lines.append(f"| {r['cells']} × {r['dim']} × {r['classes']} | {r.get('method', 'transclip')} | {r['knn']} "
+                     f"| {'8-nb' if r['spatial'] else 'no'} | {r.get('kernels', 'numpy/scipy')} "
+                     f"| {r.get('load_average_1min', '')} | {r['seconds_total']} | {r['seconds_graph']} | {r['seconds_spatial_edges']} "
                      f"| {r['seconds_solver']} | {r['peak_rss_mb']} | {r['peak_above_input_mb']} | {r['input_mb']} "
                      f"| {r['synthetic_accuracy_zero_shot']:.3f} → {r['synthetic_accuracy_transductive']:.3f} |")
     lines += ["", "Targets: under 60 s and 3 GB on 2 cores (issue 20). Synthetic data: the accuracies only show "

@@ -182,6 +182,14 @@ def _encode_masked(scene, grid, lm, writer, cloud_plan, *, batch_size, min_valid
     return n
 
 
+def check_transductive(transductive: bool, calibrate: str) -> None:
+    """--transductive and a --calibrate other than none are refused together: both re-weigh the
+    classes over the whole scene (the transductive solver learns the class shares itself)."""
+    if transductive and calibrate != "none":
+        raise InputError(f"--transductive and --calibrate {calibrate} both re-weigh classes over the whole scene; "
+                         "use one of them")
+
+
 def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate: str = "none",
                         transductive: bool = False, spatial: str = "8", support=None,
                         feedback: Feedback | None = None, record: dict | None = None,
@@ -189,14 +197,12 @@ def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate:
     """(rows, cols, K) class probabilities of every grid cell (0 where invalid), reading the store in
     row blocks so that only K values per cell, never the embeddings, are held.
 
-    ``transductive``: the whole scene at once instead (:mod:`senclip.zeroshot.transductive_map`: TransCLIP
-    plus ``spatial`` grid edges; ``support`` = labelled (rows, cols, labels)); its record goes
-    into ``record``."""
+    ``transductive``: the whole scene at once instead (:mod:`senclip.zeroshot.transductive_map`: the
+    realistic solver plus ``spatial`` grid edges; ``support`` = labelled (rows, cols, labels)); its
+    record (method, params, absent classes, timings) goes into ``record``."""
     feedback = feedback or Feedback()
     if transductive:
-        if calibrate != "none":
-            raise InputError("--transductive and --calibrate column-mean both re-weigh classes over the whole "
-                             "scene; use one of them")
+        check_transductive(transductive, calibrate)
         from senclip.zeroshot.transductive_map import store_transduce
 
         probs, rec = store_transduce(st, class_emb, spatial=spatial, support=support, bias=bias, feedback=feedback)
@@ -268,6 +274,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     trans_record: dict = {}
     probs = store_probabilities(st, cls_emb, calibrate=calibrate, transductive=transductive, spatial=spatial,
                                 support=support, feedback=feedback, record=trans_record, bias=bias)
+    trans_record = _named_absent(trans_record, names) if transductive else None
     rows, cols = st.valid.shape
 
     from affine import Affine
@@ -278,7 +285,7 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
     grid = TileGrid(tl["width"], tl["height"], tl["tile"], tl["stride"])
     area_t = Affine(*meta["area_transform"])
     tags = _map_tags(meta, names, prompts, prompt_style, model_record, resolution=resolution, calibrate=calibrate,
-                     text_backend=text_backend, transductive=trans_record if transductive else "off")
+                     text_backend=text_backend, transductive=trans_record or "off")
     from senclip.sentinel2.cloudmask import store_mask
 
     cloud_record = meta.get("cloud_mask")
@@ -312,7 +319,15 @@ def write_class_map(st: EmbeddingStore, out, names: list[str], cls_emb: np.ndarr
         device=text_backend.split("/")[-1] or meta.get("device", ""),
         unclassified=int(writer.counts[0]), warnings=list(warnings_ or []),
         precision=_precision_tag(meta), cloud_masked=writer.cloud_count, cloud_mask=cloud_record,
-        transductive=trans_record if transductive else None)
+        transductive=trans_record)
+
+
+def _named_absent(record: dict, names: list[str]) -> dict:
+    """The solver's record with the name of each class it found absent (they stay classes of the map,
+    in its legend and colour table)."""
+    from senclip.zeroshot.transductive import name_absent
+
+    return name_absent(record, names)
 
 
 def _map_tags(meta: dict, names, prompts, prompt_style, model_record: dict, *, resolution: str, calibrate: str,
@@ -396,9 +411,7 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
     prepare_output(out, overwrite)
     if save_embeddings is not None:
         prepare_output(save_embeddings, overwrite, kind="store")
-    if transductive and calibrate != "none":
-        raise InputError("--transductive and --calibrate column-mean both re-weigh classes over the whole scene; "
-                         "use one of them")
+    check_transductive(transductive, calibrate)
     common = dict(classes=classes, prompts=prompts, prompt_style=prompt_style, resolution=resolution,
                   calibrate=calibrate, transductive=transductive, spatial=spatial, backend=backend, device=device, input=input, overwrite=overwrite,
                   offline=offline, feedback=feedback)

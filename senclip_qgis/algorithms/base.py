@@ -127,14 +127,16 @@ class SenclipAlgorithm(QgsProcessingAlgorithm):
             self.RESOLUTION, self.tr("Output resolution"),
             options=[self.tr(self.RESOLUTION_LABELS.get(r, r)) for r in catalog.RESOLUTIONS], defaultValue=0))
         self._advanced(QgsProcessingParameterEnum(
-            self.CALIBRATE, self.tr("Calibration (column-mean is transductive, off by default)"),
+            self.CALIBRATE, self.tr("Calibration over the whole scene (shares: drops the classes the scene lacks; "
+                                    "column-mean assumes equal class shares and can hurt)"),
             options=catalog.CALIBRATIONS, defaultValue=0))
         self.add_transductive_params()
 
     def add_transductive_params(self) -> None:
         """--transductive and --spatial: the whole scene classified at once (docs/transductive.md)."""
         self.addParameter(QgsProcessingParameterBoolean(
-            self.TRANSDUCTIVE, self.tr("Transductive: use the whole scene to sharpen the classes (TransCLIP)"),
+            self.TRANSDUCTIVE, self.tr("Transductive: use the whole scene to sharpen the classes "
+                                       "(learns class shares, drops absent classes)"),
             defaultValue=False))
         self._advanced(QgsProcessingParameterEnum(
             self.SPATIAL, self.tr("Transductive: spatial neighbours pulled to the same class (8, 4 or none)"),

@@ -87,17 +87,17 @@ def naive_steps(x, texts, outer, inner, top, scale=transductive.LIKELIHOOD_SCALE
 @pytest.mark.parametrize("outer", [1, 3])
 def test_updates_are_the_papers_formulas(outer):
     x, _, texts = mixture(n=60, k=3, d=6, noise=0.5, bias=0.4, seed=4)
-    got = transduce(x, texts, neighbours=0, outer=outer, inner=1, init_top=8)
+    got = transduce(x, texts, method="transclip", neighbours=0, outer=outer, inner=1, init_top=8)
     want = naive_steps(x.astype(np.float64), texts, outer, 1, 8)
     assert np.abs(got - want).max() < 1e-4
 
 
 def test_defaults_are_the_published_schedule():
-    """transduce's defaults run the published TransCLIP configuration (10 outer x 5 inner, top-8
-    seeds, s = 1/50, λ = 1, T = 100): the answer equals the naive updates with those numbers."""
+    """method="transclip" with the other defaults runs the published TransCLIP configuration (10 outer
+    x 5 inner, top-8 seeds, s = 1/50, λ = 1, T = 100): the answer equals the naive updates with those numbers."""
     x, _, texts = mixture(n=60, k=3, d=6, noise=0.5, bias=0.4, seed=5)
     want = naive_steps(x.astype(np.float64), texts, outer=10, inner=5, top=8, scale=1 / 50)
-    assert np.abs(transduce(x, texts, neighbours=0) - want).max() < 1e-4
+    assert np.abs(transduce(x, texts, method="transclip", neighbours=0) - want).max() < 1e-4
 
 
 def test_whole_published_solver_with_its_knn_graph():
@@ -111,7 +111,7 @@ def test_whole_published_solver_with_its_knn_graph():
         nb = np.argsort(-row)[:3]
         w[i, nb] = row[nb]
     want = naive_steps(x.astype(np.float64), texts, outer=10, inner=5, top=8, affinity=(w + w.T) / 6)
-    assert np.abs(transduce(x, texts) - want).max() < 1e-4
+    assert np.abs(transduce(x, texts, method="transclip") - want).max() < 1e-4
 
 
 def test_affinity_term_is_the_symmetrised_knn_cosine():
@@ -123,11 +123,11 @@ def test_affinity_term_is_the_symmetrised_knn_cosine():
     for i in range(40):
         w[i, idx[i]] = sim[i]
     w = (w + w.T) / 6.0
-    base = np.log(solve(x, texts, neighbours=0, outer=0, inner=1).probs)  # λ log ŷ + s log p, + row constant
+    base = np.log(solve(x, texts, method="transclip", neighbours=0, outer=0, inner=1).probs)  # λ log ŷ + s log p
     e = base + w @ zero_shot(x, texts)
     want = np.exp(e - e.max(1, keepdims=True))
     want /= want.sum(1, keepdims=True)
-    got = transduce(x, texts, neighbours=3, knn="exact", outer=0, inner=1)
+    got = transduce(x, texts, method="transclip", neighbours=3, knn="exact", outer=0, inner=1)
     assert np.abs(got - want).max() < 1e-4
 
 
@@ -403,7 +403,9 @@ def test_cli_transductive_records_the_run(store, tmp_path, capsys):
         rec = json.loads(ds.tags()["SENCLIP_TRANSDUCTIVE"])
         cls = ds.read(1)
     assert rec == res["transductive"]
-    assert rec["spatial"] == "4" and rec["knn"] == "exact" and rec["neighbours"] == 3 and rec["outer"] == 10
+    assert rec["spatial"] == "4" and rec["knn"] == "exact" and rec["method"] == "realistic"
+    assert rec["params"]["neighbours"] == 3 and rec["params"]["outer"] == 10 and rec["params"]["drop"] == 0.1
+    assert all(set(a) == {"class", "index", "share", "dropped"} for a in rec["absent"])
     assert rec["cells"] == int(np.load(store / "valid.npy").sum()) == int((cls > 0).sum())
     plain = tmp_path / "p.tif"
     with pytest.raises(SystemExit):

@@ -5,7 +5,8 @@ import click
 
 from senclip.core.choices import choices, default
 from senclip.core.feedback import TqdmFeedback
-from senclip.cli.options import cloud_options, model_options, parse_bounds, prompt_options, tiling_options, transductive_options
+from senclip.cli.options import (CALIBRATE_HELP, cloud_options, model_options, parse_bounds, prompt_options,
+                                 tiling_options, transductive_options)
 
 
 def report(res) -> str:
@@ -13,10 +14,11 @@ def report(res) -> str:
     how = f", image encoder {prec['precision']} on {prec['engine']}" if prec.get("precision") else ""
     lines = [f"wrote {res.path} ({res.model['model_id']} on {res.backend}/{res.device}{how})"]
     total = sum(res.counts.values()) or 1
+    absent = {a["class"]: a for a in (res.transductive or {}).get("absent", [])}
     for name in res.classes:
         area = f"{res.area_m2[name] / 1e6:9.3f} km²" if res.area_m2 is not None else ""
         lines.append(f"  {name:<32} {100 * res.counts[name] / total:5.1f} %  {area}  "
-                     f"mean confidence {100 * res.mean_confidence[name]:5.1f} %")
+                     f"mean confidence {100 * res.mean_confidence[name]:5.1f} %" + _absent_note(absent.get(name)))
     if res.cloud_masked:
         lines.append(f"  {'cloud / shadow (masked)':<32} {100 * res.cloud_masked / (total + res.cloud_masked):5.1f} % "
                      "of the mapped area (the class shares above are of the cloud-free area)")
@@ -26,11 +28,19 @@ def report(res) -> str:
         lines.append(f"  cloud mask: {cm['note']}{share}")
     if res.transductive:
         t = res.transductive
-        lines.append(f"  transductive: {t['cells']} cells, feature kNN {t['knn']}, spatial edges {t['spatial']}, "
-                     f"{t['seconds'].get('graph', 0) + t['seconds'].get('solve', 0):.1f} s")
+        lines.append(f"  transductive ({t['method']}): {t['cells']} cells, feature kNN {t['knn']}, spatial edges "
+                     f"{t['spatial']}, {t['seconds'].get('graph', 0) + t['seconds'].get('solve', 0):.1f} s")
     if res.model.get("untrained"):
         lines.append("  NOTE: random (untrained) weights; this map only checks the pipeline")
     return "\n".join(lines)
+
+
+def _absent_note(a: dict | None) -> str:
+    """The class-area table's mark for a class the transductive step found absent or nearly so."""
+    if a is None:
+        return ""
+    what = "absent: dropped" if a.get("dropped") else "nearly absent"
+    return f"  ({what} by the transductive step, estimated share {100 * a['share']:.2f} %)"
 
 
 @click.command()
@@ -44,7 +54,7 @@ def report(res) -> str:
 @click.option("--resolution", type=click.Choice(choices("resolution")), default=default("resolution"), show_default=True,
               help="grid: one output pixel per stride step; pixel: input resolution, averaging all chips covering a pixel.")
 @click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
-              help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
+              help=CALIBRATE_HELP)
 @transductive_options
 @model_options
 @tiling_options

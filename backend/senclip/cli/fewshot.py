@@ -6,7 +6,7 @@ import click
 from senclip.core.choices import choices, default
 from senclip.core.feedback import TqdmFeedback
 from senclip.cli.classify import report
-from senclip.cli.options import prompt_options, transductive_options
+from senclip.cli.options import CALIBRATE_HELP, prompt_options, transductive_options
 
 
 def cv_line(cv) -> str:
@@ -31,7 +31,7 @@ def cv_line(cv) -> str:
 @click.option("--resolution", type=click.Choice(choices("resolution")), default=default("resolution"), show_default=True,
               help="grid: one output pixel per stride step; pixel: input resolution (needs the original raster).")
 @click.option("--calibrate", type=click.Choice(choices("calibrate")), default=default("calibrate"), show_default=True,
-              help="column-mean: the SenCLIP paper's transductive per-class normalisation over the scene.")
+              help=CALIBRATE_HELP)
 @transductive_options
 @click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
               help="Engine of the text encoder (only used for classes with prompts).")

@@ -97,11 +97,18 @@ def parse_bounds(value):
         raise click.BadParameter("must be four numbers MINX,MINY,MAXX,MAXY", param_hint="--bounds")
     return parts
 
+CALIBRATE_HELP = ("Re-weigh the classes over the whole scene. shares: estimate each class's share of the scene and "
+                  "drop the classes it lacks (safe: never worse than none on the benchmark). column-mean: the "
+                  "SenCLIP paper's per-class normalisation; it assumes every class holds an equal share and breaks "
+                  "badly when the scene lacks some classes (see docs/transductive.md).")
+
 transductive_options = _stack(
     click.option("--transductive", is_flag=True,
-                 help="Classify the whole scene at once (TransCLIP, Zanella et al. 2024): a Gaussian mixture over the "
-                      "embeddings, a pull towards the 3 most similar cells, anchored to the zero-shot answer; "
-                      "see docs/transductive.md. Recorded in the map's tags."),
+                 help="Classify the whole scene at once: a Gaussian mixture over the embeddings with learnt class "
+                      "shares (classes the scene lacks are dropped, and listed in the output), a pull towards the 3 "
+                      "most similar cells, anchored to the zero-shot answer (TransCLIP, Zanella et al. 2024, made "
+                      "safe for scenes holding only some of the classes, after StatA, CVPR 2025); see "
+                      "docs/transductive.md. Recorded in the map's tags."),
     click.option("--spatial", type=click.Choice(choices("spatial")), default=default("spatial"), show_default=True,
                  help="With --transductive: also pull each cell towards its 8 or 4 grid neighbours (weighted by "
                       "embedding similarity), which removes salt-and-pepper; none = the paper's feature graph alone."),

@@ -35,17 +35,21 @@ def describe() -> str:
     return f"numba {numba.__version__}" if compiled() else "numpy/scipy"
 
 
-def z_step(graph, base: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """softmax_k(base_i + Σ_j g_ij z_j) for every row i: (N, K) float32, a new array.
+def z_step(graph, base: np.ndarray, z: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
+    """softmax_k(base_i + offset + Σ_j g_ij z_j) for every row i: (N, K) float32, a new array.
 
-    ``graph``: scipy CSR (N, N) float32 or None; ``base``, ``z``: (N, K) float32."""
+    ``graph``: scipy CSR (N, N) float32 or None; ``base``, ``z``: (N, K) float32; ``offset``: (K,)
+    float32 added to every row (the log class shares of the realistic solver; −inf drops a class),
+    so that no (N, K) temporary is made for it."""
+    off = np.zeros(base.shape[1], np.float32) if offset is None else np.asarray(offset, np.float32)
     if graph is not None and compiled():
         out = np.empty_like(base)
-        _z_step_csr(graph.indptr, graph.indices, graph.data, base, z, out)
+        _z_step_csr(graph.indptr, graph.indices, graph.data, base, off, z, out)
         return out
     x = base.copy() if graph is None else np.asarray(graph @ z, dtype=np.float32)
     if graph is not None:
         x += base
+    x += off
     x -= x.max(axis=1, keepdims=True)
     np.exp(x, out=x)
     x /= x.sum(axis=1, keepdims=True)
@@ -79,12 +83,12 @@ def _jit(**options):
 
 if numba is not None:
     @_jit()
-    def _z_step_csr(indptr, indices, data, base, z, out):  # pragma: no cover - compiled
+    def _z_step_csr(indptr, indices, data, base, offset, z, out):  # pragma: no cover - compiled
         n, k = base.shape
         for r in numba.prange(n):
             row = out[r]
             for c in range(k):
-                row[c] = base[r, c]
+                row[c] = base[r, c] + offset[c]
             for p in range(indptr[r], indptr[r + 1]):
                 w = data[p]
                 src = z[indices[p]]

@@ -34,6 +34,15 @@ constant, because a user comparing with the published tables needs the same numb
 - μ_k starts from class k's ``init_top`` = 8 most confident cells under ŷ, each weighted by its ŷ_ik
   (from its labelled cells where it has some).
 
+That published solver is ``method="transclip"``. The default, ``method="realistic"``, changes three
+things so that a scene holding only some of the classes typed is not made worse than zero-shot (issue
+27; the idea of StatA, Zanella et al., "Realistic Test-Time Adaptation of Vision-Language Models",
+CVPR 2025, written here without its AGPL code): class shares π_k = Σ_i z_ik / N learnt after every
+z-step and read by the next as + log π_k (:class:`Shares`); a class whose share falls below
+``drop``/K dropped (z column zeroed, log share −∞); and means anchored to their start,
+μ_k = unit(Σ_i z_ik f_i + a μ⁰_k), a = ``anchor`` cells, so the start weighs a / (n_k + a). Measured on
+the calibrated simulator in docs/transductive.md.
+
 Beyond the paper, :func:`transduce` takes extra graph ``edges``: on a raster every cell has free
 spatial neighbours (:mod:`senclip.zeroshot.spatial`), which the same Laplacian term turns into a
 contrast-sensitive smoothing of the map. Few-shot examples enter as labelled support, cells of the
@@ -52,7 +61,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from senclip.core.errors import InputError
-from senclip.zeroshot.head import LOGIT_SCALE
+from senclip.zeroshot.head import DROP_SHARE, LOGIT_SCALE
 from senclip.zeroshot.kernels import describe, z_step
 
 DEFAULT_NEIGHBOURS = 3  # paper: k = 3 feature neighbours
@@ -61,6 +70,11 @@ DEFAULT_INNER = 5  # z-steps per outer iteration
 DEFAULT_INIT_TOP = 8  # most confident cells per class that seed μ_k
 LIKELIHOOD_SCALE = 1.0 / 50.0  # s: weight of the GMM log-likelihood in the z-step
 BLOCK = 65536  # cells per block: 128 MB of float32 features at D = 512
+METHODS = ("realistic", "transclip")  # the first is the default
+DEFAULT_METHOD = METHODS[0]
+ANCHOR = 8.0  # realistic: cells of evidence a class mean's start counts for (= init_top, the cells it came from)
+DROP = DROP_SHARE  # realistic: a class whose share falls below DROP / K is dropped (0.53 % of the scene at K = 19)
+NEARLY_ABSENT = 0.5  # a kept class whose share ends below NEARLY_ABSENT / K is reported as nearly absent
 
 
 @dataclass(frozen=True)
@@ -79,32 +93,41 @@ class Solution:
     record: dict
 
 
-def transduce(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
-              lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
-              init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
-              likelihood_scale: float = LIKELIHOOD_SCALE, support: Support | tuple | None = None,
-              bias=None, feedback=None) -> np.ndarray:
+def transduce(images, texts, *, method: str = DEFAULT_METHOD, edges=None, neighbours: int = DEFAULT_NEIGHBOURS,
+              knn: str = "auto", lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER,
+              inner: int = DEFAULT_INNER, init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
+              likelihood_scale: float = LIKELIHOOD_SCALE, anchor: float = ANCHOR, drop: float = DROP,
+              support: Support | tuple | None = None, bias=None, feedback=None) -> np.ndarray:
     """(N, K) float32 class probabilities of ``images`` (N, D) for class ``texts`` (K, D).
 
+    ``method``: "realistic" (the default: class shares learnt, absent classes dropped, means
+    anchored to their start; safe when the scene holds only some of the classes) or "transclip"
+    (the published solver, as in its tables; ``anchor`` and ``drop`` unused).
     ``edges``: extra graph edges, a scipy sparse (N, N) matrix of non-negative weights or a tuple
     (i, j, w) of arrays, added to the feature-kNN affinity (e.g. :func:`senclip.zeroshot.spatial.grid_edges`).
     ``neighbours`` (k of the feature kNN; 0 = none) and ``knn`` (auto | exact | faiss | tree, see
     :mod:`senclip.zeroshot.knn`) build the paper's affinity. ``lam`` weighs the text prior (KL term),
-    ``laplacian`` the graph term. ``support``: labelled cells (a :class:`Support` or (index, label))
-    whose assignment is fixed. Image rows are L2-normalised here (as the paper's features are);
-    texts too, unless ``bias`` (K,) is given: then ``texts`` are a linear classifier's class vectors (the
-    few-shot head) and the prior is softmax(T · f·t + bias), used as they are. Raises :class:`InputError` on shapes or values it cannot use."""
-    return solve(images, texts, edges=edges, neighbours=neighbours, knn=knn, lam=lam, laplacian=laplacian,
-                 outer=outer, inner=inner, init_top=init_top, temperature=temperature,
-                 likelihood_scale=likelihood_scale, support=support, bias=bias, feedback=feedback).probs
+    ``laplacian`` the graph term. ``anchor``: how many cells of evidence a class mean's start counts
+    for; ``drop``: a class whose share falls below ``drop``/K is dropped. ``support``: labelled cells (a
+    :class:`Support` or (index, label)) whose assignment is fixed (their classes are never dropped).
+    Image rows are L2-normalised here (as the paper's features are); texts too, unless ``bias`` (K,) is
+    given: then ``texts`` are a linear classifier's class vectors (the few-shot head) and the prior is
+    softmax(T · f·t + bias), used as they are. Raises :class:`InputError` on shapes or values it cannot use."""
+    return solve(images, texts, method=method, edges=edges, neighbours=neighbours, knn=knn, lam=lam,
+                 laplacian=laplacian, outer=outer, inner=inner, init_top=init_top, temperature=temperature,
+                 likelihood_scale=likelihood_scale, anchor=anchor, drop=drop, support=support, bias=bias,
+                 feedback=feedback).probs
 
 
-def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, knn: str = "auto",
-          lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER, inner: int = DEFAULT_INNER,
-          init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
-          likelihood_scale: float = LIKELIHOOD_SCALE, support: Support | tuple | None = None,
-          bias=None, feedback=None) -> Solution:
-    """:func:`transduce` with its record: options, the kNN index that ran, seconds per stage."""
+def solve(images, texts, *, method: str = DEFAULT_METHOD, edges=None, neighbours: int = DEFAULT_NEIGHBOURS,
+          knn: str = "auto", lam: float = 1.0, laplacian: float = 1.0, outer: int = DEFAULT_OUTER,
+          inner: int = DEFAULT_INNER, init_top: int = DEFAULT_INIT_TOP, temperature: float = LOGIT_SCALE,
+          likelihood_scale: float = LIKELIHOOD_SCALE, anchor: float = ANCHOR, drop: float = DROP,
+          support: Support | tuple | None = None, bias=None, feedback=None) -> Solution:
+    """:func:`transduce` with its record: method, parameters, absent classes, the kNN index, seconds."""
+    params = _params(method, neighbours=int(neighbours), lambda_=float(lam), laplacian=float(laplacian),
+                     outer=int(outer), inner=int(inner), init_top=int(init_top), temperature=float(temperature),
+                     likelihood_scale=float(likelihood_scale), anchor=float(anchor), drop=float(drop))
     texts = _check(images, texts, normalise=bias is None)
     feats = unit_rows(images)
     n, k = len(feats), len(texts)
@@ -116,30 +139,100 @@ def solve(images, texts, *, edges=None, neighbours: int = DEFAULT_NEIGHBOURS, kn
     clock.lap("graph")
     z = np.exp(log_prior)
     _fix(z, sup)
-    mu = _init_means(feats, log_prior, init_top, sup)
+    start = _init_means(feats, log_prior, init_top, sup)
+    mu, strength = start, (float(anchor) if method == "realistic" else 0.0)
     var = np.full(feats.shape[1], 1.0 / feats.shape[1], dtype=np.float32)
     sq = _square_sums(feats)
+    shares = Shares(z, drop, sup) if method == "realistic" else None
     for t in range(int(outer) + 1):  # outer (μ, Σ) updates between outer + 1 blocks of z-steps
         step()
         base = _log_likelihood(feats, mu, var)
         base *= np.float32(likelihood_scale)
         base += np.float32(lam) * log_prior
         for _ in range(int(inner)):
-            z = z_step(graph, base, z)
+            z = z_step(graph, base, z, None if shares is None else shares.offset())
             _fix(z, sup)
+            if shares is not None:
+                shares.update(z, may_drop=t < int(outer))
         if t < int(outer):
-            mu, var = _mean_var(feats, sq, z)
+            mu, var = _mean_var(feats, sq, z, start, strength)
     clock.lap("solve")
-    record = {"method": "TransCLIP (Zanella et al., NeurIPS 2024) + graph edges", "cells": n, "classes": k,
-              "neighbours": int(neighbours), "knn": knn_used, "lambda": float(lam), "laplacian": float(laplacian),
-              "outer": int(outer), "inner": int(inner), "init_top": int(init_top), "temperature": float(temperature),
-              "likelihood_scale": float(likelihood_scale), "extra_edges": edges is not None,
-              "support": 0 if sup is None else int(len(sup.index)), "edges": 0 if graph is None else int(graph.nnz),
-              "loops": describe(), "seconds": clock.laps}
+    record = {"method": method, "params": params, "cells": n, "classes": k, "knn": knn_used,
+              "extra_edges": edges is not None, "support": 0 if sup is None else int(len(sup.index)),
+              "edges": 0 if graph is None else int(graph.nnz), "loops": describe(), "seconds": clock.laps,
+              "absent": [] if shares is None else shares.absent()}
     if feedback is not None:
-        feedback.info(f"transductive: {n} cells, {k} classes, graph {record['edges']} edges "
-                      f"({clock.laps['graph']:.1f} s), solver {clock.laps['solve']:.1f} s")
+        feedback.info(f"transductive ({method}): {n} cells, {k} classes, graph {record['edges']} edges "
+                      f"({clock.laps['graph']:.1f} s), solver {clock.laps['solve']:.1f} s"
+                      + (f", {len(record['absent'])} class(es) absent or nearly" if record["absent"] else ""))
     return Solution(z, record)
+
+
+def _params(method: str, **params) -> dict:
+    """The method's parameters for the run record (``lambda_`` spelt ``lambda``); unknown methods refused."""
+    if method not in METHODS:
+        raise InputError(f"transductive method must be one of {', '.join(METHODS)}, got {method!r}")
+    params["lambda"] = params.pop("lambda_")
+    if method == "transclip":
+        del params["anchor"], params["drop"]
+    elif params["anchor"] < 0 or not 0 <= params["drop"] < 1:
+        raise InputError(f"anchor must be ≥ 0 and drop in [0, 1), got {params['anchor']} and {params['drop']}")
+    return params
+
+
+class Shares:
+    """The realistic method's class shares π_k: the EM update of a mixture's proportions,
+    π_k = Σ_i z_ik / N after every z-step, entering the next as log π_k (so a class the scene
+    holds little of loses its doubtful cells to the classes it holds much of, and an absent
+    class's share falls towards 0). A class whose share falls below ``drop``/K is dropped: its
+    column of z is zeroed and its log share is −∞ from then on (still a class of the map, with
+    no cell). Classes with labelled cells are never dropped. Drops are decided before the last
+    block of z-steps only, so every cell's last z comes from a full step over the classes kept."""
+
+    def __init__(self, z: np.ndarray, drop: float, sup: Support | None) -> None:
+        k = z.shape[1]
+        self.limit = float(drop) / k
+        self.keep = np.zeros(k, bool)
+        if sup is not None:
+            self.keep[np.unique(sup.label)] = True
+        self.alive = np.ones(k, bool)
+        self.dropped: dict[int, float] = {}
+        self.pi = z.sum(axis=0, dtype=np.float64) / len(z)
+
+    def offset(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.where(self.alive, np.log(np.maximum(self.pi, 1e-30)), -np.inf).astype(np.float32)
+
+    def update(self, z: np.ndarray, may_drop: bool) -> None:
+        self.pi = z.sum(axis=0, dtype=np.float64) / len(z)
+        low = self.alive & ~self.keep & (self.pi < self.limit)
+        low[np.argmax(self.pi)] = False  # the largest class always stays
+        if not (may_drop and low.any()):
+            return
+        for c in np.flatnonzero(low):
+            self.dropped[int(c)] = float(self.pi[c])
+        self.alive &= ~low
+        z[:, low] = 0.0
+        total = z.sum(axis=1, keepdims=True)
+        empty = total[:, 0] == 0  # a cell wholly in dropped classes: spread over the kept until the next step
+        z[empty] = self.alive / self.alive.sum()
+        total[empty] = 1.0
+        z /= total
+        self.pi = z.sum(axis=0, dtype=np.float64) / len(z)
+
+    def absent(self) -> list[dict]:
+        """Dropped classes (their share when dropped) and kept classes whose share ended below
+        :data:`NEARLY_ABSENT`/K: ``{"index": 1-based class value, "share", "dropped"}``, by share."""
+        near = [c for c in np.flatnonzero(self.alive) if self.pi[c] < NEARLY_ABSENT / len(self.pi)]
+        out = [{"index": c + 1, "share": round(s, 6), "dropped": True} for c, s in self.dropped.items()]
+        out += [{"index": int(c) + 1, "share": round(float(self.pi[c]), 6), "dropped": False} for c in near]
+        return sorted(out, key=lambda a: a["share"])
+
+
+def name_absent(record: dict, names) -> dict:
+    """The record with each absent class's name (``"class"``) beside its index, for the map's run record."""
+    absent = [{"class": names[a["index"] - 1], **a} for a in record.get("absent", [])]
+    return dict(record, absent=absent)
 
 
 class _Clock:
@@ -285,16 +378,19 @@ def _square_sums(feats) -> np.ndarray:
     return sq
 
 
-def _mean_var(feats, sq: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mean_var(feats, sq: np.ndarray, z: np.ndarray, start=None, strength: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """μ-step and Σ-step in one pass over the features. μ_k = unit(Σ_i z_ik f_i): the weighted mean
-    put back on the unit sphere (the published configuration; the features are unit vectors). Then
+    put back on the unit sphere (the published configuration; the features are unit vectors). With
+    ``strength`` a > 0 (the realistic method), μ_k = unit(Σ_i z_ik f_i + a μ⁰_k): the MAP mean under a
+    prior centred on the start μ⁰_k worth a cells, so the start weighs a / (n_k + a), much where the scene
+    holds little evidence for class k (soft count n_k) and nothing where it holds much. Then
     σ² = Σ_i Σ_k z_ik (f_i − μ_k)² / N around those unit means, expanded so that no (N, K, D) array
     exists: (Σ_i f_i² − 2 Σ_k μ_k ⊙ Σ_i z_ik f_i + Σ_k n_k μ_k²) / N (Σ_k z_ik = 1), summed in float64."""
     zf = np.zeros((z.shape[1], feats.shape[1]), dtype=np.float64)
     for a, b in blocks(len(feats)):
         zf += z[a:b].T @ feats[a:b]
     nk = z.sum(axis=0, dtype=np.float64)
-    mu = _unit(zf).astype(np.float64)
+    mu = _unit(zf if not strength else zf + strength * start).astype(np.float64)
     var = (sq - 2.0 * (mu * zf).sum(axis=0) + (nk[:, None] * mu * mu).sum(axis=0)) / nk.sum()
     return mu.astype(np.float32), np.maximum(var, 1e-8).astype(np.float32)
 
