@@ -235,3 +235,15 @@ def test_foreign_layouts_and_wrong_sizes_are_refused(tiny_pair, tmp_path):
     with pytest.raises(CheckpointError, match="lacks text_projection.*export-onnx"):
         build_export(sd, tmp_path / "b", preprocess=tiny_pair["pre"], **ident)
     assert not any(tmp_path.iterdir())  # nothing staged is left behind
+
+
+def test_half_precision_weights_build_fp32_graphs(tiny_pair, tmp_path):
+    """OpenAI's own files are fp16: the graphs are fp32 all the same, equal to those of the weights
+    cast to fp32 first."""
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tiny_pair["sd"].items()}
+    ident = dict(preprocess=tiny_pair["pre"], model_id="half", arch=tiny_pair["arch"], checksum="0" * 64)
+    a = onnx_encoders(build_export(half, tmp_path / "half", **ident))
+    b = onnx_encoders(build_export({k: v.astype(np.float32) for k, v in half.items()}, tmp_path / "cast", **ident))
+    chips = chips_for(64)[1]
+    np.testing.assert_array_equal(a[0].encode_chips(chips), b[0].encode_chips(chips))
+    np.testing.assert_array_equal(encode_texts(a[1]), encode_texts(b[1]))
