@@ -235,3 +235,45 @@ def test_foreign_layouts_and_wrong_sizes_are_refused(tiny_pair, tmp_path):
     with pytest.raises(CheckpointError, match="lacks text_projection.*export-onnx"):
         build_export(sd, tmp_path / "b", preprocess=tiny_pair["pre"], **ident)
     assert not any(tmp_path.iterdir())  # nothing staged is left behind
+
+
+def test_half_precision_weights_build_fp32_graphs(tiny_pair, tmp_path):
+    """OpenAI's own files are fp16: the graphs are fp32 all the same, equal to those of the weights
+    cast to fp32 first."""
+    half = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tiny_pair["sd"].items()}
+    ident = dict(preprocess=tiny_pair["pre"], model_id="half", arch=tiny_pair["arch"], checksum="0" * 64)
+    a = onnx_encoders(build_export(half, tmp_path / "half", **ident))
+    b = onnx_encoders(build_export({k: v.astype(np.float32) for k, v in half.items()}, tmp_path / "cast", **ident))
+    chips = chips_for(64)[1]
+    np.testing.assert_array_equal(a[0].encode_chips(chips), b[0].encode_chips(chips))
+    np.testing.assert_array_equal(encode_texts(a[1]), encode_texts(b[1]))
+
+
+NO_TORCH = """
+import json, sys
+for name in ("torch", "open_clip", "torchvision"):
+    sys.modules[name] = None  # any import of them now raises ImportError
+import numpy as np
+from senclip.models.onnx_graphs.build import build_export
+from senclip.models.registry import Preprocess
+sd = dict(np.load(sys.argv[1]))
+build_export(sd, sys.argv[2], preprocess=Preprocess.from_dict(json.loads(sys.argv[4])), model_id="no-torch",
+             arch=sys.argv[3], checksum="0" * 64)
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "open_clip", "torchvision") and sys.modules[m]))
+"""
+
+
+def test_builds_without_torch(tiny_pair, tmp_path):
+    """The builder's whole import chain runs with torch and open_clip unimportable, and its graphs are
+    those built here."""
+    import subprocess
+    import sys
+
+    np.savez(tmp_path / "sd.npz", **tiny_pair["sd"])
+    proc = subprocess.run([sys.executable, "-c", NO_TORCH, str(tmp_path / "sd.npz"), str(tmp_path / "out"),
+                           tiny_pair["arch"], json.dumps(tiny_pair["pre"].to_dict())], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    chips = chips_for(64)[0]
+    got = OnnxImageEncoder(tmp_path / "out" / "image.onnx", "cpu").encode_chips(chips)
+    assert cosines(got, OnnxImageEncoder(tiny_pair["mine"] / "image.onnx", "cpu").encode_chips(chips)).min() >= MIN_COSINE

@@ -70,8 +70,10 @@ def linear(g: Graph, x: str, sd: dict, prefix: str, scale: float = 1.0) -> str:
     scale folded into both). The weight is a MatMul initializer, which is what the int8 quantisers look
     for (static_int8.weight_matmuls)."""
     w, b = sd[f"{prefix}.weight"], sd[f"{prefix}.bias"]
-    y = g.op("MatMul", x, g.weight(f"{prefix}.weight", w.T * scale if scale != 1.0 else w.T))
-    return g.op("Add", y, g.weight(f"{prefix}.bias", b * scale if scale != 1.0 else b))
+    if scale != 1.0:  # in float64: fp16 weights (OpenAI's files) would lose their small values scaled in fp16
+        w, b = w.astype(np.float64) * scale, b.astype(np.float64) * scale
+    y = g.op("MatMul", x, g.weight(f"{prefix}.weight", w.T))
+    return g.op("Add", y, g.weight(f"{prefix}.bias", b))
 
 
 def project(g: Graph, x: str, sd: dict, key: str) -> str:
