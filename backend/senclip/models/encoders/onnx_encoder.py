@@ -36,27 +36,46 @@ def cuda_available() -> bool:
         return False
 
 
+CUDA_HELP = ("pip install 'onnxruntime-gpu[cuda,cudnn]' in place of onnxruntime (the backend's extra "
+             "light-cuda; docs/install.md), or use --device cpu or auto")
+
+
+def _providers(ort, device: str) -> list:
+    """Execution providers for ``device``: CUDA first where asked for (``cuda``, ``cuda:N``) or where
+    ``auto`` finds it; a CUDA request this onnxruntime cannot serve is an error, never a quiet CPU run."""
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    available = ort.get_available_providers()
+    if device == "cpu" or "CUDAExecutionProvider" not in available:
+        if device.startswith("cuda"):
+            raise BackendUnavailableError(
+                f"--device {device} but this onnxruntime has no CUDAExecutionProvider (it has "
+                f"{', '.join(available)}): {CUDA_HELP}")
+        return ["CPUExecutionProvider"]
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21: CUDA/cuDNN from NVIDIA's pip wheels
+        ort.preload_dlls()
+    cuda = {"device_id": int(device[5:])} if device.startswith("cuda:") else {}
+    return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+
+
 def _session(path: Path, device: str):
     ort = _ort()
     if not path.is_file():
         raise InputError(f"ONNX model {path} does not exist; export it with `senclip models export-onnx`")
-    available = ort.get_available_providers()
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
-    use_cuda = device != "cpu" and "CUDAExecutionProvider" in available
-    if device.startswith("cuda") and not use_cuda:
-        raise BackendUnavailableError(
-            f"--device {device} but this onnxruntime has no CUDAExecutionProvider (has {', '.join(available)}); "
-            "pip install onnxruntime-gpu, or use --device cpu or auto")
+    providers = _providers(ort, device)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = os.cpu_count() or 1
-    providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise InputError(f"ONNX model {path} cannot be loaded ({str(e).splitlines()[0][:200]}); "
                          "export it again with `senclip models export-onnx`") from None
-    return sess, ("cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
+    on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
+    if device.startswith("cuda") and not on_cuda:  # ORT falls back to the CPU with only a log line
+        raise BackendUnavailableError(
+            f"--device {device}: ONNX Runtime's CUDAExecutionProvider could not start (no NVIDIA driver, "
+            f"or CUDA/cuDNN libraries missing; ONNX Runtime's log above says which): {CUDA_HELP}")
+    return sess, ("cuda" if on_cuda else "cpu")
 
 
 def read_metadata(path: str | Path) -> dict:
