@@ -19,11 +19,15 @@ from pathlib import Path
 
 from . import backend_client, catalog, install_plan
 
+# The choices, in the order of the Processing menu (saved indices keep their meaning: 1 was and is the
+# light one). The packages behind each extra are listed once, in the backend's pyproject.toml.
 EXTRAS = {
-    "torch": "torch,onnx,cloud,fast",  # every model, ONNX export, onnxruntime, s2cloudless (L1C), numba (--transductive)
-    "onnx": "onnx",  # onnxruntime only: light, for models exported to ONNX
+    "torch": "torch,light,fast",  # full: + PyTorch and open_clip (training, GPU through torch, --backend torch), numba
+    "light": "light",  # the default: no torch; ONNX Runtime + OpenVINO + the s2cloudless cloud mask
     "none": "",  # dependencies are provided otherwise (offline wheelhouse, pre-made env)
+    "light-cuda": "light-cuda",  # light with ONNX Runtime's CUDA provider (NVIDIA GPU; opt-in)
 }
+DEFAULT_EXTRAS = "light"
 
 
 class InstallError(Exception):
@@ -93,7 +97,7 @@ def copy_backend_source(dest_root: Path) -> Path:
 
 
 def install(venv_dir: Path, *, base_python: Path | None = None, system_site_packages: bool | None = None,
-            extras: str = "torch", pip_options: list[str] | None = None, recreate: bool = False,
+            extras: str = DEFAULT_EXTRAS, pip_options: list[str] | None = None, recreate: bool = False,
             torch_build: str = "auto", bundle: Path | None = None, use_uv: bool = True,
             log=print, is_canceled=lambda: False) -> dict:
     """Make ``venv_dir`` a working backend environment and return its self-check report.
@@ -112,6 +116,9 @@ def install(venv_dir: Path, *, base_python: Path | None = None, system_site_pack
     except ValueError as exc:
         raise InstallError(str(exc)) from None
     extras = plan.extras
+    if extras not in EXTRAS:  # a bundle's manifest names what it holds
+        raise InstallError(f"the bundle holds the '{extras}' install, which this plugin does not offer "
+                           f"({', '.join(EXTRAS)}); make it again with `senclip bundle create`")
     log(plan.summary())
     catalog_dir = catalog.PLUGIN_DIR.resolve()
     if catalog_dir == venv_dir.resolve() or catalog_dir in venv_dir.resolve().parents:

@@ -97,3 +97,27 @@ def test_cpu_recipe_lists_everything_torch_needs_but_the_gpu_only_parts():
                 missing.append(f"{dist}: {r} (ours: {listed[name]})")
     assert missing == [], "requirements/torch-cpu-deps.txt is out of step with the installed torch: " + "; ".join(missing)
     assert SKIPPED <= {_norm(r.name) for r in _needs("torch")}, "a skipped requirement is gone: update the lists"
+
+
+def _dry(*targets: str, **variables: str) -> str:
+    cmd = ["make", "-n", "-B", *targets] + [f"{k}={v}" for k, v in variables.items()]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
+def test_setup_builds_the_torch_free_venv_and_test_and_demo_use_it(tmp_path):
+    """`make setup` also makes .venv-light from the system Python with the backend's light extra and the
+    test tools, nothing of torch, and refuses a venv where torch imports; `make test` runs the torch-free
+    tests in it after the main suite; `make demo` runs there, through ONNX Runtime."""
+    light = tmp_path / "light"
+    out = _dry("venv-light", LIGHT_VENV=str(light))
+    assert f"-m venv --system-site-packages {light}" in out
+    install = next(line for line in out.replace("\\\n", " ").splitlines() if "pip install" in line)
+    assert "-e 'backend[light]'" in install and "-r requirements/dev.txt" in install
+    assert not re.search(r"torch|open_clip|onnxscript", install.replace(str(light), "")), install
+    assert f'{light}/bin/python -c "import torch"' in out
+    assert "venv-light" in _dry("setup", "-p").split("\nsetup:")[1].splitlines()[0]
+    test = _dry("test", LIGHT_VENV=str(light))
+    main, torchfree = test.index(" -m pytest\n"), test.index(f"{light}/bin/python -m pytest tests/torchfree")
+    assert main < torchfree and f"SENCLIP_TORCH_PYTHON={REPO}/.venv/bin/python" in test
+    demo = _dry("demo", LIGHT_VENV=str(light))
+    assert f"{light}/bin/senclip demo --backend onnx" in demo

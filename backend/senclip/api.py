@@ -11,7 +11,7 @@ import datetime as _dt
 import platform
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -442,10 +442,11 @@ def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: 
                     max_reflectance=max_reflectance, stretch=stretch, min_valid=min_valid, bounds=bounds, mask=mask,
                     cloud_mask=cloud_mask, mask_snow=mask_snow, scl=scl, product_files=product_files, checkpoint=checkpoint, feedback=feedback,
                     loaded_model=lm)
-    if save_embeddings is not None:
-        res = embed(input, save_embeddings, overwrite=overwrite, **emb_opts)
-        return classify_store(res.path, out, loaded_model=lm, **common)
     with tempfile.TemporaryDirectory(prefix="senclip-") as tmp:
-        res = embed(input, Path(tmp) / "store", **emb_opts)
+        store = save_embeddings if save_embeddings is not None else Path(tmp) / "store"
+        res = embed(input, store, **dict(emb_opts, overwrite=overwrite if save_embeddings is not None else False))
+        del emb_opts
+        if loaded_model is None:  # ours alone: the map needs only the text tower, so the image one's memory goes first
+            lm = replace(lm, image=None)
         return classify_store(res.path, out, loaded_model=lm, **common)
 

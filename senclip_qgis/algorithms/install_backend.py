@@ -49,12 +49,16 @@ class InstallBackendAlgorithm(SenclipAlgorithm):
             behavior=compat.FILE_FOLDER, optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             self.EXTRAS, self.tr("What to install"),
-            options=[self.tr("PyTorch + open_clip + ONNX Runtime + s2cloudless (all models, L1C cloud masks; large download)"),
-                     self.tr("ONNX Runtime only (light; exported .onnx models; no L1C cloud masks)"),
-                     self.tr("the backend only (dependencies already present)")], defaultValue=0))
+            options=[self.tr("full: the light backend + PyTorch and open_clip (training, GPU through torch, "
+                             "the torch backend; large download)"),
+                     self.tr("light, without PyTorch: ONNX Runtime + OpenVINO + the s2cloudless cloud mask "
+                             "(every model and map; ≈ 0.55 GB)"),
+                     self.tr("the backend only (dependencies already present)"),
+                     self.tr("light with ONNX Runtime's CUDA provider (NVIDIA GPU, ≈ 2.9 GB; untested)")],
+            defaultValue=self.EXTRA_KEYS.index(installer.DEFAULT_EXTRAS)))
         self.addParameter(QgsProcessingParameterEnum(
-            self.TORCH_BUILD, self.tr("PyTorch build (auto: CUDA with an NVIDIA GPU, else CPU-only ≈ 0.9 GB "
-                                      "instead of ≈ 5.6 GB)"),
+            self.TORCH_BUILD, self.tr("PyTorch build of the full install (auto: CUDA with an NVIDIA GPU, else "
+                                      "CPU-only ≈ 1.6 GB instead of ≈ 6.2 GB)"),
             options=install_plan.TORCH_BUILDS, defaultValue="auto", usesStaticStrings=True))
         self.addParameter(QgsProcessingParameterFile(
             self.BUNDLE, self.tr("Offline bundle folder (from 'senclip bundle create'; empty = download)"),

@@ -3,6 +3,7 @@ cache layout, imported on the 'offline' side into an empty cache and verified.""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,9 +18,14 @@ MODEL = "senclip-vitb32-avgpool"
 def test_requirements_follow_the_installer_choices():
     base = requirements("none")
     assert any(r.startswith("numpy") for r in base) and not any(r.startswith("torch") for r in base)
-    assert any(r.startswith("onnxruntime") for r in requirements("onnx"))
-    torch = requirements("torch")
-    assert any(r.startswith("torch") for r in torch) and any(r.startswith("onnxruntime") for r in torch)
+    names = lambda extras: {re.split(r"[\[<>=;]", r)[0].strip() for r in requirements(extras)}  # noqa: E731
+    light = names("light")  # the extras made of extras (senclip[onnx,...]) are expanded, never downloaded
+    assert {"onnxruntime", "onnx", "openvino", "s2cloudless", "lightgbm"} <= light and "senclip" not in light
+    assert not light & {"torch", "open_clip_torch", "onnxruntime-gpu"}
+    cuda = names("light-cuda")
+    assert "onnxruntime-gpu" in cuda and "onnxruntime" not in cuda and "openvino" in cuda
+    torch = names("torch")
+    assert {"torch", "open_clip_torch", "onnxruntime", "openvino", "numba"} <= torch
 
 
 @pytest.mark.real_data

@@ -15,8 +15,9 @@ def bundle():
 @bundle.command("create")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--extras", type=click.Choice(choices("extras")), default=default("extras"), show_default=True,
-              help="What the backend needs: PyTorch + open_clip + ONNX Runtime, ONNX Runtime only, or nothing "
-                   "beyond the backend's own dependencies.")
+              help="What the backend needs: light (no PyTorch: ONNX Runtime, OpenVINO, the s2cloudless cloud "
+                   "mask), torch (light + PyTorch and open_clip: training, GPU through torch), none (the "
+                   "backend's own dependencies only) or light-cuda (light with ONNX Runtime's CUDA provider).")
 @click.option("--torch-build", type=click.Choice(choices("torch_build")), default=default("torch_build"), show_default=True,
               help="PyTorch build for --extras torch: CPU-only (from the PyTorch CPU wheel index, ~0.3 GB) or "
                    "PyPI's default with CUDA (~2.7 GB).")

@@ -29,7 +29,9 @@ from senclip.core.outputs import Staged, all_or_nothing
 from senclip.core.resources import RESOURCES
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-EXTRAS = {"torch": ["torch", "onnx"], "onnx": ["onnx"], "none": []}  # the plugin installer's choices
+# the plugin installer's choices (senclip_qgis/installer.py) and the extras each installs
+EXTRAS = {"light": ["light"], "torch": ["torch", "light", "fast"], "none": [], "light-cuda": ["light-cuda"]}
+_SELF = re.compile(r"^senclip\[([^\]]+)\]$")  # an extra made of other extras: senclip[onnx,openvino]
 
 
 def requirements(extras: str) -> list[str]:
@@ -39,8 +41,18 @@ def requirements(extras: str) -> list[str]:
     project = _project_table()
     reqs = list(project.get("dependencies", []))
     optional = project.get("optional-dependencies", {})
-    for name in EXTRAS[extras]:
-        reqs += optional.get(name, [])
+    todo, seen = list(EXTRAS[extras]), set()
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in optional.get(name, []):
+            inner = _SELF.match(req.replace(" ", ""))
+            if inner:
+                todo += inner.group(1).split(",")
+            else:
+                reqs.append(req)
     return list(dict.fromkeys(reqs))
 
 
@@ -63,7 +75,7 @@ def _project_table() -> dict:
     return project
 
 
-def create_bundle(out, *, extras: str = "torch", torch_build: str = "cpu", models: list[str] | None = None,
+def create_bundle(out, *, extras: str = "light", torch_build: str = "cpu", models: list[str] | None = None,
                   pip_options: list[str] | None = None, offline: bool = False,
                   feedback: Feedback | None = None) -> dict:
     """Write an offline bundle to ``out`` (a new or empty folder) and return its manifest.

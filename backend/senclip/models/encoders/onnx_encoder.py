@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -36,27 +37,51 @@ def cuda_available() -> bool:
         return False
 
 
+CUDA_HELP = ("pip install 'onnxruntime-gpu[cuda,cudnn]' in place of onnxruntime (the backend's extra "
+             "light-cuda; docs/install.md), or use --device cpu or auto")
+
+
+def _providers(ort, device: str) -> list:
+    """Execution providers for ``device``: CUDA first where asked for (``cuda``, ``cuda:N``) or where
+    ``auto`` finds it; a CUDA request this onnxruntime cannot serve is an error, never a quiet CPU run."""
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise InputError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
+    available = ort.get_available_providers()
+    if device == "cpu" or "CUDAExecutionProvider" not in available:
+        if device.startswith("cuda"):
+            raise BackendUnavailableError(
+                f"--device {device} but this onnxruntime has no CUDAExecutionProvider (it has "
+                f"{', '.join(available)}): {CUDA_HELP}")
+        return ["CPUExecutionProvider"]
+    if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21: CUDA/cuDNN from NVIDIA's pip wheels
+        ort.preload_dlls()
+    cuda = {"device_id": int(device[5:])} if device.startswith("cuda:") else {}
+    return [("CUDAExecutionProvider", cuda), "CPUExecutionProvider"]
+
+
 def _session(path: Path, device: str):
     ort = _ort()
     if not path.is_file():
         raise InputError(f"ONNX model {path} does not exist; export it with `senclip models export-onnx`")
-    available = ort.get_available_providers()
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda")
-    use_cuda = device != "cpu" and "CUDAExecutionProvider" in available
-    if device.startswith("cuda") and not use_cuda:
-        raise BackendUnavailableError(
-            f"--device {device} but this onnxruntime has no CUDAExecutionProvider (has {', '.join(available)}); "
-            "pip install onnxruntime-gpu, or use --device cpu or auto")
+    providers = _providers(ort, device)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = os.cpu_count() or 1
-    providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+    # Memory (docs/performance.md): with the memory pattern ORT keeps a plan and its buffers per input
+    # shape (each last, shorter batch adds one: +140 MB per shape for ViT-B/32), and its CPU arena never
+    # gives memory back. Both off: the image session peaks 628 MB instead of 832+, at the same speed.
+    opts.enable_mem_pattern = False
+    opts.enable_cpu_mem_arena = False
     try:
         sess = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise InputError(f"ONNX model {path} cannot be loaded ({str(e).splitlines()[0][:200]}); "
                          "export it again with `senclip models export-onnx`") from None
-    return sess, ("cuda" if sess.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
+    on_cuda = sess.get_providers()[0] == "CUDAExecutionProvider"
+    if device.startswith("cuda") and not on_cuda:  # ORT falls back to the CPU with only a log line
+        raise BackendUnavailableError(
+            f"--device {device}: ONNX Runtime's CUDAExecutionProvider could not start (no NVIDIA driver, "
+            f"or CUDA/cuDNN libraries missing; ONNX Runtime's log above says which): {CUDA_HELP}")
+    return sess, ("cuda" if on_cuda else "cpu")
 
 
 def read_metadata(path: str | Path) -> dict:
@@ -97,19 +122,33 @@ class OnnxImageEncoder:
 
 
 class OnnxTextEncoder:
+    """The text tower, its session made at the first use: a classify run encodes its prompts after the
+    scene, when the image tower is released, so the two (350 + 250 MB for ViT-B/32) never sit in memory
+    together (docs/performance.md, memory). A missing file still fails at once."""
+
     backend = "onnx"
 
     def __init__(self, path: str | Path, device: str = "auto", batch_size: int = 256) -> None:
         self.path = Path(path)
-        self.session, self.device = _session(self.path, device)
-        self.meta = _meta(self.session, self.path)
-        self.embed_dim = int(self.meta["embed_dim"])
-        self.context_length = int(self.meta["context_length"])
-        self.tokenizer = get_tokenizer(self.context_length)
+        if not self.path.is_file():
+            raise InputError(f"ONNX model {self.path} does not exist; export it with `senclip models export-onnx`")
+        self._device = device
         self.batch_size = batch_size
-        self._input = self.session.get_inputs()[0].name
-        # exports of format 3+ take any sequence length: padding after the longest prompt is cut
-        self.trim = json.loads(self.meta.get("text_trim", "false"))
+
+    @cached_property
+    def _loaded(self) -> tuple:
+        session, device = _session(self.path, self._device)
+        meta = _meta(session, self.path)
+        return session, device, meta, session.get_inputs()[0].name, get_tokenizer(int(meta["context_length"]))
+
+    session = property(lambda self: self._loaded[0])
+    device = property(lambda self: self._loaded[1])
+    meta = property(lambda self: self._loaded[2])
+    tokenizer = property(lambda self: self._loaded[4])
+    embed_dim = property(lambda self: int(self.meta["embed_dim"]))
+    context_length = property(lambda self: int(self.meta["context_length"]))
+    # exports of format 3+ take any sequence length: padding after the longest prompt is cut
+    trim = property(lambda self: json.loads(self.meta.get("text_trim", "false")))
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
@@ -123,5 +162,5 @@ class OnnxTextEncoder:
             part = tokens[i:i + self.batch_size]
             if self.trim:
                 part = np.ascontiguousarray(part[:, :max(2, int((part != 0).sum(1).max()))])
-            out.append(self.session.run(None, {self._input: part})[0])
+            out.append(self.session.run(None, {self._loaded[3]: part})[0])
         return np.concatenate(out).astype(np.float32, copy=False)
