@@ -1,8 +1,6 @@
 """Shared fixtures: data made in code, caches isolated per test."""
 from __future__ import annotations
 
-collect_ignore = ["torchfree"]  # run by the torch-free venv only (`make test-light`; tests/torchfree/conftest.py)
-
 
 # --- models: tiny checkpoints and an isolated weights cache (added by the models engineer) -------
 import sys as _sys  # noqa: E402

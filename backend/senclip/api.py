@@ -106,7 +106,7 @@ def _precision_tag(meta: dict) -> dict:
     return meta.get("precision") or {"precision": "fp32", "engine": meta.get("backend", ""), "reason": "not recorded"}
 
 
-def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+def embed(input, out, *, model=None, checkpoint=None, arch=None, backend: str = "auto", device: str = "auto",
           precision: str = "auto", int8: bool = False,
           tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
           offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
@@ -223,7 +223,7 @@ def store_probabilities(st: EmbeddingStore, class_emb: np.ndarray, *, calibrate:
 def classify_store(store, out, *, classes=None, prompts=None, prompt_style: str = "ground",
                    resolution: str = "grid", calibrate: str = "none", transductive: bool = False,
                    spatial: str = "8", model=None, checkpoint=None, arch=None,
-                   backend: str = "torch", device: str = "auto", input=None, overwrite: bool = False,
+                   backend: str = "auto", device: str = "auto", input=None, overwrite: bool = False,
                    offline: bool = False, feedback: Feedback | None = None, loaded_model=None,
                    extra_tags: dict | None = None) -> ClassifyResult:
     """Class map from an embedding store: prompts are encoded, images are not."""
@@ -396,7 +396,7 @@ def _pixel_validity(meta: dict, input) -> _PixelValidity | None:
 
 def classify(input=None, out=None, *, classes=None, prompts=None, prompt_style: str = "ground",
              embeddings=None, save_embeddings=None, resolution: str = "grid", calibrate: str = "none",
-             transductive: bool = False, spatial: str = "8", model=None, checkpoint=None, arch=None, backend: str = "torch", device: str = "auto",
+             transductive: bool = False, spatial: str = "8", model=None, checkpoint=None, arch=None, backend: str = "auto", device: str = "auto",
              precision: str = "auto", int8: bool = False, tile: int = DEFAULT_TILE, stride: int | None = None, batch_size: int = 32, bands=None, scale="auto",
              offset="auto", max_reflectance: float = DEFAULT_MAX_REFLECTANCE, stretch: str = "fixed",
              min_valid: float = DEFAULT_MIN_VALID, bounds=None, mask=None, cloud_mask=DEFAULT_CLOUD_MASK,

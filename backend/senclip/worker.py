@@ -213,7 +213,7 @@ def _loaded(args: dict, feedback: Feedback, state: State):
         from senclip.models.loading import load_model
 
         lm = load_model(model=args.get("model"), checkpoint=args.get("checkpoint"), arch=args.get("arch"),
-                        backend=args.get("backend", "torch"), device=args.get("device", "auto"),
+                        backend=args.get("backend", "auto"), device=args.get("device", "auto"),
                         offline=bool(args.get("offline", False)), int8=bool(args.get("int8", False)),
                         precision=args.get("precision") or "auto",
                         feedback=feedback)

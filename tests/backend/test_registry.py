@@ -39,3 +39,17 @@ def test_unknown_model_names_the_choices():
 
     with pytest.raises(InputError, match="senclip-vitb32-avgpool"):
         get_model_spec("senclip-vitl14")
+
+
+def test_backend_auto_is_torch_where_installed_else_onnx(monkeypatch):
+    """--backend auto (the default of the CLI, the API and the plugin's menus) runs torch where it is
+    installed and ONNX Runtime on the light install; explicit choices are taken as asked."""
+    from senclip.core.choices import default
+    from senclip.models import loading
+
+    assert default("backend") == "auto"
+    monkeypatch.setattr(loading, "_has_torch", lambda: True)
+    assert loading.resolve_backend("auto") == "torch"
+    monkeypatch.setattr(loading, "_has_torch", lambda: False)
+    assert loading.resolve_backend("auto") == "onnx"
+    assert loading.resolve_backend("torch") == "torch" and loading.resolve_backend("onnx") == "onnx"

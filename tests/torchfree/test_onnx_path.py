@@ -175,3 +175,16 @@ def test_dock_worker_reprompts_from_a_store(scene_store, tmp_path):
     assert results[2]["result"]["classes"] == ["forest", "water"] and Path(results[2]["result"]["path"]).is_file()
     infos = [e["message"] for e in events if e.get("event") == "info"]
     assert any("from its ONNX export" in m for m in infos) and not any("precision auto" in m for m in infos)
+
+
+def test_cli_classifies_a_scene_with_the_default_backend(scene_store, released, tmp_path):
+    """The light install maps without a flag: --backend's default (auto) picks ONNX Runtime when torch
+    is absent (with the old default, torch, this run stopped asking for PyTorch)."""
+    scene, _, _ = scene_store
+    cli = "from senclip.cli.main import main; main(sys.argv[1:])"
+    proc = run_probed(cli, "classify", str(scene), "--classes", "forest;water", "--checkpoint",
+                      released["vit.ckpt"], "--precision", "fp32", "--out", tmp_path / "default.tif")
+    assert proc.returncode == 0 and (tmp_path / "default.tif").is_file(), proc.stderr[-2000:]
+    with rasterio.open(tmp_path / "default.tif") as ds:
+        assert ds.tags()["SENCLIP_BACKEND"] == "onnx"
+    assert "torch is not installed, so ONNX Runtime runs the model" in proc.stderr

@@ -24,7 +24,8 @@ model_options = _stack(
                       "model, architecture read from the keys) or an open_clip checkpoint."),
     click.option("--arch", default=None, help="open_clip architecture for --checkpoint when it cannot be inferred."),
     click.option("--backend", type=click.Choice(choices("backend")), default=default("backend"), show_default=True,
-                 help="Inference engine. onnx runs without torch (export with 'senclip models export-onnx')."),
+                 help="Inference engine. auto: torch where it is installed, else onnx (ONNX Runtime/OpenVINO, no torch "
+                      "needed: the ONNX graphs are built from the weights once and cached)."),
     click.option("--device", type=click.Choice(choices("device")), default=default("device"), show_default=True,
                  help="auto uses CUDA when available and says which device ran."),
     click.option("--precision", type=click.Choice(choices("precision")), default=default("precision"), show_default=True,

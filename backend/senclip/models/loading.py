@@ -38,6 +38,18 @@ class _Identity:
     checkpoint: Path | None = None
 
 
+def resolve_backend(backend: str, feedback: Feedback | None = None) -> str:
+    """``auto`` (the default) -> ``torch`` where torch and open_clip are installed, else ``onnx``: the
+    light install (no torch, what the plugin installs by default) maps without a flag, and a full
+    install keeps the torch backend it always had. ``torch`` and ``onnx`` are taken as asked."""
+    if backend != "auto":
+        return backend
+    chosen = "torch" if _has_torch() else "onnx"
+    if feedback is not None and chosen == "onnx":
+        feedback.info("backend auto: torch is not installed, so ONNX Runtime runs the model")
+    return chosen
+
+
 def _has_torch() -> bool:
     try:
         return all(importlib.util.find_spec(m) is not None for m in ("torch", "open_clip"))
@@ -93,7 +105,7 @@ def _build_torch(ident: _Identity, offline: bool, feedback: Feedback):
 
 
 def load_model(model: str | None = None, checkpoint: str | Path | None = None, *, arch: str | None = None,
-               backend: str = "torch", device: str = "auto", offline: bool = False,
+               backend: str = "auto", device: str = "auto", offline: bool = False,
                onnx_dir: str | Path | None = None, precision: str = "fp32", int8: bool = False,
                feedback: Feedback | None = None) -> LoadedModel:
     """Image and text encoders for a registry model (default SenCLIP ViT-B/32) or a checkpoint.
@@ -101,7 +113,7 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
     Args:
         model: registry id; ``untrained-smoke`` is a random ViT-B/32 (seed 0), for checks only.
         checkpoint: a SenCLIP/OpenAI-format state_dict (arch inferred) or an open_clip one (``arch``).
-        backend: ``torch`` or ``onnx``. ONNX uses ``onnx_dir`` or the cached export, making it
+        backend: ``auto`` (torch where installed, else onnx), ``torch`` or ``onnx``. ONNX uses ``onnx_dir`` or the cached export, making it
             first when missing (with torch where installed, else torch-free: :func:`exporter`).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``; the result says what ran.
         precision: ``fp32`` (default here: exact), ``bf16``, ``int8`` or ``auto`` (the fastest this
@@ -115,8 +127,9 @@ def load_model(model: str | None = None, checkpoint: str | Path | None = None, *
         BackendUnavailableError: torch / onnxruntime missing, or an architecture only torch can export.
     """
     feedback = feedback or Feedback()
-    if backend not in ("torch", "onnx"):
-        raise InputError(f"unknown backend {backend!r}; use torch or onnx")
+    if backend not in ("auto", "torch", "onnx"):
+        raise InputError(f"unknown backend {backend!r}; use auto, torch or onnx")
+    backend = resolve_backend(backend, feedback)
     precision = check_precision("int8" if int8 else precision)
     if backend == "onnx":
         return _load_onnx(model, checkpoint, arch, device, offline, onnx_dir, precision, feedback)

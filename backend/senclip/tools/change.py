@@ -97,7 +97,7 @@ def transitions(before: np.ndarray, after: np.ndarray, both: np.ndarray, names: 
 
 
 def change(store_a, store_b, out, *, classes=None, prompts=None, prompt_style: str = "ground", changes_out=None,
-           table=None, backend: str = "torch", device: str = "auto", offline: bool = False, overwrite: bool = False,
+           table=None, backend: str = "auto", device: str = "auto", offline: bool = False, overwrite: bool = False,
            feedback: Feedback | None = None, loaded_model=None) -> ChangeResult:
     """Cosine-distance raster ``out`` of two dates; with classes/prompts also the from → to table
     (``table``: CSV) and the changed cells (``changes_out``)."""

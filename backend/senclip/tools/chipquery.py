@@ -78,7 +78,7 @@ def chip_windows(rgb: np.ndarray, valid: np.ndarray, tile: int, stride: int) -> 
     return np.stack(pieces)
 
 
-def chip_query_vector(st: EmbeddingStore, path, *, backend: str = "torch", device: str = "auto",
+def chip_query_vector(st: EmbeddingStore, path, *, backend: str = "auto", device: str = "auto",
                       offline: bool = False, feedback: Feedback | None = None,
                       loaded_model=None) -> tuple[np.ndarray, dict]:
     """(D,) unit query vector of the chip ``path`` and a description of the query."""

@@ -177,7 +177,7 @@ def cross_validate(ex: ExampleSet, names: list[str], text: dict[int, np.ndarray]
 
 def fewshot(store, out, *, examples, field: str = "class", classes=None, prompts=None, prompt_style: str = "ground",
             example_weight: float = DEFAULT_EXAMPLE_WEIGHT, folds: int = DEFAULT_FOLDS, resolution: str = "grid",
-            calibrate: str = "none", backend: str = "torch", device: str = "auto", offline: bool = False,
+            calibrate: str = "none", backend: str = "auto", device: str = "auto", offline: bool = False,
             input=None, overwrite: bool = False, feedback: Feedback | None = None,
             loaded_model=None, transductive: bool = False, spatial: str = "8") -> FewShotResult:
     """Class map of ``store`` from labelled ``examples`` (vector file or GeoJSON features with a

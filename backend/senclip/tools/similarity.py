@@ -38,7 +38,7 @@ class SimilarResult:
 
 
 def query_vector(st: EmbeddingStore, *, query=None, text: str | None = None, chip=None, prompt_style: str = "ground",
-                 backend: str = "torch", device: str = "auto", offline: bool = False,
+                 backend: str = "auto", device: str = "auto", offline: bool = False,
                  feedback: Feedback | None = None, loaded_model=None) -> tuple[np.ndarray, dict]:
     """(D,) unit query vector and a description of the query: features, a text or an image chip."""
     if sum(x is not None and x != "" for x in (query, text, chip)) != 1:
@@ -106,7 +106,7 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
 
 
 def find_similar(store, out, *, query=None, text: str | None = None, chip=None, threshold="auto", mask_out=None,
-                 prompt_style: str = "ground", backend: str = "torch", device: str = "auto", offline: bool = False,
+                 prompt_style: str = "ground", backend: str = "auto", device: str = "auto", offline: bool = False,
                  overwrite: bool = False, feedback: Feedback | None = None, loaded_model=None) -> SimilarResult:
     """Write the similarity raster ``out`` (float32, grid resolution, nodata −2) and, with
     ``mask_out``, the mask (uint8: 1 at or above the threshold, 0 below, 255 nodata)."""

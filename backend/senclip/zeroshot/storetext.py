@@ -24,7 +24,7 @@ def store_model_args(meta: dict) -> dict:
     return {"model": rec["model_id"], "checkpoint": None}
 
 
-def store_text_model(st: EmbeddingStore, *, backend: str = "torch", device: str = "auto", offline: bool = False,
+def store_text_model(st: EmbeddingStore, *, backend: str = "auto", device: str = "auto", offline: bool = False,
                      feedback: Feedback | None = None, loaded_model=None):
     """The store's model (checked against the store's checksum): its text tower for prompts, its
     image tower for a chip query."""
