@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from leftovers import leftovers
 from s2data import write_s2
 
 CLASSES = ";".join(f"class {i}" for i in range(19))
@@ -36,8 +37,9 @@ def _wait_for(pattern_dir: Path, pattern: str, proc, timeout: float = 240.0) -> 
     raise AssertionError(f"{pattern} never appeared in {pattern_dir}")
 
 
-def _everything(*folders: Path) -> list[str]:
-    return sorted(str(p) for f in folders for p in f.rglob("*"))
+def _everything(out: Path, tmp: Path) -> list[str]:
+    """What senclip left in the output folder and in TMPDIR (:func:`leftovers.leftovers`)."""
+    return leftovers(tmp, out)
 
 
 @pytest.fixture

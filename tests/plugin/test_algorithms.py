@@ -162,14 +162,14 @@ def test_parameters_become_backend_args_without_a_backend(provider, s2_raster, p
     assert args["model"] is None and args["checkpoint"] == str(plugin_checkpoint)
     assert args["bands"] == "3,2,1" and args["stride"] is None and args["tile"] == 64
     assert args["bounds"] == [400100.0, 5799000.0, 400500.0, 5799900.0]
-    assert (args["backend"], args["device"], args["prompt_style"], args["resolution"]) == ("torch", "auto", "ground", "grid")
+    assert (args["backend"], args["device"], args["prompt_style"], args["resolution"]) == ("auto", "auto", "ground", "grid")
     geojson = json.loads(Path(args["mask"]).read_text())
     x, y = geojson["features"][0]["geometry"]["coordinates"][0][0][:2]
     assert 300000 < x < 500000 and 5_700_000 < y < 5_900_000, "mask must be in the raster's UTM CRS"
     params["MODEL"] = "clip-rn50-openai"  # a model chosen beside a checkpoint: the checkpoint wins
     assert alg.request_args(params, context, QgsProcessingFeedback())["model"] is None
     assert args["stretch"] == "fixed" and args["int8"] is None and args["precision"] == "auto"
-    params.update(STRETCH=1, INT8=True, BACKEND=1, PRECISION=3)
+    params.update(STRETCH=1, INT8=True, BACKEND=2, PRECISION=3)
     args = alg.request_args(params, context, QgsProcessingFeedback())
     assert (args["stretch"], args["int8"], args["backend"], args["precision"]) == ("chip-minmax", True, "onnx", "int8")
     assert (args["transductive"], args["spatial"]) == (False, "8")

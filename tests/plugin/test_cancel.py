@@ -17,15 +17,8 @@ from pathlib import Path
 import pytest
 
 from senclip_qgis import backend_client
+from leftovers import leftovers
 
-
-def leftovers(tmpdir: Path, *outputs: Path) -> list[str]:
-    """What senclip left: everything below the output folders and below ``senclip-*`` in TMPDIR,
-    hidden names included (``Path.rglob`` lists dot-files; ``glob.glob('*')`` would not). Other
-    programs' caches in TMPDIR (torch's ``torchinductor_*``) are not senclip's."""
-    mine = [p for p in Path(tmpdir).iterdir() if p.name.startswith("senclip-")]
-    return sorted(str(p) for p in mine + [q for m in mine if m.is_dir() for q in m.rglob("*")]
-                  + [q for f in outputs for q in Path(f).rglob("*")])
 
 
 def trap_script(tmp_path: Path, on_term: str) -> Path:

@@ -78,6 +78,7 @@ def export_onnx(model, out_dir: str | Path, *, preprocess: Preprocess, model_id:
     from senclip.models.encoders.torch_encoder import embed_dim_of
 
     feedback = feedback or Feedback()
+    check_target(out_dir, overwrite)
     model = model.float().eval().cpu()
     meta = export_metadata(preprocess, model_id=model_id, arch=arch, checksum=checksum, untrained=untrained,
                            embed_dim=embed_dim_of(model), context_length=int(model.context_length),
@@ -127,11 +128,18 @@ def write_export(out_dir: str | Path, meta: dict, write, *, int8: bool = False, 
     return out_dir
 
 
-def _stage(out_dir: Path, overwrite: bool) -> Staged:
-    """The temporary sibling folder the export is built in, after checking ``out_dir`` may be replaced."""
+def check_target(out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse ``out_dir`` before any work (model conversion, graph building) when the export may not
+    go there: it exists and ``overwrite`` is false, or it holds anything but an export senclip wrote."""
+    out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise OutputError(f"{out_dir} already exists; remove it or choose another --out")
     check_replaceable(out_dir, "onnx")  # never replace a folder that holds anything but an export
+
+
+def _stage(out_dir: Path, overwrite: bool) -> Staged:
+    """The temporary sibling folder the export is built in, after checking ``out_dir`` may be replaced."""
+    check_target(out_dir, overwrite)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         return Staged(out_dir, folder=True)
