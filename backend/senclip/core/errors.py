@@ -23,6 +23,11 @@ class CheckpointError(InputError):
     """A checkpoint file is unreadable, truncated, or fits no known architecture."""
 
 
+class ForeignLayoutError(CheckpointError):
+    """A readable state_dict whose keys are not the OpenAI-CLIP / SenCLIP layout (another open_clip
+    model): only torch's exporter, given ``--arch``, can make its ONNX export."""
+
+
 class WeightsNotAvailableError(SenclipError, FileNotFoundError):
     """Weights are neither cached nor downloadable (offline, or no network)."""
 

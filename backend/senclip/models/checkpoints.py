@@ -17,7 +17,7 @@ import struct
 import zipfile
 from pathlib import Path
 
-from senclip.core.errors import CheckpointError
+from senclip.core.errors import CheckpointError, ForeignLayoutError
 from senclip.core.outputs import Staged
 
 EXPECTED_KEYS = "visual.*, transformer.resblocks.*, token_embedding.weight, positional_embedding, " \
@@ -177,7 +177,7 @@ def infer_arch(sd: dict) -> str:
     """
     if not _is_openai_layout(sd):
         sample = ", ".join(sorted(sd)[:6])
-        raise CheckpointError(
+        raise ForeignLayoutError(
             f"checkpoint keys fit no known architecture: expected {EXPECTED_KEYS} (the OpenAI-CLIP / "
             f"SenCLIP layout) but found {sample}{', ...' if len(sd) > 6 else ''}; for another open_clip "
             "architecture pass --arch NAME (e.g. --arch ViT-B-16)"

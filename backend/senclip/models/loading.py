@@ -15,7 +15,8 @@ from pathlib import Path
 
 from senclip.models.checkpoints import sha256_file
 from senclip.models.encoders.base import LoadedModel
-from senclip.core.errors import BackendUnavailableError, CheckpointError, InputError, SenclipError
+from senclip.core.errors import (BackendUnavailableError, CheckpointError, ForeignLayoutError, InputError,
+                                 SenclipError)
 from senclip.core.feedback import Feedback
 from senclip.models.precision import check_precision
 from senclip.models.registry import DEFAULT_MODEL, SENCLIP_MEAN, SENCLIP_STD, Preprocess, get_model_spec
@@ -266,8 +267,8 @@ def _make_export(ident: _Identity, onnx_dir: Path, offline: bool, feedback: Feed
 
         try:
             sd = _numpy_weights(ident, offline, feedback)
-        except CheckpointError as e:
-            if not _has_torch() or "layout" not in str(e) and "architecture" not in str(e):
+        except ForeignLayoutError as e:
+            if not _has_torch():
                 raise
             feedback.info(f"the torch-free builder cannot read it ({str(e)[:120]}...): exporting with torch")
         else:
