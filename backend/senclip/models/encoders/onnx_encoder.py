@@ -136,15 +136,25 @@ class OnnxTextEncoder:
         self.batch_size = batch_size
 
     @cached_property
-    def _loaded(self) -> tuple:
-        session, device = _session(self.path, self._device)
-        meta = _meta(session, self.path)
-        return session, device, meta, session.get_inputs()[0].name, get_tokenizer(int(meta["context_length"]))
+    def _opened(self) -> tuple:
+        """(session, device that runs it), made at the first use."""
+        return _session(self.path, self._device)
 
-    session = property(lambda self: self._loaded[0])
-    device = property(lambda self: self._loaded[1])
-    meta = property(lambda self: self._loaded[2])
-    tokenizer = property(lambda self: self._loaded[4])
+    session = property(lambda self: self._opened[0])
+    device = property(lambda self: self._opened[1])
+
+    @cached_property
+    def meta(self) -> dict:
+        return _meta(self.session, self.path)
+
+    @cached_property
+    def tokenizer(self):
+        return get_tokenizer(self.context_length)
+
+    @cached_property
+    def _input(self) -> str:
+        return self.session.get_inputs()[0].name
+
     embed_dim = property(lambda self: int(self.meta["embed_dim"]))
     context_length = property(lambda self: int(self.meta["context_length"]))
     # exports of format 3+ take any sequence length: padding after the longest prompt is cut
@@ -162,5 +172,5 @@ class OnnxTextEncoder:
             part = tokens[i:i + self.batch_size]
             if self.trim:
                 part = np.ascontiguousarray(part[:, :max(2, int((part != 0).sum(1).max()))])
-            out.append(self.session.run(None, {self._loaded[3]: part})[0])
+            out.append(self.session.run(None, {self._input: part})[0])
         return np.concatenate(out).astype(np.float32, copy=False)
